@@ -1,0 +1,15 @@
+"""Native (no Docker) bring-up of the consortium's Fabric network from ``network/consortium.yaml``.
+
+Modules, one job each:
+
+* :mod:`.config`    -- parse and validate ``consortium.yaml`` into typed objects
+* :mod:`.fabricbin` -- locate the pinned Fabric binaries and run them with clear errors
+* :mod:`.material`  -- crypto material (cryptogen) and the channel genesis block (configtxgen)
+* :mod:`.nodes`     -- per-node environment, process start/stop, health checks
+* :mod:`.manager`   -- ``up | down | status | logs`` orchestration
+* :mod:`.cli`       -- the command line behind ``network/network.sh``
+"""
+
+from .config import ConfigError, ConsortiumConfig, load_config
+
+__all__ = ["ConfigError", "ConsortiumConfig", "load_config"]

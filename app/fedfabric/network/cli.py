@@ -1,0 +1,143 @@
+"""Command line behind ``network/network.sh``: bring the consortium network up, down, inspect it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from . import paths
+from .config import ConfigError, load_config
+from .fabricbin import FabricBinaryError, build
+from .manager import Network
+from .nodes import NodeError
+
+console = Console(stderr=True)
+
+EPILOG = """\
+commands:
+  build            build the pinned Fabric binaries from the Go module proxy (cached)
+  up               crypto material, genesis block, 3 Raft orderers + peers on the channel, health-checked
+  down             stop exactly the processes 'up' started and remove the run directory
+  status           table of every node: up/down, pid, ports, channel block height
+  logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
+
+environment:
+  FEDFABRIC_RUN_DIR     where generated state, ledgers and logs live (default: <repo>/run)
+  FEDFABRIC_CACHE       Fabric build cache (default: ~/.cache/fedfabric)
+  FEDFABRIC_FABRIC_BIN  use Fabric binaries from this directory instead of the pinned build
+"""
+
+
+def _network(args: argparse.Namespace) -> Network:
+    return Network(load_config(args.config), Path(args.run_dir) if args.run_dir else None,
+                   report=lambda m: console.print(f"[dim]•[/dim] {m}"))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    inst = build(force=args.force)
+    version = subprocess.run([str(inst.binary("peer")), "version"], capture_output=True, text=True).stdout
+    console.print(f"Fabric binaries in {inst.bin_dir} ({time.monotonic() - t0:.1f}s)")
+    print(version.strip())
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if not args.no_build:
+        build()
+    net = _network(args)
+    t0 = time.monotonic()
+    net.up()
+    console.print(f"[green]network up[/green] in {time.monotonic() - t0:.1f}s "
+                  f"(channel '{net.config.channel}', run dir {net.layout.root})")
+    _print_status(net)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    net = _network(args)
+    t0 = time.monotonic()
+    stopped = net.down(keep_state=args.keep)
+    console.print(f"[green]network down[/green]: {len(stopped)} process(es) stopped "
+                  f"in {time.monotonic() - t0:.1f}s")
+    return 0
+
+
+def _print_status(net: Network) -> bool:
+    table = Table(title=f"fedfabric network — channel '{net.config.channel}'")
+    for col in ("node", "kind", "state", "pid", "ports", "height", "health"):
+        table.add_column(col)
+    statuses = net.status()
+    for s in statuses:
+        ports = " ".join(f"{k}={v}" for k, v in s.ports.items())
+        table.add_row(s.node_id, s.kind, "[green]up[/green]" if s.up else "[red]down[/red]",
+                      str(s.pid or "-"), ports, "-" if s.height is None else str(s.height), s.health)
+    Console().print(table)
+    return all(s.up for s in statuses)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return 0 if _print_status(_network(args)) else 3
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    net = _network(args)
+    targets = [args.node] if args.node else [s.node_id for s in net.specs()]
+    files = [net.log_path(n) for n in targets]
+    missing = [str(f) for f in files if not f.exists()]
+    if args.node and missing:
+        raise NodeError(f"no log yet for {args.node} ({missing[0]})")
+    cmd = ["tail", "-n", str(args.lines)] + (["-F"] if args.follow else []) + \
+          [str(f) for f in files if f.exists()]
+    if len(cmd) == 3 + (1 if args.follow else 0):
+        console.print("no logs yet (is the network up?)")
+        return 1
+    os.execvp("tail", cmd)
+    return 0  # pragma: no cover
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="network.sh",
+        description="Run the fedfabric consortium's Hyperledger Fabric network as native processes on "
+                    "127.0.0.1 (no Docker), derived from network/consortium.yaml.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=str(paths.DEFAULT_CONFIG), help="consortium file (default: %(default)s)")
+    p.add_argument("--run-dir", default=None, help="run directory (default: $FEDFABRIC_RUN_DIR or <repo>/run)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    b = sub.add_parser("build", help="build the pinned Fabric binaries")
+    b.add_argument("--force", action="store_true", help="rebuild even when the cache is current")
+    b.set_defaults(func=cmd_build)
+    u = sub.add_parser("up", help="bring the network up (idempotent)")
+    u.add_argument("--no-build", action="store_true", help="do not build binaries; fail if missing")
+    u.set_defaults(func=cmd_up)
+    d = sub.add_parser("down", help="stop the network and remove its state")
+    d.add_argument("--keep", action="store_true", help="stop processes but keep the run directory")
+    d.set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show every node").set_defaults(func=cmd_status)
+    lg = sub.add_parser("logs", help="show node logs")
+    lg.add_argument("node", nargs="?", help="node id, e.g. orderer1 or peer0.org1")
+    lg.add_argument("-n", "--lines", type=int, default=50)
+    lg.add_argument("-f", "--follow", action="store_true")
+    lg.set_defaults(func=cmd_logs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, FabricBinaryError, NodeError) as exc:
+        console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

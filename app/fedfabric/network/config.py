@@ -1,0 +1,291 @@
+"""Parse and validate ``consortium.yaml``: the single source of truth for the network."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """The consortium file is malformed; the message names the offending field."""
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_MSP = re.compile(r"^[A-Za-z][A-Za-z0-9.-]{0,62}$")
+_CHANNEL = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 * 1024}
+
+
+@dataclass(frozen=True)
+class Batch:
+    timeout_ms: int
+    max_message_count: int
+    absolute_max_bytes: int
+    preferred_max_bytes: int
+
+
+@dataclass(frozen=True)
+class Orderer:
+    name: str
+    port: int
+    admin_port: int
+    operations_port: int
+    org_domain: str
+
+    @property
+    def host_name(self) -> str:
+        return f"{self.name}.{self.org_domain}"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"listen": self.port, "admin": self.admin_port, "operations": self.operations_port}
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    port: int
+    chaincode_port: int
+    operations_port: int
+    org_domain: str
+
+    @property
+    def host_name(self) -> str:
+        return f"{self.name}.{self.org_domain}"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"listen": self.port, "chaincode": self.chaincode_port,
+                "operations": self.operations_port}
+
+
+@dataclass(frozen=True)
+class OrdererOrg:
+    name: str
+    msp_id: str
+    domain: str
+    consensus: str
+    orderers: tuple[Orderer, ...]
+
+
+@dataclass(frozen=True)
+class PeerOrg:
+    name: str
+    msp_id: str
+    domain: str
+    stake: int
+    peer: Peer
+    chaincode_server_port: int
+
+
+@dataclass(frozen=True)
+class Chaincode:
+    name: str
+    version: str
+    endorsement_quorum: Fraction
+
+
+@dataclass(frozen=True)
+class ConsortiumConfig:
+    channel: str
+    domain: str
+    host: str
+    batch: Batch
+    orderer_org: OrdererOrg
+    orgs: tuple[PeerOrg, ...]
+    chaincode: Chaincode
+    source: Path | None = field(default=None, compare=False)
+
+    def org(self, name: str) -> PeerOrg:
+        """The peer org called ``name`` (``org1``) or with that MSP id (``Org1MSP``)."""
+        for o in self.orgs:
+            if name in (o.name, o.msp_id):
+                return o
+        raise ConfigError(f"no org named {name!r}; known: {', '.join(o.name for o in self.orgs)}")
+
+    @property
+    def total_stake(self) -> int:
+        return sum(o.stake for o in self.orgs)
+
+    def node_ports(self) -> dict[str, dict[str, int]]:
+        """Every node's listeners, keyed by node id (``orderer1``, ``peer0.org1``, ``cc.org1``)."""
+        out: dict[str, dict[str, int]] = {}
+        for o in self.orderer_org.orderers:
+            out[o.name] = o.ports
+        for org in self.orgs:
+            out[f"{org.peer.name}.{org.name}"] = org.peer.ports
+            out[f"cc.{org.name}"] = {"chaincode-server": org.chaincode_server_port}
+        return out
+
+
+def _req(d: dict[str, Any], key: str, where: str) -> Any:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+    if key not in d or d[key] is None:
+        raise ConfigError(f"{where}.{key}: missing")
+    return d[key]
+
+
+def _int(value: Any, where: str, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{where}: {value} is outside [{lo}, {hi}]")
+    return value
+
+
+def _port(value: Any, where: str) -> int:
+    return _int(value, where, 1024, 65535)
+
+
+def _name(value: Any, where: str, pattern: re.Pattern[str] = _NAME) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(f"{where}: invalid name {value!r} (expected {pattern.pattern})")
+    return value
+
+
+def _size(value: Any, where: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int(value, where, 1, 2**31 - 1)
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ConfigError(f"{where}: invalid size {value!r} (e.g. '2 MB', '512 KB', 1048576)")
+    return _int(int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()], where, 1, 2**31 - 1)
+
+
+def _fraction(value: Any, where: str) -> Fraction:
+    try:
+        f = Fraction(str(value))
+    except (ValueError, ZeroDivisionError) as exc:
+        raise ConfigError(f"{where}: invalid fraction {value!r} (e.g. '2/3')") from exc
+    if not 0 < f <= 1:
+        raise ConfigError(f"{where}: {value} must be in (0, 1]")
+    return f
+
+
+def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
+    """Validate a parsed YAML document and build the typed configuration."""
+    if not isinstance(raw, dict):
+        raise ConfigError("consortium file: top level must be a mapping")
+    channel = _name(raw.get("channel", "fl"), "channel", _CHANNEL)
+    domain = str(raw.get("domain", "fedfabric.local"))
+    host = str(raw.get("host", "127.0.0.1"))
+    if host not in ("127.0.0.1", "localhost"):
+        raise ConfigError(f"host: {host!r} -- the native network only listens on 127.0.0.1")
+
+    b = raw.get("batch") or {}
+    batch = Batch(
+        timeout_ms=_int(b.get("timeout_ms", 200), "batch.timeout_ms", 10, 2000),
+        max_message_count=_int(b.get("max_message_count", 10), "batch.max_message_count", 1, 10000),
+        absolute_max_bytes=_size(b.get("absolute_max_bytes", "99 MB"), "batch.absolute_max_bytes"),
+        preferred_max_bytes=_size(b.get("preferred_max_bytes", "2 MB"), "batch.preferred_max_bytes"),
+    )
+    if batch.preferred_max_bytes > batch.absolute_max_bytes:
+        raise ConfigError("batch.preferred_max_bytes: larger than batch.absolute_max_bytes")
+
+    oo = _req(raw, "orderer_org", "consortium")
+    oo_name = _name(oo.get("name", "orderer"), "orderer_org.name")
+    oo_domain = f"{oo_name}.{domain}"
+    consensus = oo.get("consensus", "etcdraft")
+    if consensus != "etcdraft":
+        raise ConfigError(f"orderer_org.consensus: {consensus!r} not supported (etcdraft)")
+    orderers_raw = _req(oo, "orderers", "orderer_org")
+    if not isinstance(orderers_raw, list) or not orderers_raw:
+        raise ConfigError("orderer_org.orderers: expected a non-empty list")
+    orderers = tuple(
+        Orderer(
+            name=_name(_req(o, "name", f"orderer_org.orderers[{i}]"), f"orderer_org.orderers[{i}].name"),
+            port=_port(_req(o, "port", f"orderer_org.orderers[{i}]"), f"orderer_org.orderers[{i}].port"),
+            admin_port=_port(_req(o, "admin_port", f"orderer_org.orderers[{i}]"),
+                             f"orderer_org.orderers[{i}].admin_port"),
+            operations_port=_port(_req(o, "operations_port", f"orderer_org.orderers[{i}]"),
+                                  f"orderer_org.orderers[{i}].operations_port"),
+            org_domain=oo_domain,
+        )
+        for i, o in enumerate(orderers_raw)
+    )
+    orderer_org = OrdererOrg(
+        name=oo_name,
+        msp_id=_name(_req(oo, "msp_id", "orderer_org"), "orderer_org.msp_id", _MSP),
+        domain=oo_domain, consensus=consensus, orderers=orderers,
+    )
+
+    orgs_raw = _req(raw, "orgs", "consortium")
+    if not isinstance(orgs_raw, list) or not orgs_raw:
+        raise ConfigError("orgs: expected a non-empty list")
+    orgs = []
+    for i, o in enumerate(orgs_raw):
+        w = f"orgs[{i}]"
+        name = _name(_req(o, "name", w), f"{w}.name")
+        p = _req(o, "peer", w)
+        org_domain = f"{name}.{domain}"
+        orgs.append(PeerOrg(
+            name=name,
+            msp_id=_name(_req(o, "msp_id", w), f"{w}.msp_id", _MSP),
+            domain=org_domain,
+            stake=_int(_req(o, "stake", w), f"{w}.stake", 0, 10**12),
+            peer=Peer(
+                name=_name(p.get("name", "peer0"), f"{w}.peer.name"),
+                port=_port(_req(p, "port", f"{w}.peer"), f"{w}.peer.port"),
+                chaincode_port=_port(_req(p, "chaincode_port", f"{w}.peer"), f"{w}.peer.chaincode_port"),
+                operations_port=_port(_req(p, "operations_port", f"{w}.peer"),
+                                      f"{w}.peer.operations_port"),
+                org_domain=org_domain,
+            ),
+            chaincode_server_port=_port(_req(o, "chaincode_server_port", w), f"{w}.chaincode_server_port"),
+        ))
+    if sum(o.stake for o in orgs) <= 0:
+        raise ConfigError("orgs: total stake must be positive")
+
+    cc = raw.get("chaincode") or {}
+    chaincode = Chaincode(
+        name=_name(cc.get("name", "fedfabric"), "chaincode.name"),
+        version=str(cc.get("version", "1.0")),
+        endorsement_quorum=_fraction(cc.get("endorsement_quorum", "2/3"), "chaincode.endorsement_quorum"),
+    )
+
+    config = ConsortiumConfig(channel=channel, domain=domain, host="127.0.0.1", batch=batch,
+                              orderer_org=orderer_org, orgs=tuple(orgs), chaincode=chaincode,
+                              source=source)
+    _check_unique(config)
+    return config
+
+
+def _check_unique(config: ConsortiumConfig) -> None:
+    seen_ports: dict[int, str] = {}
+    for node, ports in config.node_ports().items():
+        for kind, port in ports.items():
+            if port in seen_ports:
+                raise ConfigError(f"{node}.{kind}: port {port} already used by {seen_ports[port]}")
+            seen_ports[port] = f"{node}.{kind}"
+    for what, values in (
+        ("orderer name", [o.name for o in config.orderer_org.orderers]),
+        ("org name", [o.name for o in config.orgs]),
+        ("msp_id", [config.orderer_org.msp_id] + [o.msp_id for o in config.orgs]),
+    ):
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise ConfigError(f"duplicate {what}: {', '.join(dupes)}")
+
+
+def load_config(path: str | Path) -> ConsortiumConfig:
+    """Read and validate a consortium file; errors name the file and the field."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read consortium file ({exc.strerror})") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    try:
+        return parse_config(raw, source=p.resolve())
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

@@ -1,0 +1,70 @@
+"""Paths inside the run directory, derived from the configuration (cryptogen's layout)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import ConsortiumConfig, Orderer, PeerOrg
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+    config: ConsortiumConfig
+
+    # -- generated files -------------------------------------------------------------------
+    @property
+    def crypto(self) -> Path:
+        return self.root / "crypto"
+
+    @property
+    def fabric_cfg(self) -> Path:
+        """FABRIC_CFG_PATH for every node and CLI call: core.yaml, orderer.yaml, configtx.yaml."""
+        return self.root / "config"
+
+    @property
+    def genesis_block(self) -> Path:
+        return self.root / "channel" / f"{self.config.channel}.block"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    def node_dir(self, node_id: str) -> Path:
+        return self.root / "nodes" / node_id
+
+    def log_file(self, node_id: str) -> Path:
+        return self.root / "logs" / f"{node_id}.log"
+
+    # -- orderer org -----------------------------------------------------------------------
+    @property
+    def orderer_org_dir(self) -> Path:
+        return self.crypto / "ordererOrganizations" / self.config.orderer_org.domain
+
+    def orderer_dir(self, o: Orderer) -> Path:
+        return self.orderer_org_dir / "orderers" / o.host_name
+
+    @property
+    def orderer_tls_ca(self) -> Path:
+        return self.orderer_org_dir / "tlsca" / f"tlsca.{self.config.orderer_org.domain}-cert.pem"
+
+    @property
+    def orderer_admin_dir(self) -> Path:
+        return self.orderer_org_dir / "users" / f"Admin@{self.config.orderer_org.domain}"
+
+    # -- peer orgs -------------------------------------------------------------------------
+    def org_dir(self, org: PeerOrg) -> Path:
+        return self.crypto / "peerOrganizations" / org.domain
+
+    def peer_dir(self, org: PeerOrg) -> Path:
+        return self.org_dir(org) / "peers" / org.peer.host_name
+
+    def org_tls_ca(self, org: PeerOrg) -> Path:
+        return self.org_dir(org) / "tlsca" / f"tlsca.{org.domain}-cert.pem"
+
+    def user_dir(self, org: PeerOrg, user: str = "Admin") -> Path:
+        return self.org_dir(org) / "users" / f"{user}@{org.domain}"
+
+    def user_msp(self, org: PeerOrg, user: str = "Admin") -> Path:
+        return self.user_dir(org, user) / "msp"

@@ -1,0 +1,263 @@
+"""Fabric node processes: their environment, start, health check and stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ConsortiumConfig, Orderer, PeerOrg
+from .fabricbin import FabricInstall
+from .layout import Layout
+from . import paths
+
+
+class NodeError(RuntimeError):
+    """A node could not be started or is unhealthy; the message names the node and its log."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything needed to run one node as a native process."""
+
+    node_id: str                  # orderer1, peer0.org1, cc.org1
+    kind: str                     # orderer | peer | chaincode
+    argv: list[str]
+    env: dict[str, str]
+    ports: dict[str, int]
+    health_url: str | None = None
+    tls_ca: Path | None = None
+    cwd: Path | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _tls_files(d: Path) -> tuple[str, str, str]:
+    return str(d / "tls" / "server.crt"), str(d / "tls" / "server.key"), str(d / "tls" / "ca.crt")
+
+
+def orderer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o: Orderer) -> NodeSpec:
+    d = layout.orderer_dir(o)
+    cert, key, ca = _tls_files(d)
+    data = layout.node_dir(o.name)
+    host = config.host
+    env = {
+        "FABRIC_CFG_PATH": str(layout.fabric_cfg),
+        "FABRIC_LOGGING_SPEC": "INFO",
+        "ORDERER_GENERAL_LISTENADDRESS": host,
+        "ORDERER_GENERAL_LISTENPORT": str(o.port),
+        "ORDERER_GENERAL_LOCALMSPID": config.orderer_org.msp_id,
+        "ORDERER_GENERAL_LOCALMSPDIR": str(d / "msp"),
+        "ORDERER_GENERAL_BOOTSTRAPMETHOD": "none",
+        "ORDERER_GENERAL_TLS_ENABLED": "true",
+        "ORDERER_GENERAL_TLS_CERTIFICATE": cert,
+        "ORDERER_GENERAL_TLS_PRIVATEKEY": key,
+        "ORDERER_GENERAL_TLS_ROOTCAS": f"[{ca}]",
+        "ORDERER_GENERAL_CLUSTER_CLIENTCERTIFICATE": cert,
+        "ORDERER_GENERAL_CLUSTER_CLIENTPRIVATEKEY": key,
+        "ORDERER_GENERAL_CLUSTER_ROOTCAS": f"[{ca}]",
+        "ORDERER_CHANNELPARTICIPATION_ENABLED": "true",
+        "ORDERER_FILELEDGER_LOCATION": str(data / "ledger"),
+        "ORDERER_CONSENSUS_WALDIR": str(data / "etcdraft" / "wal"),
+        "ORDERER_CONSENSUS_SNAPDIR": str(data / "etcdraft" / "snapshot"),
+        "ORDERER_OPERATIONS_LISTENADDRESS": f"{host}:{o.operations_port}",
+        "ORDERER_OPERATIONS_TLS_ENABLED": "true",
+        "ORDERER_OPERATIONS_TLS_CERTIFICATE": cert,
+        "ORDERER_OPERATIONS_TLS_PRIVATEKEY": key,
+        "ORDERER_OPERATIONS_TLS_CLIENTAUTHREQUIRED": "false",
+        "ORDERER_OPERATIONS_TLS_CLIENTROOTCAS": f"[{ca}]",
+        "ORDERER_METRICS_PROVIDER": "disabled",
+        "ORDERER_ADMIN_LISTENADDRESS": f"{host}:{o.admin_port}",
+        "ORDERER_ADMIN_TLS_ENABLED": "true",
+        "ORDERER_ADMIN_TLS_CERTIFICATE": cert,
+        "ORDERER_ADMIN_TLS_PRIVATEKEY": key,
+        "ORDERER_ADMIN_TLS_ROOTCAS": f"[{ca}]",
+        "ORDERER_ADMIN_TLS_CLIENTAUTHREQUIRED": "true",
+        "ORDERER_ADMIN_TLS_CLIENTROOTCAS": f"[{layout.orderer_tls_ca}]",
+    }
+    return NodeSpec(node_id=o.name, kind="orderer", argv=[str(fabric.binary("orderer"))], env=env,
+                    ports=o.ports, health_url=f"https://{host}:{o.operations_port}/healthz",
+                    tls_ca=Path(ca), cwd=data)
+
+
+def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> NodeSpec:
+    p = org.peer
+    d = layout.peer_dir(org)
+    cert, key, ca = _tls_files(d)
+    node_id = f"{p.name}.{org.name}"
+    data = layout.node_dir(node_id)
+    host = config.host
+    address = f"{host}:{p.port}"
+    builder = paths.BUILDERS_DIR / "ccaas"
+    env = {
+        "FABRIC_CFG_PATH": str(layout.fabric_cfg),
+        "FABRIC_LOGGING_SPEC": "INFO",
+        "CORE_PEER_ID": p.host_name,
+        "CORE_PEER_ADDRESS": address,
+        "CORE_PEER_LISTENADDRESS": address,
+        "CORE_PEER_CHAINCODEADDRESS": f"{host}:{p.chaincode_port}",
+        "CORE_PEER_CHAINCODELISTENADDRESS": f"{host}:{p.chaincode_port}",
+        "CORE_PEER_GOSSIP_BOOTSTRAP": address,
+        "CORE_PEER_GOSSIP_EXTERNALENDPOINT": address,
+        "CORE_PEER_GOSSIP_ENDPOINT": address,
+        "CORE_PEER_LOCALMSPID": org.msp_id,
+        "CORE_PEER_MSPCONFIGPATH": str(d / "msp"),
+        "CORE_PEER_TLS_ENABLED": "true",
+        "CORE_PEER_TLS_CERT_FILE": cert,
+        "CORE_PEER_TLS_KEY_FILE": key,
+        "CORE_PEER_TLS_ROOTCERT_FILE": ca,
+        "CORE_PEER_FILESYSTEMPATH": str(data / "ledger"),
+        "CORE_LEDGER_SNAPSHOTS_ROOTDIR": str(data / "snapshots"),
+        "CORE_OPERATIONS_LISTENADDRESS": f"{host}:{p.operations_port}",
+        "CORE_OPERATIONS_TLS_ENABLED": "true",
+        "CORE_OPERATIONS_TLS_CERT_FILE": cert,
+        "CORE_OPERATIONS_TLS_KEY_FILE": key,
+        "CORE_OPERATIONS_TLS_CLIENTAUTHREQUIRED": "false",
+        "CORE_METRICS_PROVIDER": "disabled",
+        "CORE_VM_ENDPOINT": "",
+        "CORE_CHAINCODE_EXTERNALBUILDERS":
+            f"[{{name: ccaas_builder, path: {builder}, "
+            f"propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}}]",
+        "CORE_PEER_GATEWAY_ENABLED": "true",
+    }
+    return NodeSpec(node_id=node_id, kind="peer", argv=[str(fabric.binary("peer")), "node", "start"],
+                    env=env, ports=p.ports, health_url=f"https://{host}:{p.operations_port}/healthz",
+                    tls_ca=Path(ca), cwd=data)
+
+
+# -- process helpers ---------------------------------------------------------------------------
+
+def _proc_environ(pid: int) -> dict[str, str]:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    out = {}
+    for item in raw.split(b"\0"):
+        k, sep, v = item.partition(b"=")
+        if sep:
+            out[k.decode(errors="replace")] = v.decode(errors="replace")
+    return out
+
+
+def is_our_process(pid: int, node_id: str, run_root: Path) -> bool:
+    """True when ``pid`` is alive (not a zombie) and is the node we started in this run dir."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    env = _proc_environ(pid)
+    return env.get("FEDFABRIC_NODE") == node_id and env.get("FEDFABRIC_RUN_DIR") == str(run_root)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        data = path.read_bytes()[-20000:].decode(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(data[-lines:])
+
+
+def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
+    """Start a node detached from this process, logging to run/logs/<node>.log."""
+    log = layout.log_file(spec.node_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if spec.cwd:
+        spec.cwd.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **spec.env, "FEDFABRIC_NODE": spec.node_id,
+           "FEDFABRIC_RUN_DIR": str(layout.root)}
+    with open(log, "ab") as fh:
+        fh.write(f"\n==== fedfabric: starting {spec.node_id} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n"
+                 .encode())
+        fh.flush()
+        return subprocess.Popen(spec.argv, env=env, cwd=spec.cwd, stdout=fh, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def healthz(spec: NodeSpec, timeout: float = 2.0) -> tuple[bool, str]:
+    """Query the node's operations endpoint; returns (healthy, detail)."""
+    if not spec.health_url:
+        return True, "no health endpoint"
+    ctx = ssl.create_default_context(cafile=str(spec.tls_ca)) if spec.tls_ca else None
+    try:
+        with urllib.request.urlopen(spec.health_url, timeout=timeout, context=ctx) as resp:
+            body = resp.read().decode(errors="replace")
+            return resp.status == 200, body.strip()
+    except urllib.error.HTTPError as exc:   # 503 carries the failed checks
+        return False, exc.read().decode(errors="replace").strip()
+    except (OSError, ValueError) as exc:
+        return False, str(exc)
+
+
+def wait_healthy(spec: NodeSpec, proc: subprocess.Popen[bytes] | None, layout: Layout,
+                 timeout: float = 60.0) -> None:
+    """Block until /healthz says OK; raise NodeError naming the node and its log if it dies."""
+    deadline = time.monotonic() + timeout
+    detail = ""
+    log = layout.log_file(spec.node_id)
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise NodeError(f"{spec.node_id} exited with code {proc.returncode} during start-up; "
+                            f"log: {log}\n--- last lines ---\n{tail(log)}")
+        ok, detail = healthz(spec)
+        if ok:
+            return
+        time.sleep(0.2)
+    raise NodeError(f"{spec.node_id} not healthy after {timeout:.0f}s ({detail}); log: {log}\n"
+                    f"--- last lines ---\n{tail(log)}")
+
+
+def stop_pid(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def load_state(layout: Layout) -> dict:
+    try:
+        return json.loads(layout.state_file.read_text())
+    except (OSError, ValueError):
+        return {"nodes": {}}
+
+
+def save_state(layout: Layout, state: dict) -> None:
+    layout.state_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = layout.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    tmp.replace(layout.state_file)
