@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+from dataclasses import replace
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from rich.table import Table
 from . import paths
 from .config import ConfigError, load_config
 from .fabricbin import FabricBinaryError, build
+from .deploy import ChaincodeDeployment, product_deployment
 from .manager import Network
 from .nodes import NodeError
 
@@ -23,7 +26,11 @@ console = Console(stderr=True)
 EPILOG = """\
 commands:
   build            build the pinned Fabric binaries from the Go module proxy (cached)
-  up               crypto material, genesis block, 3 Raft orderers + peers on the channel, health-checked
+  up               crypto material, genesis block, 3 Raft orderers + peers on the channel, health-checked,
+                   then the consortium chaincode deployed (unless --no-deploy)
+  deploy           package the chaincode as a service, install on every peer, approve per org with the
+                   stake-weighted endorsement policy, commit (next sequence if anything changed),
+                   start one supervised chaincode server per org (TLS, mutual auth)
   down             stop exactly the processes 'up' started and remove the run directory
   status           table of every node: up/down, pid, ports, channel block height
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
@@ -49,15 +56,41 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deployment(args: argparse.Namespace, net: Network) -> ChaincodeDeployment:
+    dep = product_deployment(net.config)
+    if getattr(args, "name", None):
+        dep = replace(dep, name=args.name, collections=())
+    if getattr(args, "version", None):
+        dep = replace(dep, version=args.version)
+    if getattr(args, "server_command", None):
+        dep = replace(dep, command=tuple(shlex.split(args.server_command)))
+    if getattr(args, "port_offset", None):
+        dep = replace(dep, port_offset=args.port_offset)
+    if getattr(args, "policy", None):
+        dep = replace(dep, policy=args.policy)
+    return dep
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_build:
         build()
     net = _network(args)
     t0 = time.monotonic()
     net.up()
+    if not args.no_deploy:
+        net.deploy(_deployment(args, net))
     console.print(f"[green]network up[/green] in {time.monotonic() - t0:.1f}s "
                   f"(channel '{net.config.channel}', run dir {net.layout.root})")
     _print_status(net)
+    return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    net = _network(args)
+    dep = _deployment(args, net)
+    sequence = net.deploy(dep)
+    console.print(f"[green]chaincode {dep.name!r} v{dep.version}[/green] at sequence {sequence} on "
+                  f"channel '{net.config.channel}', policy {dep.endorsement_policy(net.config)}")
     return 0
 
 
@@ -79,7 +112,7 @@ def _print_status(net: Network) -> bool:
         ports = " ".join(f"{k}={v}" for k, v in s.ports.items())
         table.add_row(s.node_id, s.kind, "[green]up[/green]" if s.up else "[red]down[/red]",
                       str(s.pid or "-"), ports, "-" if s.height is None else str(s.height), s.health)
-    Console().print(table)
+    Console(width=max(Console().width, 140)).print(table)
     return all(s.up for s in statuses)
 
 
@@ -117,7 +150,18 @@ def parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_build)
     u = sub.add_parser("up", help="bring the network up (idempotent)")
     u.add_argument("--no-build", action="store_true", help="do not build binaries; fail if missing")
+    u.add_argument("--no-deploy", action="store_true", help="only the network, no chaincode")
     u.set_defaults(func=cmd_up)
+    dp = sub.add_parser("deploy", help="deploy (or upgrade) a chaincode as a service")
+    dp.add_argument("--name", help="chaincode name (default: chaincode.name in consortium.yaml)")
+    dp.add_argument("--version", help="chaincode version (default: chaincode.version)")
+    dp.add_argument("--server-command", help="command that starts one chaincode server "
+                    "(default: python -m fedfabric_cc); it reads CHAINCODE_* environment variables")
+    dp.add_argument("--port-offset", type=int, default=0,
+                    help="server port = the org's chaincode_server_port + this")
+    dp.add_argument("--policy", help="signature policy (default: orgs holding chaincode.endorsement_quorum "
+                    "of the stake)")
+    dp.set_defaults(func=cmd_deploy)
     d = sub.add_parser("down", help="stop the network and remove its state")
     d.add_argument("--keep", action="store_true", help="stop processes but keep the run directory")
     d.set_defaults(func=cmd_down)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import channel, material, nodes, paths
+from . import channel, deploy as ccdeploy, lifecycle, material, nodes, paths
 from .config import ConsortiumConfig, load_config
 from .fabricbin import FabricInstall, locate
 from .layout import Layout
@@ -54,8 +54,19 @@ class Network:
     def peer_specs(self) -> list[NodeSpec]:
         return [nodes.peer_spec(self.fabric, self.config, self.layout, org) for org in self.config.orgs]
 
+    def chaincode_specs(self, state: dict | None = None) -> list[NodeSpec]:
+        """Servers of every chaincode deployed from this run dir."""
+        state = state if state is not None else nodes.load_state(self.layout)
+        out = []
+        for entry in state.get("chaincodes", {}).values():
+            dep = ccdeploy.ChaincodeDeployment.from_json(entry["deployment"])
+            for org in self.config.orgs:
+                out.append(ccdeploy.server_spec(self.config, self.layout, dep, org,
+                                                entry["package_ids"][org.name]))
+        return out
+
     def specs(self) -> list[NodeSpec]:
-        return self.orderer_specs() + self.peer_specs()
+        return self.orderer_specs() + self.peer_specs() + self.chaincode_specs()
 
     # -- locking and state -----------------------------------------------------------------
     @contextmanager
@@ -83,7 +94,7 @@ class Network:
         t0 = time.monotonic()
         with self._locked() as state:
             state.setdefault("nodes", {})
-            specs = self.specs()
+            specs = self.orderer_specs() + self.peer_specs()
             to_start = {s.node_id for s in specs if self.running_pid(state, s.node_id) is None}
             self._preflight_ports([s for s in specs if s.node_id in to_start])
             material.ensure_fabric_config(self.fabric, self.layout)
@@ -104,6 +115,8 @@ class Network:
                     channel.peer_join(self.fabric, self.config, self.layout, org)
                     self.report(f"{org.peer.name}.{org.name} joined channel '{self.config.channel}'")
             self._wait_same_height()
+            started += self._start_all(state, [s for s in self.chaincode_specs(state)
+                                               if self.running_pid(state, s.node_id) is None])
         if started:
             self.report(f"network up: {len(started)} node(s) started in {time.monotonic() - t0:.1f}s")
         else:
@@ -160,6 +173,51 @@ class Network:
                                                                      self.layout, org)
         return out
 
+    # -- deploy ----------------------------------------------------------------------------
+    def deploy(self, dep: "ccdeploy.ChaincodeDeployment") -> int:
+        """Package, install, approve, commit (new sequence when anything changed) and start the
+        chaincode servers. Returns the committed sequence."""
+        t0 = time.monotonic()
+        with self._locked() as state:
+            down = [s.node_id for s in self.orderer_specs() + self.peer_specs()
+                    if self.running_pid(state, s.node_id) is None]
+            if down:
+                raise NodeError(f"cannot deploy {dep.name!r}: network not up ({', '.join(down)} down); "
+                                "run network/network.sh up")
+            previous = state.setdefault("chaincodes", {}).get(dep.name)
+            package_ids: dict[str, str] = {}
+            for org in self.config.orgs:
+                pkg, _ = ccdeploy.prepare_package(self.config, self.layout, dep, org)
+                pkg_id = lifecycle.package_id(self.fabric, self.config, self.layout, org, pkg)
+                if pkg_id not in lifecycle.installed_ids(self.fabric, self.config, self.layout, org):
+                    lifecycle.install(self.fabric, self.config, self.layout, org, pkg)
+                    self.report(f"installed {pkg_id[:40]}… on {org.peer.name}.{org.name}")
+                package_ids[org.name] = pkg_id
+            sequence, fingerprint, changed = ccdeploy.run_lifecycle(
+                self.fabric, self.config, self.layout, dep, package_ids,
+                previous["fingerprint"] if previous else None)
+            if changed:
+                self.report(f"chaincode {dep.name!r} v{dep.version} committed at sequence {sequence} "
+                            f"(policy {dep.endorsement_policy(self.config)})")
+            old = {s.node_id: s for s in self.chaincode_specs(state)}
+            state["chaincodes"][dep.name] = {"deployment": dep.to_json(), "package_ids": package_ids,
+                                             "sequence": sequence, "fingerprint": fingerprint}
+            new_specs = [ccdeploy.server_spec(self.config, self.layout, dep, org, package_ids[org.name])
+                         for org in self.config.orgs]
+            to_start = []
+            for spec in new_specs:
+                pid = self.running_pid(state, spec.node_id)
+                if pid is not None and (changed or old.get(spec.node_id) != spec):
+                    nodes.stop_pid(pid)
+                    self.report(f"stopped {spec.node_id} (pid {pid}) for redeploy")
+                    pid = None
+                if pid is None:
+                    to_start.append(spec)
+            self._preflight_ports(to_start)
+            self._start_all(state, to_start)
+        self.report(f"chaincode {dep.name!r} ready in {time.monotonic() - t0:.1f}s")
+        return sequence
+
     # -- down --------------------------------------------------------------------------------
     def down(self, keep_state: bool = False) -> list[str]:
         """Stop exactly the processes this run dir started; remove generated state."""
@@ -184,7 +242,7 @@ class Network:
         state = nodes.load_state(self.layout)
         heights = self.heights() if self.layout.genesis_block.exists() else {}
         out = []
-        for spec in self.specs():
+        for spec in self.orderer_specs() + self.peer_specs() + self.chaincode_specs(state):
             pid = self.running_pid(state, spec.node_id)
             ok, detail = nodes.healthz(spec) if pid else (False, "not running")
             out.append(NodeStatus(spec.node_id, spec.kind, pid is not None and ok, pid, spec.ports,

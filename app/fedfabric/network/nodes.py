@@ -193,7 +193,9 @@ def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
 
 
 def healthz(spec: NodeSpec, timeout: float = 2.0) -> tuple[bool, str]:
-    """Query the node's operations endpoint; returns (healthy, detail)."""
+    """Query the node's operations endpoint (chaincode servers: a TLS handshake); (healthy, detail)."""
+    if spec.kind == "chaincode":
+        return tls_probe(spec, timeout=timeout)
     if not spec.health_url:
         return True, "no health endpoint"
     ctx = ssl.create_default_context(cafile=str(spec.tls_ca)) if spec.tls_ca else None
@@ -205,6 +207,21 @@ def healthz(spec: NodeSpec, timeout: float = 2.0) -> tuple[bool, str]:
         return False, exc.read().decode(errors="replace").strip()
     except (OSError, ValueError) as exc:
         return False, str(exc)
+
+
+def tls_probe(spec: NodeSpec, host: str = "127.0.0.1", timeout: float = 2.0) -> tuple[bool, str]:
+    """Health of a chaincode server: a completed mutual-TLS handshake on its port."""
+    port = next(iter(spec.ports.values()))
+    ctx = ssl.create_default_context(cafile=str(spec.tls_ca))
+    ctx.load_cert_chain(spec.extra["client_cert"], spec.extra["client_key"])
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host):
+                return True, "OK"
+    except (OSError, ssl.SSLError) as exc:
+        return False, str(exc)
+
 
 
 def wait_healthy(spec: NodeSpec, proc: subprocess.Popen[bytes] | None, layout: Layout,

@@ -1,0 +1,141 @@
+"""Deploy a chaincode as a service: package, install, approve, commit, start its servers.
+
+One chaincode server per org (each org runs its own code, on its own port); each org's package
+points its peer at its own server, so each org approves its own package id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import ccmaterial, lifecycle, paths
+from .config import ConsortiumConfig, PeerOrg
+from .fabricbin import FabricInstall
+from .layout import Layout
+from .nodes import NodeSpec
+from .policy import signature_policy
+
+UPDATES_COLLECTION_BLOCK_TO_LIVE = 20
+
+
+@dataclass(frozen=True)
+class ChaincodeDeployment:
+    """What to deploy. ``command`` starts one chaincode server (it reads CHAINCODE_* env vars)."""
+
+    name: str
+    version: str
+    command: tuple[str, ...]
+    port_offset: int = 0                       # server port = org.chaincode_server_port + offset
+    policy: str | None = None                  # default: stake-weighted quorum from the config
+    collections: tuple[dict, ...] = ()
+    env: tuple[tuple[str, str], ...] = field(default=())
+
+    def port(self, org: PeerOrg) -> int:
+        return org.chaincode_server_port + self.port_offset
+
+    def endorsement_policy(self, config: ConsortiumConfig) -> str:
+        return self.policy or signature_policy({o.msp_id: o.stake for o in config.orgs},
+                                               config.chaincode.endorsement_quorum)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(d: dict) -> "ChaincodeDeployment":
+        return ChaincodeDeployment(name=d["name"], version=d["version"], command=tuple(d["command"]),
+                                   port_offset=d.get("port_offset", 0), policy=d.get("policy"),
+                                   collections=tuple(d.get("collections", ())),
+                                   env=tuple(tuple(x) for x in d.get("env", ())))
+
+
+def members_collection(config: ConsortiumConfig, name: str, block_to_live: int) -> dict:
+    """A private data collection of every member org (members only read and write)."""
+    members = ",".join(f"'{o.msp_id}.member'" for o in config.orgs)
+    return {"name": name, "policy": f"OR({members})", "requiredPeerCount": 0,
+            "maxPeerCount": len(config.orgs) - 1, "blockToLive": block_to_live,
+            "memberOnlyRead": True, "memberOnlyWrite": True}
+
+
+def product_deployment(config: ConsortiumConfig) -> ChaincodeDeployment:
+    """The consortium contract from ``chaincode/fedfabric_cc``, as configured in consortium.yaml."""
+    return ChaincodeDeployment(
+        name=config.chaincode.name, version=config.chaincode.version,
+        command=(sys.executable, "-m", "fedfabric_cc"),
+        collections=(members_collection(config, "fedfabricUpdates", UPDATES_COLLECTION_BLOCK_TO_LIVE),))
+
+
+def cc_dir(layout: Layout, name: str, org: PeerOrg) -> Path:
+    return layout.root / "chaincode" / name / org.name
+
+
+def server_node_id(name: str, org: PeerOrg) -> str:
+    return f"cc-{name}.{org.name}"
+
+
+def prepare_package(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployment,
+                    org: PeerOrg) -> tuple[Path, ccmaterial.CCTls]:
+    d = cc_dir(layout, dep.name, org)
+    tls = ccmaterial.ensure_tls(d / "tls", org.domain)
+    pkg = ccmaterial.write_package(d / f"{dep.name}.tar.gz", f"{dep.name}_{dep.version}",
+                                   f"{config.host}:{dep.port(org)}", tls)
+    return pkg, tls
+
+
+def collections_file(layout: Layout, dep: ChaincodeDeployment) -> Path | None:
+    if not dep.collections:
+        return None
+    path = layout.root / "chaincode" / dep.name / "collections.json"
+    path.write_text(json.dumps(list(dep.collections), indent=2, sort_keys=True))
+    return path
+
+
+def definition_fingerprint(dep: ChaincodeDeployment, policy: str, package_ids: dict[str, str]) -> str:
+    doc = {"version": dep.version, "policy": policy, "collections": list(dep.collections),
+           "packages": package_ids}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
+def server_spec(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployment, org: PeerOrg,
+                package_id: str) -> NodeSpec:
+    tls = ccmaterial.CCTls(cc_dir(layout, dep.name, org) / "tls")
+    node_id = server_node_id(dep.name, org)
+    env = {
+        "CHAINCODE_ID": package_id,
+        "CHAINCODE_SERVER_ADDRESS": f"{config.host}:{dep.port(org)}",
+        "CHAINCODE_TLS_CERT": str(tls.server_cert),
+        "CHAINCODE_TLS_KEY": str(tls.server_key),
+        "CHAINCODE_TLS_CLIENT_CACERT": str(tls.ca),
+        "CHAINCODE_MSP_ID": org.msp_id,
+        "PYTHONPATH": f"{paths.REPO_ROOT / 'app'}:{paths.REPO_ROOT / 'chaincode'}:{paths.REPO_ROOT}",
+        "PYTHONUNBUFFERED": "1",
+        **dict(dep.env),
+    }
+    argv = [sys.executable, "-m", "fedfabric.network.supervise", "--", *dep.command]
+    return NodeSpec(node_id=node_id, kind="chaincode", argv=argv, env=env,
+                    ports={"chaincode-server": dep.port(org)}, tls_ca=tls.ca,
+                    cwd=cc_dir(layout, dep.name, org),
+                    extra={"client_cert": str(tls.client_cert), "client_key": str(tls.client_key)})
+
+
+def run_lifecycle(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployment,
+                  package_ids: dict[str, str], previous_fingerprint: str | None) -> tuple[int, str, bool]:
+    """Approve and commit a new definition when anything changed. Returns (sequence, fingerprint,
+    changed)."""
+    policy = dep.endorsement_policy(config)
+    fingerprint = definition_fingerprint(dep, policy, package_ids)
+    current = lifecycle.committed(fabric, config, layout, config.orgs[0], dep.name)
+    sequence = int(current["sequence"]) if current else 0
+    if current and previous_fingerprint == fingerprint:
+        return sequence, fingerprint, False
+    sequence += 1
+    coll = collections_file(layout, dep)
+    for org in config.orgs:
+        lifecycle.approve(fabric, config, layout, org, name=dep.name, version=dep.version,
+                          sequence=sequence, policy=policy, pkg_id=package_ids[org.name], collections=coll)
+    lifecycle.commit(fabric, config, layout, name=dep.name, version=dep.version, sequence=sequence,
+                     policy=policy, collections=coll)
+    return sequence, fingerprint, True
