@@ -12,7 +12,11 @@ import pytest
 
 from fedfabric.network.manager import Network
 
-from ..conftest import test_config
+import yaml
+
+from fedfabric.network import paths
+
+from ..conftest import default_raw, shift_ports, test_config
 
 pytestmark = pytest.mark.live
 OFFSET = 30000   # its own ports: this test owns its network's whole life cycle
@@ -41,6 +45,15 @@ def _speaks_tls(port: int, ca: Path) -> bool:
             return "CERTIFICATE" in str(exc).upper() or "ALERT" in str(exc).upper()
 
 
+def _cli(net: Network, *args: str) -> subprocess.CompletedProcess[str]:
+    cfg = net.layout.root.parent / "consortium.yaml"
+    if not cfg.exists():
+        cfg.write_text(yaml.safe_dump(shift_ports(default_raw(), OFFSET)))
+    return subprocess.run([str(paths.NETWORK_DIR / "network.sh"), "--config", str(cfg),
+                           "--run-dir", str(net.layout.root), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
 def test_up_status_idempotent_down(tmp_path) -> None:
     net = Network(test_config(OFFSET), tmp_path / "run")
     try:
@@ -61,6 +74,15 @@ def test_up_status_idempotent_down(tmp_path) -> None:
             assert {host for host, _ in listeners} == {"127.0.0.1"}, (spec.node_id, listeners)
             for port in spec.ports.values():
                 assert _speaks_tls(port, spec.tls_ca), f"{spec.node_id} port {port} is not TLS"
+
+        cli = _cli(net, "status")
+        assert cli.returncode == 0, cli.stderr
+        for node_id in heights:
+            assert node_id in cli.stdout
+        logs = _cli(net, "logs", "orderer1", "-n", "5")
+        assert logs.returncode == 0 and len(logs.stdout.strip().splitlines()) == 5
+        bad = _cli(net, "logs", "orderer9")
+        assert bad.returncode == 2 and "unknown node 'orderer9'" in bad.stderr
 
         pids_before = {n: s.pid for n, s in statuses.items()}
         net.up()   # idempotent: nothing restarted

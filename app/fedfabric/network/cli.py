@@ -31,6 +31,8 @@ commands:
   deploy           package the chaincode as a service, install on every peer, approve per org with the
                    stake-weighted endorsement policy, commit (next sequence if anything changed),
                    start one supervised chaincode server per org (TLS, mutual auth)
+  generate         crypto material and genesis block only (what docker compose mounts)
+  compose          regenerate docker-compose-fabric.yml from consortium.yaml
   down             stop exactly the processes 'up' started and remove the run directory
   status           table of every node: up/down, pid, ports, channel block height
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
@@ -91,6 +93,23 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     sequence = net.deploy(dep)
     console.print(f"[green]chaincode {dep.name!r} v{dep.version}[/green] at sequence {sequence} on "
                   f"channel '{net.config.channel}', policy {dep.endorsement_policy(net.config)}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    net = _network(args)
+    net.generate()
+    console.print(f"generated crypto material, node configuration and genesis block in {net.layout.root}")
+    return 0
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from .compose import render
+
+    net = _network(args)
+    out = Path(args.output)
+    out.write_text(render(net))
+    console.print(f"wrote {out}")
     return 0
 
 
@@ -162,6 +181,11 @@ def parser() -> argparse.ArgumentParser:
     dp.add_argument("--policy", help="signature policy (default: orgs holding chaincode.endorsement_quorum "
                     "of the stake)")
     dp.set_defaults(func=cmd_deploy)
+    sub.add_parser("generate", help="crypto material + genesis block only (for docker compose)"
+                   ).set_defaults(func=cmd_generate)
+    cp = sub.add_parser("compose", help="write docker-compose-fabric.yml from consortium.yaml")
+    cp.add_argument("--output", default=str(paths.REPO_ROOT / "docker-compose-fabric.yml"))
+    cp.set_defaults(func=cmd_compose)
     d = sub.add_parser("down", help="stop the network and remove its state")
     d.add_argument("--keep", action="store_true", help="stop processes but keep the run directory")
     d.set_defaults(func=cmd_down)

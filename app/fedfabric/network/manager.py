@@ -96,12 +96,12 @@ class Network:
             state.setdefault("nodes", {})
             specs = self.orderer_specs() + self.peer_specs()
             to_start = {s.node_id for s in specs if self.running_pid(state, s.node_id) is None}
+            external = {s.node_id for s in specs if s.node_id in to_start and self._healthy_elsewhere(s)}
+            for node_id in sorted(external):
+                self.report(f"{node_id} already runs outside this tool (e.g. docker compose): left alone")
+            to_start -= external
             self._preflight_ports([s for s in specs if s.node_id in to_start])
-            material.ensure_fabric_config(self.fabric, self.layout)
-            if material.ensure_crypto(self.fabric, self.config, self.layout):
-                self.report("crypto material generated (cryptogen)")
-            if material.ensure_genesis_block(self.fabric, self.config, self.layout):
-                self.report(f"genesis block for channel '{self.config.channel}' written (configtxgen)")
+            self._generate()
 
             started = self._start_all(state, [s for s in self.orderer_specs() if s.node_id in to_start])
             for o in self.config.orderer_org.orderers:
@@ -121,6 +121,25 @@ class Network:
             self.report(f"network up: {len(started)} node(s) started in {time.monotonic() - t0:.1f}s")
         else:
             self.report("network already up: nothing to do")
+
+    def generate(self) -> None:
+        """Crypto material, node configuration and the genesis block; no process is started."""
+        self.fabric.check()
+        with self._locked():
+            self._generate()
+
+    def _generate(self) -> None:
+        material.ensure_fabric_config(self.fabric, self.layout)
+        if material.ensure_crypto(self.fabric, self.config, self.layout):
+            self.report("crypto material generated (cryptogen)")
+        if material.ensure_genesis_block(self.fabric, self.config, self.layout):
+            self.report(f"genesis block for channel '{self.config.channel}' written (configtxgen)")
+
+    def _healthy_elsewhere(self, spec: NodeSpec) -> bool:
+        """A node not started by us that answers healthy on its operations port (compose, systemd)."""
+        if spec.tls_ca is None or not spec.tls_ca.exists():
+            return False
+        return nodes.healthz(spec, timeout=1.0)[0]
 
     def _preflight_ports(self, specs: list[NodeSpec]) -> None:
         for spec in specs:
