@@ -68,3 +68,10 @@ class Layout:
 
     def user_msp(self, org: PeerOrg, user: str = "Admin") -> Path:
         return self.user_dir(org, user) / "msp"
+
+    # -- what a client of an org dials -------------------------------------------------------
+    def peer_endpoint(self, org: PeerOrg) -> str:
+        return f"{self.config.host}:{org.peer.port}"
+
+    def peer_tls_ca(self, org: PeerOrg) -> Path:
+        return self.peer_dir(org) / "tls" / "ca.crt"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import channel, deploy as ccdeploy, lifecycle, material, nodes, paths
+from . import channel, deploy as ccdeploy, identities, lifecycle, material, nodes, paths
 from .config import ConsortiumConfig, load_config
 from .fabricbin import FabricInstall, locate
 from .layout import Layout
@@ -132,6 +132,7 @@ class Network:
         material.ensure_fabric_config(self.fabric, self.layout)
         if material.ensure_crypto(self.fabric, self.config, self.layout):
             self.report("crypto material generated (cryptogen)")
+        identities.ensure_role_identities(self.config, self.layout)
         if material.ensure_genesis_block(self.fabric, self.config, self.layout):
             self.report(f"genesis block for channel '{self.config.channel}' written (configtxgen)")
 
