@@ -1,0 +1,30 @@
+"""Connect to the consortium's ledger as one org's identity, using the network's own layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .network.config import ConsortiumConfig, load_config
+from .network.layout import Layout
+from .network import paths
+
+
+def _layout(config: ConsortiumConfig | None, run_root: Path | None) -> Layout:
+    return Layout((run_root or paths.run_dir()).resolve(), config or load_config(paths.DEFAULT_CONFIG))
+
+
+def connect(org: str, user: str = "User1", *, config: ConsortiumConfig | None = None,
+            run_root: Path | None = None, **gateway_options):
+    """A :class:`fedfabric.ledger.Gateway` to ``org``'s peer as ``user`` (``User1`` trainer,
+    ``Admin``, ``Auditor``). ``org`` is ``org1`` or ``Org1MSP``."""
+    from .ledger import Gateway, Identity
+
+    layout = _layout(config, run_root)
+    o = layout.config.org(org)
+    msp = layout.user_msp(o, user)
+    if not msp.exists():
+        raise FileNotFoundError(f"no identity {user!r} for {o.name}: {msp} is missing "
+                                "(is the network generated? network/network.sh up)")
+    identity = Identity.from_msp_dir(msp_id=o.msp_id, msp_dir=msp)
+    return Gateway.connect(endpoint=layout.peer_endpoint(o), identity=identity,
+                           tls_root_cert=layout.peer_tls_ca(o), **gateway_options)
