@@ -1,0 +1,1 @@
+"""fabshim: a generic Python chaincode shim for Hyperledger Fabric (CCaaS)."""

@@ -1,0 +1,114 @@
+"""CCaaS gRPC server: the peer dials in and calls Chaincode/Connect."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import grpc
+from fabric_protos.peer import chaincode_shim_pb2_grpc
+
+from .handler import Handler
+
+log = logging.getLogger(__name__)
+MAX_MSG = 100 * 1024 * 1024
+
+
+@dataclass
+class TLSConfig:
+    """Server TLS; a client CA file turns on required client authentication."""
+    cert_file: str
+    key_file: str
+    client_ca_file: Optional[str] = None
+
+
+def server_options(keepalive_ms: int = 60_000) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", MAX_MSG),
+        ("grpc.max_receive_message_length", MAX_MSG),
+        ("grpc.keepalive_time_ms", keepalive_ms),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
+
+
+class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
+    def __init__(self, owner: "ChaincodeServer") -> None:
+        self._o = owner
+
+    def Connect(self, request_iterator, context):  # noqa: N802
+        log.info("peer connected: %s", context.peer())
+        h = Handler(self._o.chaincode, self._o.chaincode_id, self._o._tx_pool)
+        yield from h.stream(request_iterator)
+
+
+class ChaincodeServer:
+    """Serves one chaincode to any number of peers (one Connect stream each)."""
+
+    def __init__(self, chaincode: Any, address: str, chaincode_id: str, tls: Optional[TLSConfig] = None,
+                 max_workers: int = 64, options: Optional[list] = None) -> None:
+        self.chaincode, self.address, self.chaincode_id, self.tls = chaincode, address, chaincode_id, tls
+        self._tx_pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fabshim-tx")
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="fabshim-rpc"),
+                                   options=options or server_options(), maximum_concurrent_rpcs=None)
+        chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(_Servicer(self), self._server)
+        self.port = 0
+
+    def start(self) -> None:
+        if self.tls:
+            with open(self.tls.key_file, "rb") as f:
+                key = f.read()
+            with open(self.tls.cert_file, "rb") as f:
+                cert = f.read()
+            ca = None
+            if self.tls.client_ca_file:
+                with open(self.tls.client_ca_file, "rb") as f:
+                    ca = f.read()
+            creds = grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                                require_client_auth=ca is not None)
+            self.port = self._server.add_secure_port(self.address, creds)
+        else:
+            self.port = self._server.add_insecure_port(self.address)
+        if not self.port:
+            raise RuntimeError(f"cannot listen on {self.address}")
+        self._server.start()
+        log.info("chaincode server %s listening on port %d (tls=%s)", self.chaincode_id, self.port, bool(self.tls))
+
+    def stop(self, grace: Optional[float] = 5.0) -> None:
+        self._server.stop(grace).wait()
+        self._tx_pool.shutdown(wait=False, cancel_futures=True)
+
+    def wait(self) -> None:
+        self._server.wait_for_termination()
+
+
+def run_from_env(chaincode: Any) -> None:
+    """Serve using CHAINCODE_* environment variables until SIGTERM/SIGINT."""
+    cc_id = os.environ["CHAINCODE_ID"]
+    addr = os.environ.get("CHAINCODE_SERVER_ADDRESS", "0.0.0.0:9999")
+    cert, key = os.environ.get("CHAINCODE_TLS_CERT"), os.environ.get("CHAINCODE_TLS_KEY")
+    tls = None
+    if cert and key:
+        tls = TLSConfig(cert, key, os.environ.get("CHAINCODE_TLS_CLIENT_CACERT") or None)
+    else:
+        log.warning("CHAINCODE_TLS_CERT/KEY not set: serving without TLS")
+    srv = ChaincodeServer(chaincode, addr, cc_id, tls)
+    srv.start()
+    done = threading.Event()
+
+    def _sig(signum, _frame):
+        log.info("signal %d: draining", signum)
+        done.set()
+
+    signal.signal(signal.SIGTERM, _sig)
+    signal.signal(signal.SIGINT, _sig)
+    done.wait()
+    srv.stop(10.0)
