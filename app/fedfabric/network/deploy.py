@@ -17,7 +17,7 @@ from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricInstall
 from .layout import Layout
 from .nodes import NodeSpec
-from .policy import signature_policy
+from fedfabric_cc.policy import minimal_winning_coalitions, policy_string
 
 UPDATES_COLLECTION_BLOCK_TO_LIVE = 20
 
@@ -38,8 +38,11 @@ class ChaincodeDeployment:
         return org.chaincode_server_port + self.port_offset
 
     def endorsement_policy(self, config: ConsortiumConfig) -> str:
-        return self.policy or signature_policy({o.msp_id: o.stake for o in config.orgs},
-                                               config.chaincode.endorsement_quorum)
+        if self.policy:
+            return self.policy
+        q = config.chaincode.endorsement_quorum
+        stakes = {o.msp_id: o.stake for o in config.orgs}
+        return policy_string(minimal_winning_coalitions(stakes, q.numerator, q.denominator))
 
     def to_json(self) -> dict:
         return asdict(self)

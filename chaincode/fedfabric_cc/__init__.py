@@ -1,0 +1,1 @@
+"""fedfabric consortium chaincode: members, stake, jobs, rounds, updates, aggregation, versions, audit."""

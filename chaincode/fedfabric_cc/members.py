@@ -1,0 +1,250 @@
+"""Member orgs, stake, balances, their history, and the stake-weighted endorsement policy."""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from fabshim.contract import Context
+
+from . import policy, roles, state
+from .state import fail
+
+MSP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_AMOUNT = 10**15
+
+
+def parse_fraction(text: str) -> tuple[int, int]:
+    """ "2/3" -> (2, 3), a share in (0, 1]."""
+    m = re.fullmatch(r"\s*(\d{1,9})\s*/\s*(\d{1,9})\s*", str(text))
+    if not m:
+        raise fail(f"quorum '{text}' must look like 'num/den', e.g. '2/3'")
+    num, den = int(m.group(1)), int(m.group(2))
+    if not 0 < num <= den:
+        raise fail(f"quorum {num}/{den} must be a share in (0, 1]")
+    return num, den
+
+
+def amount(value: Any, what: str, allow_zero: bool = True, signed: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise fail(f"{what} must be an integer, got {type(value).__name__}")
+    lo = -MAX_AMOUNT if signed else (0 if allow_zero else 1)
+    if not lo <= value <= MAX_AMOUNT:
+        raise fail(f"{what} {value} out of range [{lo}, {MAX_AMOUNT}]")
+    return value
+
+
+def all_orgs(ctx: Context) -> dict[str, dict]:
+    return {o["msp_id"]: o for _, o in state.scan(ctx, state.ORG)}
+
+
+def stakes(orgs: dict[str, dict]) -> dict[str, int]:
+    """Voting stake: active orgs only."""
+    return {m: o["stake"] for m, o in orgs.items() if o["status"] == "active"}
+
+
+def consortium(ctx: Context) -> dict:
+    c = state.get(ctx, state.key(ctx, state.CONSORTIUM))
+    if c is None:
+        raise fail("consortium not initialized: run init_consortium first", 409)
+    return c
+
+
+# ---- bootstrap
+def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
+    if state.get(ctx, state.key(ctx, state.CONSORTIUM)) is not None:
+        raise fail("consortium already initialized", 409)
+    cid = ctx.client_identity
+    if roles.role_of(ctx) != roles.ADMIN:
+        raise fail("init_consortium: requires an org admin", 403)
+    num, den = parse_fraction(quorum)
+    if not isinstance(orgs, list) or not orgs:
+        raise fail("orgs must be a non-empty JSON list")
+    records: dict[str, dict] = {}
+    for i, o in enumerate(orgs):
+        if not isinstance(o, dict):
+            raise fail(f"orgs[{i}] must be an object")
+        extra = set(o) - {"msp_id", "name", "stake", "balance"}
+        if extra:
+            raise fail(f"orgs[{i}]: unknown field(s) {', '.join(sorted(extra))}")
+        msp = o.get("msp_id")
+        if not isinstance(msp, str) or not MSP_RE.match(msp):
+            raise fail(f"orgs[{i}].msp_id must match {MSP_RE.pattern}")
+        if msp in records:
+            raise fail(f"orgs[{i}]: duplicate msp_id {msp}")
+        name = o.get("name", msp)
+        if not isinstance(name, str) or not 0 < len(name) <= 128:
+            raise fail(f"orgs[{i}].name must be a string of 1..128 characters")
+        records[msp] = {"msp_id": msp, "name": name, "status": "active",
+                        "stake": amount(o.get("stake"), f"orgs[{i}].stake"),
+                        "balance": amount(o.get("balance", 0), f"orgs[{i}].balance"),
+                        "joined_at": state.now(ctx), "tx_id": ctx.stub.tx_id, "history_seq": 2}
+    if cid.msp_id not in records:
+        raise fail(f"init_consortium: caller's MSP {cid.msp_id} is not in the org list", 403)
+    compiled = compile_for(stakes(records), num, den)
+    conf = {"quorum": [num, den], "initialized_at": state.now(ctx), "initialized_by": cid.msp_id,
+            "tx_id": ctx.stub.tx_id}
+    state.put(ctx, state.key(ctx, state.CONSORTIUM), conf)
+    for msp, rec in sorted(records.items()):
+        state.put(ctx, state.key(ctx, state.ORG, msp), rec)
+        ledger_entry(ctx, msp, "stake", rec["stake"], 0, rec["stake"], "genesis", {}, 0)
+        ledger_entry(ctx, msp, "balance", rec["balance"], 0, rec["balance"], "genesis", {}, 1)
+    state.put(ctx, state.key(ctx, state.POLICY), compiled)
+    state.emit(ctx, "ConsortiumInitialized", {"orgs": sorted(records), "policy": compiled["policy"]})
+    return {"consortium": conf, "policy": compiled}
+
+
+def compile_for(stake_map: dict[str, int], num: int, den: int) -> dict:
+    try:
+        return policy.compile_policy(stake_map, num, den)
+    except policy.PolicyError as exc:
+        raise fail(f"cannot compile endorsement policy: {exc}") from None
+
+
+# ---- history
+def ledger_entry(ctx: Context, msp: str, field: str, delta: int, before: int, after: int,
+                 reason: str, ref: dict, seq: int) -> None:
+    """History entry number ``seq`` of an org (the org record keeps the next number)."""
+    ts = state.now(ctx)
+    state.put(ctx, state.key(ctx, state.LEDGER, msp, f"{seq:012d}"),
+              {"msp_id": msp, "seq": seq, "field": field, "delta": delta, "before": before, "after": after,
+               "reason": reason, "ref": ref, "ts": ts, "tx_id": ctx.stub.tx_id})
+
+
+def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict], reason: str,
+                  ref: Optional[dict] = None, quorum: Optional[tuple[int, int]] = None) -> Optional[dict]:
+    """Write changed org records + one history entry per changed field; recompile the policy if
+    any stake moved. Everything must have been read before calling this (no read-your-writes)."""
+    stake_moved = False
+    for msp in sorted(after):
+        b, a = before[msp], dict(after[msp])
+        if a == b:
+            continue
+        seq = b["history_seq"]
+        for field in ("stake", "balance"):
+            if a[field] != b[field]:
+                ledger_entry(ctx, msp, field, a[field] - b[field], b[field], a[field], reason, ref or {}, seq)
+                seq += 1
+                stake_moved |= field == "stake"
+        a["history_seq"] = seq
+        state.put(ctx, state.key(ctx, state.ORG, msp), a)
+    if not stake_moved:
+        return None
+    num, den = quorum if quorum else tuple(consortium(ctx)["quorum"])
+    merged = {**all_orgs(ctx), **after}
+    compiled = compile_for(stakes(merged), num, den)
+    state.put(ctx, state.key(ctx, state.POLICY), compiled)
+    ep = bytes.fromhex(compiled["envelope_hex"])
+    for attrs, _ in state.scan(ctx, state.JOB):
+        ctx.stub.set_state_validation_parameter(state.key(ctx, state.JOB, *attrs), ep)
+    for attrs, _ in state.scan(ctx, state.VERSION):
+        ctx.stub.set_state_validation_parameter(state.key(ctx, state.VERSION, *attrs), ep)
+    return compiled
+
+
+def current_endorsement(ctx: Context) -> bytes:
+    return bytes.fromhex(state.must_get(ctx, state.key(ctx, state.POLICY), "endorsement policy")["envelope_hex"])
+
+
+# ---- stake transactions
+def transfer_stake(ctx: Context, to_msp: str, value: int) -> dict:
+    org, _ = roles.require_writer(ctx, "transfer_stake")
+    value = amount(value, "amount", allow_zero=False)
+    if to_msp == org["msp_id"]:
+        raise fail("transfer_stake: cannot transfer to your own org")
+    dest = state.get(ctx, state.key(ctx, state.ORG, to_msp))
+    if dest is None:
+        raise fail(f"transfer_stake: {to_msp} is not a member of the consortium", 404)
+    if dest["status"] != "active":
+        raise fail(f"transfer_stake: {to_msp} is {dest['status']}, not active")
+    if org["stake"] < value:
+        raise fail(f"transfer_stake: {org['msp_id']} holds {org['stake']} stake, cannot transfer {value}")
+    before = {org["msp_id"]: org, to_msp: dest}
+    after = {org["msp_id"]: {**org, "stake": org["stake"] - value}, to_msp: {**dest, "stake": dest["stake"] + value}}
+    if sum(stakes({**all_orgs(ctx), **after}).values()) <= 0:
+        raise fail("transfer_stake: total stake would be zero")
+    compiled = write_changes(ctx, before, after, "transfer", {"from": org["msp_id"], "to": to_msp})
+    state.emit(ctx, "StakeTransferred", {"from": org["msp_id"], "to": to_msp, "amount": value,
+                                         "policy": compiled["policy"] if compiled else None})
+    return {"from": after[org["msp_id"]], "to": after[to_msp]}
+
+
+def propose_stake_adjustment(ctx: Context, proposal_id: str, msp_id: str, delta: int, reason: str) -> dict:
+    """An admin proposes minting (+) or burning (-) stake of an org; applied once admins of orgs
+    holding the consortium quorum of stake approved it."""
+    org, _ = roles.require_writer(ctx, "propose_stake_adjustment")
+    if not MSP_RE.match(proposal_id or ""):
+        raise fail(f"proposal_id must match {MSP_RE.pattern}")
+    pkey = state.key(ctx, state.STAKE_PROPOSAL, proposal_id)
+    if state.get(ctx, pkey) is not None:
+        raise fail(f"stake proposal {proposal_id} already exists", 409)
+    delta = amount(delta, "delta", signed=True)
+    if delta == 0:
+        raise fail("delta must not be zero")
+    if not isinstance(reason, str) or not 0 < len(reason) <= 256:
+        raise fail("reason must be 1..256 characters")
+    target = state.get(ctx, state.key(ctx, state.ORG, msp_id))
+    if target is None:
+        raise fail(f"{msp_id} is not a member of the consortium", 404)
+    if target["stake"] + delta < 0:
+        raise fail(f"{msp_id} holds {target['stake']} stake; cannot burn {-delta}")
+    prop = {"proposal_id": proposal_id, "msp_id": msp_id, "delta": delta, "reason": reason,
+            "proposed_by": org["msp_id"], "approvals": [org["msp_id"]], "status": "pending",
+            "created_at": state.now(ctx), "tx_ids": [ctx.stub.tx_id]}
+    return _maybe_apply(ctx, prop, pkey, target, "StakeAdjustmentProposed")
+
+
+def approve_stake_adjustment(ctx: Context, proposal_id: str) -> dict:
+    org, _ = roles.require_writer(ctx, "approve_stake_adjustment")
+    pkey = state.key(ctx, state.STAKE_PROPOSAL, proposal_id)
+    prop = state.must_get(ctx, pkey, f"stake proposal {proposal_id}")
+    if prop["status"] != "pending":
+        raise fail(f"stake proposal {proposal_id} is already {prop['status']}", 409)
+    if org["msp_id"] in prop["approvals"]:
+        raise fail(f"{org['msp_id']} already approved stake proposal {proposal_id}", 409)
+    target = state.must_get(ctx, state.key(ctx, state.ORG, prop["msp_id"]), f"org {prop['msp_id']}")
+    if target["stake"] + prop["delta"] < 0:
+        raise fail(f"{prop['msp_id']} now holds {target['stake']} stake; cannot burn {-prop['delta']}")
+    prop = {**prop, "approvals": sorted(prop["approvals"] + [org["msp_id"]]),
+            "tx_ids": prop["tx_ids"] + [ctx.stub.tx_id]}
+    return _maybe_apply(ctx, prop, pkey, target, "StakeAdjustmentApproved")
+
+
+def _maybe_apply(ctx: Context, prop: dict, pkey: str, target: dict, event: str) -> dict:
+    orgs = all_orgs(ctx)
+    num, den = consortium(ctx)["quorum"]
+    st = stakes(orgs)
+    approving = sum(st.get(m, 0) for m in prop["approvals"])
+    compiled = None
+    if approving * den >= num * sum(st.values()):
+        after = {**target, "stake": target["stake"] + prop["delta"]}
+        if sum(stakes({**orgs, target["msp_id"]: after}).values()) <= 0:
+            raise fail("stake adjustment would leave zero total stake")
+        prop = {**prop, "status": "applied", "applied_at": state.now(ctx)}
+        compiled = write_changes(ctx, {target["msp_id"]: target}, {target["msp_id"]: after}, "adjustment",
+                                 {"proposal_id": prop["proposal_id"]}, (num, den))
+        event = "StakeAdjusted"
+    state.put(ctx, pkey, prop)
+    state.emit(ctx, event, {"proposal_id": prop["proposal_id"], "msp_id": prop["msp_id"], "delta": prop["delta"],
+                            "status": prop["status"], "policy": compiled["policy"] if compiled else None})
+    return prop
+
+
+# ---- queries
+def get_org(ctx: Context, msp_id: str) -> dict:
+    roles.require_reader(ctx)
+    return state.must_get(ctx, state.key(ctx, state.ORG, msp_id), f"org {msp_id}")
+
+
+def list_orgs(ctx: Context) -> list:
+    roles.require_reader(ctx)
+    return [o for _, o in state.scan(ctx, state.ORG)]
+
+
+def org_history(ctx: Context, msp_id: str) -> list:
+    roles.require_reader(ctx)
+    return [e for _, e in state.scan(ctx, state.LEDGER, msp_id)]
+
+
+def get_policy(ctx: Context) -> dict:
+    roles.require_reader(ctx)
+    return state.must_get(ctx, state.key(ctx, state.POLICY), "endorsement policy")

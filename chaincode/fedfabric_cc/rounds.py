@@ -1,0 +1,168 @@
+"""Rounds as a state machine: open -> registration -> collecting -> aggregated -> finalized | failed."""
+from __future__ import annotations
+
+import hashlib
+import re
+
+from fabshim.contract import Context
+
+from . import jobs, members, roles, state
+from .state import fail
+
+OPEN, REGISTRATION, COLLECTING, AGGREGATED, FINALIZED, FAILED = (
+    "open", "registration", "collecting", "aggregated", "finalized", "failed")
+TRANSITIONS = {OPEN: (REGISTRATION, FAILED), REGISTRATION: (COLLECTING, FAILED),
+               COLLECTING: (AGGREGATED, FAILED), AGGREGATED: (FINALIZED, FAILED), FINALIZED: (), FAILED: ()}
+PARTICIPANT_ROLES = (roles.ADMIN, roles.TRAINER)
+PUBKEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def round_key(ctx: Context, job_id: str, r: int) -> str:
+    return state.key(ctx, state.ROUND, job_id, state.rnd(r))
+
+
+def load(ctx: Context, job_id: str, r: int) -> dict:
+    if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+        raise fail(f"round must be a positive integer, got {r!r}")
+    return state.must_get(ctx, round_key(ctx, job_id, r), f"round {r} of job {job_id}")
+
+
+def expect(rec: dict, *states: str) -> None:
+    if rec["state"] not in states:
+        raise fail(f"round {rec['round']} of job {rec['job_id']} is {rec['state']}, expected {' or '.join(states)}", 409)
+
+
+def advance(ctx: Context, rec: dict, to: str, **changes) -> dict:
+    """A copy of ``rec`` moved to state ``to`` (illegal transitions refused), stamped with time and tx."""
+    if to not in TRANSITIONS[rec["state"]]:
+        raise fail(f"illegal transition {rec['state']} -> {to} for round {rec['round']} of job {rec['job_id']}", 409)
+    out = {**rec, **changes, "state": to, "times": {**rec["times"], to: state.now(ctx)},
+           "tx_ids": {**rec["tx_ids"], to: ctx.stub.tx_id}}
+    return out
+
+
+def draw_leader(stake_map: dict[str, int], prev_hash: str, job_id: str, r: int) -> dict:
+    """Stake-weighted deterministic draw seeded by the previous model hash."""
+    total = sum(stake_map.values())
+    if total <= 0:
+        raise fail("no active stake to draw a leader from")
+    seed = hashlib.sha256(f"{prev_hash}|{job_id}|{r}".encode()).digest()
+    value = int.from_bytes(seed, "big") % total
+    acc = 0
+    for msp in sorted(stake_map):
+        acc += stake_map[msp]
+        if value < acc:
+            return {"leader": msp, "seed": seed.hex(), "value": value, "total_stake": total}
+    raise AssertionError("unreachable")
+
+
+def open_round(ctx: Context, job_id: str) -> dict:
+    org, _ = roles.require_writer(ctx, "open_round", PARTICIPANT_ROLES)
+    job = jobs.load(ctx, job_id)
+    if job["status"] != "active":
+        raise fail(f"job {job_id} is {job['status']}; no more rounds", 409)
+    r = job["current_round"]
+    if r:
+        prev = load(ctx, job_id, r)
+        if prev["state"] not in (FINALIZED, FAILED):
+            raise fail(f"round {r} of job {job_id} is still {prev['state']}; finish it before opening round {r + 1}", 409)
+    if r >= job["spec"]["rounds"]:
+        raise fail(f"job {job_id} has used all {job['spec']['rounds']} rounds", 409)
+    base = state.must_get(ctx, state.key(ctx, state.VERSION, job_id, state.rnd(job["latest_version"])), "base version")
+    st = {m: s for m, s in members.stakes(members.all_orgs(ctx)).items() if s > 0}
+    draw = draw_leader(st, base["model_hash"], job_id, r + 1)
+    t = state.now(ctx)
+    rec = {"job_id": job_id, "round": r + 1, "state": OPEN, "leader": draw["leader"], "leader_draw": draw,
+           "base_version": base["version"], "base_hash": base["model_hash"], "stakes": st,
+           "quorum": job["spec"]["quorum"], "privacy": job["spec"]["privacy"], "participants": [], "submitted": [],
+           "dropped": [], "deadlines": {}, "times": {OPEN: t}, "tx_ids": {OPEN: ctx.stub.tx_id},
+           "opened_by": org["msp_id"]}
+    state.put(ctx, round_key(ctx, job_id, r + 1), rec)
+    state.put(ctx, jobs.job_key(ctx, job_id), {**job, "current_round": r + 1})
+    state.emit(ctx, "RoundOpened", {"job_id": job_id, "round": r + 1, "leader": draw["leader"],
+                                    "base_version": base["version"], "base_hash": base["model_hash"]})
+    return rec
+
+
+def start_registration(ctx: Context, job_id: str, r: int) -> dict:
+    roles.require_writer(ctx, "start_registration", PARTICIPANT_ROLES)
+    job = jobs.load(ctx, job_id)
+    rec = load(ctx, job_id, r)
+    expect(rec, OPEN)
+    deadline = state.now(ctx) + job["spec"]["windows"]["registration_s"]
+    rec = advance(ctx, rec, REGISTRATION, deadlines={**rec["deadlines"], "registration": deadline})
+    state.put(ctx, round_key(ctx, job_id, r), rec)
+    state.emit(ctx, "RegistrationStarted", {"job_id": job_id, "round": r, "deadline": deadline})
+    return rec
+
+
+def register(ctx: Context, job_id: str, r: int, public_key: str) -> dict:
+    org, _ = roles.require_writer(ctx, "register", PARTICIPANT_ROLES)
+    rec = load(ctx, job_id, r)
+    expect(rec, REGISTRATION)
+    t = state.now(ctx)
+    if t > rec["deadlines"]["registration"]:
+        raise fail(f"registration for round {r} of job {job_id} closed at {rec['deadlines']['registration']} (now {t})", 409)
+    if rec["stakes"].get(org["msp_id"], 0) <= 0:
+        raise fail(f"{org['msp_id']} had no stake when round {r} opened and cannot participate", 403)
+    if not isinstance(public_key, str) or not PUBKEY_RE.match(public_key):
+        raise fail("public_key must be a raw X25519 public key as 64 lowercase hex characters")
+    msp = org["msp_id"]
+    if state.get(ctx, state.key(ctx, state.REG, job_id, state.rnd(r), msp)) is not None:
+        raise fail(f"{msp} is already registered for round {r} of job {job_id}", 409)
+    for attrs, other in state.scan(ctx, state.REG, job_id, state.rnd(r)):
+        if other["public_key"] == public_key:
+            raise fail(f"public key already used by {attrs[-1]} in this round; generate a fresh key", 409)
+    if r > 1:
+        prev = state.get(ctx, state.key(ctx, state.REG, job_id, state.rnd(r - 1), msp))
+        if prev is not None and prev["public_key"] == public_key:
+            raise fail(f"public key reused from round {r - 1}; each round needs a fresh X25519 key", 409)
+    reg = {"job_id": job_id, "round": r, "msp_id": msp, "public_key": public_key, "registered_at": t,
+           "tx_id": ctx.stub.tx_id, "client_id": ctx.client_identity.id}
+    state.put(ctx, state.key(ctx, state.REG, job_id, state.rnd(r), msp), reg)
+    state.emit(ctx, "Registered", {"job_id": job_id, "round": r, "msp_id": msp, "public_key": public_key})
+    return reg
+
+
+def registrations(ctx: Context, job_id: str, r: int) -> dict[str, dict]:
+    return {attrs[-1]: reg for attrs, reg in state.scan(ctx, state.REG, job_id, state.rnd(r))}
+
+
+def close_registration(ctx: Context, job_id: str, r: int) -> dict:
+    """registration -> collecting (enough registered) or -> failed (window over, too few)."""
+    roles.require_writer(ctx, "close_registration", PARTICIPANT_ROLES)
+    job = jobs.load(ctx, job_id)
+    rec = load(ctx, job_id, r)
+    expect(rec, REGISTRATION)
+    regs = registrations(ctx, job_id, r)
+    t = state.now(ctx)
+    everyone = len(regs) == len(rec["stakes"])
+    need = job["spec"]["min_participants"]
+    if not everyone and t <= rec["deadlines"]["registration"]:
+        raise fail(f"registration for round {r} is open until {rec['deadlines']['registration']} "
+                   f"({len(regs)} of {len(rec['stakes'])} registered)", 409)
+    if len(regs) < need:
+        rec = advance(ctx, rec, FAILED, participants=sorted(regs),
+                      reason=f"only {len(regs)} registered, {need} required")
+        out = settle_failed(ctx, job, rec, [])
+        state.emit(ctx, "RoundFailed", {"job_id": job_id, "round": r, "reason": rec["reason"]})
+        return out
+    deadline = t + job["spec"]["windows"]["submission_s"]
+    rec = advance(ctx, rec, COLLECTING, participants=sorted(regs),
+                  deadlines={**rec["deadlines"], "submission": deadline})
+    state.put(ctx, round_key(ctx, job_id, r), rec)
+    state.emit(ctx, "CollectingStarted", {"job_id": job_id, "round": r, "participants": rec["participants"],
+                                          "public_keys": {m: regs[m]["public_key"] for m in sorted(regs)},
+                                          "deadline": deadline})
+    return rec
+
+
+def settle_failed(ctx: Context, job: dict, rec: dict, absent: list[str], anomalous: list[str] = ()) -> dict:
+    """Write a failed round, its job counters and any slashing (imports here avoid a cycle)."""
+    from . import incentives
+    state.put(ctx, round_key(ctx, rec["job_id"], rec["round"]), rec)
+    last = rec["round"] >= job["spec"]["rounds"]
+    state.put(ctx, jobs.job_key(ctx, job["job_id"]),
+              {**job, "rounds_failed": job["rounds_failed"] + 1, "status": "completed" if last else job["status"]})
+    incentives.settle(ctx, job, rec, rewards={}, absent=absent, anomalous=list(anomalous))
+    return rec
