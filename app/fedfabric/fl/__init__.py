@@ -1,0 +1,1 @@
+"""Federated-learning engine: models, data, training, fixed-point codec, secure masks, DP, rules."""
