@@ -51,7 +51,8 @@ def issue_role_identity(layout: Layout, org: PeerOrg, user: str, role: str) -> P
     attrs = json.dumps({"attrs": {"hf.EnrollmentID": cn, "hf.Type": "client", "fedfabric.role": role}},
                        sort_keys=True).encode()
     ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    # Fabric's MSP checks the chain at this cert's NotBefore + 1 s: it must not precede the CA's NotBefore
+    now = max(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5), ca_cert.not_valid_before_utc)
     cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now).not_valid_after(ca_cert.not_valid_after_utc)
