@@ -26,6 +26,7 @@ def round_report(ctx: Context, job_id: str, r: int) -> dict:
             "stake": rec["stakes"].get(m, 0),
             "registered_at": regs[m]["registered_at"] if m in regs else None,
             "register_tx": regs[m]["tx_id"] if m in regs else None,
+            "public_key": regs[m]["public_key"] if m in regs else None,
             "update": None if u is None else {k: u[k] for k in ("sha256", "size", "sample_count", "submitted_at",
                                                                  "tx_id", "training", "metrics")},
             "vote": None if m not in votes else {k: votes[m][k] for k in ("approve", "model_hash", "metrics",

@@ -63,11 +63,21 @@ def members_collection(config: ConsortiumConfig, name: str, block_to_live: int) 
             "memberOnlyRead": True, "memberOnlyWrite": True}
 
 
+def source_digest() -> str:
+    """SHA-256 over the chaincode's Python sources (and the app modules it imports): a change restarts
+    the servers on the next deploy, though the ccaas package itself stays the same."""
+    h = hashlib.sha256()
+    files = sorted((paths.REPO_ROOT / "chaincode").rglob("*.py")) + sorted((paths.REPO_ROOT / "app" / "fedfabric" / "fl").rglob("*.py"))
+    for f in files:
+        h.update(str(f.relative_to(paths.REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def product_deployment(config: ConsortiumConfig) -> ChaincodeDeployment:
     """The consortium contract from ``chaincode/fedfabric_cc``, as configured in consortium.yaml."""
     return ChaincodeDeployment(
         name=config.chaincode.name, version=config.chaincode.version,
-        command=(sys.executable, "-m", "fedfabric_cc"),
+        command=(sys.executable, "-m", "fedfabric_cc"), env=(("FEDFABRIC_CC_SOURCE", source_digest()),),
         collections=(members_collection(config, "fedfabricUpdates", UPDATES_COLLECTION_BLOCK_TO_LIVE),))
 
 

@@ -1,0 +1,1 @@
+"""The per-organization training node, its job files and the end-to-end demo."""

@@ -1,0 +1,117 @@
+"""A job's training recipe, read from the ledger spec: data shard, validation split, initial model.
+
+Every org derives the same dataset split and initial model from the spec's ``hyperparams``; each
+org keeps only its own shard (in a real consortium each org's shard is its own private data).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from ..artifacts import model_hash
+from ..fl import partition
+from ..fl.datasets import Dataset, load_dataset
+from ..fl.models import architecture_hash, build_model, model_to_vector, parameter_shapes, shape_digest
+
+
+class TaskError(ValueError):
+    """The job's recipe cannot be followed here (unknown dataset, org without a shard, …)."""
+
+
+@lru_cache(maxsize=8)
+def _dataset(name: str, seed: int) -> Dataset:
+    return load_dataset(name, seed=seed)
+
+
+def resolve_arch_kwargs(hyper: dict, ds: Dataset) -> dict:
+    """Architecture arguments completed from the data (input size, classes, image side)."""
+    kw = dict(hyper.get("arch_kwargs", {}))
+    dim = int(ds.X_train.shape[1])
+    if hyper["arch"] == "cnn":
+        side = int(round(dim ** 0.5))
+        if side * side != dim:
+            raise TaskError(f"cnn needs square images; {ds.name} has {dim} features")
+        kw.setdefault("side", side)
+    else:
+        kw.setdefault("in_dim", dim)
+    kw.setdefault("n_classes", ds.n_classes)
+    return kw
+
+
+def model_facts(hyper: dict) -> tuple[dict, np.ndarray]:
+    """(the spec's ``model`` section, the initial parameter vector) for a recipe."""
+    ds = _dataset(hyper["dataset"], int(hyper["seed"]))
+    kw = resolve_arch_kwargs(hyper, ds)
+    model = build_model(hyper["arch"], seed=int(hyper["seed"]), **kw)
+    vec = model_to_vector(model)
+    facts = {"arch_id": hyper["arch"], "arch_hash": architecture_hash(hyper["arch"], kw),
+             "initial_hash": model_hash(vec), "shape_digest": shape_digest(parameter_shapes(model)),
+             "num_params": int(vec.size)}
+    return facts, vec
+
+
+def shards(hyper: dict, y: np.ndarray) -> list[np.ndarray]:
+    n, seed = len(hyper["shards"]), int(hyper["seed"])
+    if hyper["partition"] == "iid":
+        return partition.iid(y, n, seed=seed)
+    if hyper["partition"] == "by_label":
+        return partition.by_label(y, n, seed=seed)
+    return partition.dirichlet(y, n, float(hyper["alpha"]), seed=seed)
+
+
+@dataclass
+class TrainingTask:
+    """One org's part of a job."""
+
+    job_id: str
+    org: str
+    hyper: dict
+    arch_kwargs: dict
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    initial: np.ndarray
+    facts: dict
+
+    @property
+    def samples(self) -> int:
+        return int(len(self.y_train))
+
+    def new_model(self) -> Any:
+        return build_model(self.hyper["arch"], seed=int(self.hyper["seed"]), **self.arch_kwargs)
+
+
+def task_for(job: dict, org: str) -> TrainingTask:
+    """``org``'s task in a ledger job record; checks the initial model against the ledger's hash."""
+    spec = job["spec"]
+    hyper = spec["hyperparams"]
+    if org not in hyper.get("shards", []):
+        raise TaskError(f"{org} has no data shard in job {job['job_id']} (shards: {', '.join(hyper.get('shards', []))})")
+    ds = _dataset(hyper["dataset"], int(hyper["seed"]))
+    kw = resolve_arch_kwargs(hyper, ds)
+    facts, vec = model_facts(hyper)
+    for k in ("arch_hash", "initial_hash", "shape_digest", "num_params"):
+        if facts[k] != spec["model"][k]:
+            raise TaskError(f"the initial model built here differs from the ledger's ({k}: {facts[k]} vs "
+                            f"{spec['model'][k]}); check the fedfabric version")
+    idx = shards(hyper, ds.y_train)[hyper["shards"].index(org)]
+    rng = np.random.default_rng(int(hyper["seed"]) + 7919 * (hyper["shards"].index(org) + 1))
+    perm = rng.permutation(idx)
+    n_val = max(1, int(round(len(perm) * float(hyper["val_fraction"]))))
+    val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    return TrainingTask(job_id=job["job_id"], org=org, hyper=hyper, arch_kwargs=kw,
+                        X_train=ds.X_train[tr], y_train=ds.y_train[tr], X_val=ds.X_train[val], y_val=ds.y_train[val],
+                        initial=vec, facts=facts)
+
+
+def test_split(hyper: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The dataset's held-out test split (used by reports and the demo, never by training)."""
+    ds = _dataset(hyper["dataset"], int(hyper["seed"]))
+    return ds.X_test, ds.y_test
+
+
+test_split.__test__ = False  # not a pytest test
