@@ -144,13 +144,25 @@ class OrgNode:
         return priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
     # ---- models
-    def _model(self, digest: str, version: int) -> np.ndarray:
+    def _model(self, digest: str, version: int, depth: int = 0) -> np.ndarray:
+        """Parameters of a version: from the store, else rebuilt from its round's aggregate (a node that
+        was down while versions were finalized catches up this way), always hash-checked."""
         assert self.task is not None
         if version == 0:
             if model_hash(self.task.initial) != digest:
                 raise ArtifactError(f"initial model hash {model_hash(self.task.initial)} is not the ledger's {digest}")
             self.store.put_model(self.task.initial)
-        return self.store.get_model(digest)
+        if self.store.has(digest) or version == 0 or depth > 50:
+            return self.store.get_model(digest)
+        ver = self.client.get_version(self.job_id, version)
+        rec = self.client.get_round(self.job_id, ver["round"])
+        self._model(rec["base_hash"], rec["base_version"], depth + 1)
+        cand, got = self._candidate(rec)
+        if got != digest:
+            raise ArtifactError(f"version {version}: its aggregate gives {got[:12]}…, the ledger says {digest[:12]}…")
+        self.store.put_model(cand)
+        self._note("caught up", version=version, model=digest[:12])
+        return cand
 
     def _candidate(self, rec: dict) -> tuple[np.ndarray, str]:
         """Base version + the ledger's aggregate (hash-checked), as float32."""
