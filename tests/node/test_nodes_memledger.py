@@ -122,3 +122,27 @@ def test_restarted_node_rejoins_the_current_round(tmp_path):
     job = admin.get_job("j-restart")
     assert job["rounds_finalized"] == 2
     assert [c["msp_id"] for c in admin.get_version("j-restart", 1)["contributors"]] == ORGS
+
+
+def test_clear_mode_robust_rule_finishes(tmp_path):
+    led, admin, nodes = _setup(tmp_path, _job("j-clear", rounds=2, privacy="clear", min_participants=3,
+                                              aggregation={"rule": "trimmed_mean", "trim": 1}))
+    _drive(nodes)
+    v2 = admin.get_version("j-clear", 2)
+    assert v2["status"] == "finalized" and v2["privacy"] == "clear" and v2["rule"] == "trimmed_mean"
+    assert model_hash(nodes[2].store.get_model(v2["model_hash"])) == v2["model_hash"]
+
+
+def test_dp_epsilon_is_accounted_and_recorded_per_round(tmp_path):
+    from fedfabric.fl import dp
+
+    led, admin, nodes = _setup(tmp_path, _job("j-dp", rounds=3, dp={"enabled": True, "clip_norm": 0.1,
+                                                                    "noise_multiplier": 0.5, "epsilon_budget": 50}))
+    _drive(nodes)
+    cfg = dp.DPConfig(clip_norm=0.1, noise_multiplier=0.5, delta=1e-5)
+    job = admin.get_job("j-dp")
+    assert job["rounds_finalized"] == 3, [admin.get_round("j-dp", r).get("reason") for r in (1, 2, 3)]
+    totals = [admin.get_version("j-dp", v)["dp_epsilon_total_milli"] for v in (1, 2, 3)]
+    assert totals[0] > 0 and totals[0] < totals[1] < totals[2]
+    assert abs(totals[2] / 1000 - dp.epsilon(cfg, 3)) < 0.01  # per-round increments add up to the accountant's total
+    assert not admin.get_version("j-dp", 3)["dp_budget_exceeded"]
