@@ -38,6 +38,7 @@ from fedfabric.node.demo import DEFAULT_JOB, start_nodes, stop_nodes  # noqa: E4
 from fedfabric.node.jobfile import load_job_file  # noqa: E402
 from fedfabric.node.task import task_for, test_split  # noqa: E402
 from fedfabric_cc import aggregation, codec  # noqa: E402
+from fedfabric_cc.aggregator import _apply_rule  # noqa: E402
 from tests.conftest import default_raw, shift_ports  # noqa: E402
 
 
@@ -51,16 +52,21 @@ def in_process(spec: dict) -> tuple[list[float], np.ndarray]:
     for r in range(1, spec["rounds"] + 1):
         t0 = time.perf_counter()
         total = np.zeros(vec.size, np.uint32)
-        samples = 0
+        samples, values = 0, []
         for t in tasks:
             _, update, _ = local_train(t.new_model(), vec, t.X_train, t.y_train, epochs=int(hyper["epochs"]),
                                        lr=float(hyper["lr"]), batch_size=int(hyper["batch_size"]),
                                        optimizer=hyper["optimizer"], mu=float(hyper["mu"]),
                                        seed=int(hyper["seed"]) * 1000 + r)
-            enc = fixedpoint.encode_weighted(update, t.samples, headroom=len(tasks))
-            total = fixedpoint.add_mod(total, enc)
+            if spec["privacy"] == "secure":
+                total = fixedpoint.add_mod(total, fixedpoint.encode_weighted(update, t.samples, headroom=len(tasks)))
+            else:
+                values.append(codec.to_signed(fixedpoint.encode(update)))
             samples += t.samples
-        avg = aggregation.fedavg_from_weighted_sum(total, samples)
+        if spec["privacy"] == "secure":
+            avg = aggregation.fedavg_from_weighted_sum(total, samples)
+        else:  # the contract's own rule implementation (integer arithmetic)
+            avg, _ = _apply_rule(spec["aggregation"], values, [t.samples for t in tasks])
         delta = fixedpoint.decode(codec.from_signed(avg).astype(np.uint32))
         vec = (vec.astype(np.float64) + delta).astype(np.float32)
         times.append(time.perf_counter() - t0)
