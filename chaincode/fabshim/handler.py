@@ -35,6 +35,15 @@ class Handler:
     def send(self, msg: M) -> None:
         self._out.put(msg)
 
+    def busy(self) -> bool:
+        """True while a transaction of this stream is still running."""
+        with self._lock:
+            return bool(self._active)
+
+    def close(self) -> None:
+        """End the stream (the peer sees it complete and reconnects when it next needs us)."""
+        self._out.put(_STOP)
+
     def stream(self, requests: Iterator[M]) -> Iterator[M]:
         """The response iterator given to grpc: REGISTER first, then whatever is queued."""
         reg = chaincode_pb2.ChaincodeID(name=self._cc_id)

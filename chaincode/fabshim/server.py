@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -47,7 +48,13 @@ class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
     def Connect(self, request_iterator, context):  # noqa: N802
         log.info("peer connected: %s", context.peer())
         h = Handler(self._o.chaincode, self._o.chaincode_id, self._o._tx_pool)
-        yield from h.stream(request_iterator)
+        with self._o._lock:
+            self._o._handlers.add(h)
+        try:
+            yield from h.stream(request_iterator)
+        finally:
+            with self._o._lock:
+                self._o._handlers.discard(h)
 
 
 class ChaincodeServer:
@@ -60,6 +67,8 @@ class ChaincodeServer:
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="fabshim-rpc"),
                                    options=options or server_options(), maximum_concurrent_rpcs=None)
         chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(_Servicer(self), self._server)
+        self._lock = threading.Lock()
+        self._handlers: set[Handler] = set()
         self.port = 0
 
     def start(self) -> None:
@@ -83,7 +92,20 @@ class ChaincodeServer:
         log.info("chaincode server %s listening on port %d (tls=%s)", self.chaincode_id, self.port, bool(self.tls))
 
     def stop(self, grace: Optional[float] = 5.0) -> None:
-        self._server.stop(grace).wait()
+        """Refuse new streams, let running transactions finish (up to ``grace`` s), end the streams.
+
+        A peer's Connect stream never ends by itself, so waiting out the gRPC grace alone would
+        always take the full ``grace``.
+        """
+        stopped = self._server.stop(grace)
+        deadline = time.monotonic() + (grace or 0)
+        with self._lock:
+            handlers = list(self._handlers)
+        for h in handlers:
+            while h.busy() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            h.close()
+        stopped.wait()
         self._tx_pool.shutdown(wait=False, cancel_futures=True)
 
     def wait(self) -> None:

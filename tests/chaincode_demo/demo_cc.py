@@ -1,6 +1,10 @@
 """Tiny demo contract for deploying the shim to a live network.
 
 Run: CHAINCODE_ID=... CHAINCODE_SERVER_ADDRESS=0.0.0.0:9999 python tests/chaincode_demo/demo_cc.py
+(or ``python -m tests.chaincode_demo.demo_cc`` from the repository root, as the live tests deploy it).
+
+Used by tests/shim/test_demo.py (fake peer), tests/ledger/test_live_runtime.py (live network) and
+benchmarks/gateway_throughput.py.
 """
 from __future__ import annotations
 
@@ -41,6 +45,14 @@ class Demo(Contract):
         return v
 
     @transaction
+    def add(self, ctx: Context, key: str, delta: int) -> int:
+        """Read-modify-write counter; returns the new value (JSON number)."""
+        raw = ctx.stub.get_state(key)
+        value = (int(raw) if raw else 0) + delta
+        ctx.stub.put_state(key, str(value).encode())
+        return value
+
+    @transaction
     def delete(self, ctx: Context, key: str) -> None:
         ctx.stub.del_state(key)
 
@@ -51,6 +63,12 @@ class Demo(Contract):
     @transaction
     def emit(self, ctx: Context, name: str, payload: str) -> None:
         ctx.stub.set_event(name, payload.encode())
+
+    @transaction
+    def put_emit(self, ctx: Context, key: str, value: str) -> None:
+        """Write ``key`` and emit event ``Put`` whose payload is ``key``."""
+        ctx.stub.put_state(key, value.encode())
+        ctx.stub.set_event("Put", key.encode())
 
     @transaction
     def put_private(self, ctx: Context, collection: str, key: str) -> None:
@@ -77,7 +95,7 @@ class Demo(Contract):
     @transaction(evaluate=True)
     def whoami(self, ctx: Context) -> dict:
         ci = ctx.client_identity
-        return {"msp_id": ci.msp_id, "id": ci.id}
+        return {"msp_id": ci.msp_id, "id": ci.id, "role": ci.get_attribute("fedfabric.role")}
 
 
 if __name__ == "__main__":
