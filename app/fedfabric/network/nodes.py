@@ -168,6 +168,15 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def accepting(port: int, host: str = "127.0.0.1") -> bool:
+    """A TCP connect to ``host:port`` succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def tail(path: Path, lines: int = 15) -> str:
     try:
         data = path.read_bytes()[-20000:].decode(errors="replace").splitlines()
@@ -236,7 +245,11 @@ def wait_healthy(spec: NodeSpec, proc: subprocess.Popen[bytes] | None, layout: L
                             f"log: {log}\n--- last lines ---\n{tail(log)}")
         ok, detail = healthz(spec)
         if ok:
-            return
+            # /healthz can answer before the node's gRPC listener accepts connections
+            closed = [k for k, port in spec.ports.items() if k in ("listen", "admin") and not accepting(port)]
+            if not closed:
+                return
+            detail = f"{', '.join(closed)} port not accepting connections yet"
         time.sleep(0.2)
     raise NodeError(f"{spec.node_id} not healthy after {timeout:.0f}s ({detail}); log: {log}\n"
                     f"--- last lines ---\n{tail(log)}")
