@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from . import __version__
+from .cli_audit import audit_app, model_app
 
 app = typer.Typer(
     name="fedfabric",
@@ -84,6 +85,8 @@ consortium_app = typer.Typer(help="The consortium's members and stake on the led
 job_app = typer.Typer(help="Training jobs: create one from a YAML job file, inspect them.", no_args_is_help=True)
 app.add_typer(consortium_app, name="consortium")
 app.add_typer(job_app, name="job")
+app.add_typer(audit_app, name="audit")
+app.add_typer(model_app, name="model")
 
 
 @consortium_app.command("init")

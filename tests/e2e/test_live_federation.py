@@ -95,3 +95,39 @@ def test_secure_job_with_crash_recovery_and_restart(fed):
     assert keys and all(k.stat().st_mode & 0o077 == 0 for k in keys)
     for k in keys:
         assert k.read_bytes().hex() not in logs["org1"]
+
+
+def test_export_verify_and_report_on_the_live_ledger(fed, tmp_path):
+    """`model export` then `audit verify` accept the final model; a tampered copy is refused; the report renders."""
+    import torch
+    from typer.testing import CliRunner
+
+    from fedfabric.cli import app
+
+    net, cfg_path, admin = fed
+    jobs = [j["job_id"] for j in admin.list_jobs()["jobs"] if j["status"] == "completed"]
+    assert "e2e-secure" in jobs, "run after the federation test (same module)"
+    common = ["--run-dir", str(net.layout.root), "--config", str(cfg_path)]
+    runner = CliRunner()
+    out = tmp_path / "final.pt"
+    res = runner.invoke(app, ["model", "export", "e2e-secure", "latest", "--out", str(out), *common])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", "verify", str(out), *common])
+    assert res.exit_code == 0, res.output
+    assert "e2e-secure" in res.output
+    doc = torch.load(out, weights_only=True)
+    doc["vector"][0] += 1e-3
+    first = next(iter(doc["state_dict"]))
+    doc["state_dict"][first].view(-1)[0] += 1e-3
+    bad = tmp_path / "tampered.pt"
+    torch.save(doc, bad)
+    res = runner.invoke(app, ["audit", "verify", str(bad), *common])
+    assert res.exit_code == 1, res.output
+    res = runner.invoke(app, ["audit", "verify", str(tmp_path / "missing.pt"), *common])
+    assert res.exit_code == 2, res.output
+    res = runner.invoke(app, ["audit", "report", "e2e-secure", "--out", str(tmp_path / "report"), *common])
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "e2e-secure" in html and "data:image/png;base64" in html
+    res = runner.invoke(app, ["audit", "lineage", "e2e-secure", "--json", *common])
+    assert res.exit_code == 0, res.output
