@@ -132,6 +132,9 @@ def run_demo(*, config_path: Path = paths.DEFAULT_CONFIG, run_root: Path | None 
         result = summarize(admin, job.job_id, config, run_root, out_dir, t0)
         net_height = result.ledger_height
         con.print(render_summary(result, net_height))
+        if result.report_dir:
+            con.print(f"Audit report: [bold]{result.report_dir / 'report.html'}[/] (plots, contributors, votes, "
+                      "stake, rewards, lineage with tx ids)")
         return result
     finally:
         stop_nodes(procs)
@@ -189,10 +192,9 @@ def render_summary(res: DemoResult, height: int) -> Any:
     gap = (res.centralized["accuracy"] - res.federated["accuracy"]) * 100
     t.add_row("federated test accuracy (ledger's final version)", f"{res.federated['accuracy'] * 100:.2f} %")
     t.add_row("centrally trained baseline (pooled data)", f"{res.centralized['accuracy'] * 100:.2f} %")
-    t.add_row("gap", f"{gap:+.2f} points")
+    t.add_row("gap (centralized − federated)", f"{gap:+.2f} points")
     t.add_row("rounds finalized / failed", f"{res.rounds_finalized} / {res.rounds_failed}")
     t.add_row("model versions on the ledger", str(len(res.versions)))
     t.add_row("ledger height (blocks)", str(height))
     t.add_row("wall time", f"{res.seconds:.1f} s")
-    t.add_row("audit report", str(res.report_dir / "report.html") if res.report_dir else "(audit package missing)")
     return t
