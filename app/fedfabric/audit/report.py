@@ -120,10 +120,8 @@ def _plot(path: Path, title: str, ylabel: str, series: dict, hlines: Iterable[tu
         line, = ax.plot(xs, ys, marker="o", linewidth=2, label=f"{name} (stake-weighted)")
         for org, pts in sorted(per.items()):
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.45, color=line.get_color())
-    for label, y in hlines:
-        ax.axhline(y, linestyle="--", linewidth=1, color="grey")
-        ax.annotate(label, (0.01, y), xycoords=("axes fraction", "data"), fontsize=8, color="dimgrey",
-                    va="bottom")
+    for (label, y), style in zip(hlines, ("--", ":", "-.", (0, (5, 1)))):
+        ax.axhline(y, linestyle=style, linewidth=1.2, color="dimgrey", label=f"{label} = {y:.4g}")
     ax.set_title(title)
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
