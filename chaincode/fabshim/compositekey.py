@@ -11,9 +11,12 @@ def _validate(s: str) -> None:
         s.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError(f"not a valid utf8 string: {exc}") from None
+    pos = 0  # byte offset in the UTF-8 encoding, as Go reports it
     for ch in s:
         if ch == MIN_RUNE or ch == MAX_RUNE:
-            raise ValueError(f"input contains unicode {ord(ch):#x} starting at position 0 (U+0000 and U+10FFFF are not allowed)")
+            raise ValueError(f"input contains unicode U+{ord(ch):04X} starting at position [{pos}]. "
+                             "U+0000 and U+10FFFF are not allowed in the input attribute of a composite key")
+        pos += len(ch.encode("utf-8"))
 
 
 def create_composite_key(object_type: str, attrs: list[str]) -> str:

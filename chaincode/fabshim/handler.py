@@ -10,7 +10,7 @@ from typing import Any, Iterator, Optional
 from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2 as shim, proposal_response_pb2
 
 from .errors import PeerError, ShimError
-from .stub import ChaincodeStub
+from .stub import ERROR_STATUS, ChaincodeStub
 
 log = logging.getLogger(__name__)
 M = shim.ChaincodeMessage
@@ -73,6 +73,7 @@ class Handler:
     def _dispatch(self, msg: M) -> None:
         t = msg.type
         if t == M.KEEPALIVE:
+            self.send(msg)  # echoed back, as the Go shim does
             return
         if t == M.REGISTERED:
             self.state = "established"
@@ -117,7 +118,12 @@ class Handler:
             stub = ChaincodeStub(self, msg.channel_id, msg.txid, inp, msg.proposal if msg.HasField("proposal") else None)
             fn = self._cc.init if msg.type == M.INIT else self._cc.invoke
             res = fn(stub)
-            resp = proposal_response_pb2.Response(status=int(res.status), message=res.message or "",
+            status = int(res.status)
+            if msg.type == M.INIT and status >= ERROR_STATUS:
+                # Go shim: a failed Init answers ERROR with the message (a failed Invoke stays COMPLETED)
+                self._reply(msg, M.ERROR, (res.message or "").encode("utf-8"), stub._event)
+                return
+            resp = proposal_response_pb2.Response(status=status, message=res.message or "",
                                                   payload=res.payload or b"")
             self._reply(msg, M.COMPLETED, resp.SerializeToString(), stub._event)
         except Exception as exc:

@@ -21,6 +21,11 @@ from .stub import ArgsAccess, KeyModification, QueryMetadata, Response
 _DELETED = object()
 
 
+def _need_collection(collection: str) -> None:
+    if not collection:  # the live stub (and Go) refuse "" for every private-data call
+        raise ValueError("collection must not be an empty string")
+
+
 class _Rows:
     """A finished query result: iterator of ``(key, value)`` and a context manager."""
 
@@ -185,7 +190,8 @@ class MemoryStub(ArgsAccess):
                 if k >= start and (not end or k < end)]
 
     def get_state_by_range(self, start: str, end: str) -> _Rows:
-        return _Rows(self._range_rows(start, end))
+        # like the peer: an empty start key means "\x01", so composite keys ("\x00"...) stay out
+        return _Rows(self._range_rows(start or "\x01", end))
 
     def get_state_by_partial_composite_key(self, object_type: str, attrs: list[str]) -> _Rows:
         k = create_composite_key(object_type, list(attrs))
@@ -193,7 +199,7 @@ class MemoryStub(ArgsAccess):
 
     def get_state_by_range_with_pagination(self, start: str, end: str, page_size: int,
                                            bookmark: str = "") -> tuple[list[tuple[str, bytes]], QueryMetadata]:
-        rows = self._range_rows(bookmark or start, end)
+        rows = self._range_rows(bookmark or start or "\x01", end)
         page, rest = rows[:page_size], rows[page_size:]
         return page, QueryMetadata(len(page), rest[0][0] if rest else "")
 
@@ -211,15 +217,16 @@ class MemoryStub(ArgsAccess):
 
     # ---- private data
     def get_private_data(self, collection: str, key: str) -> Optional[bytes]:
+        _need_collection(collection)
         self._cur()
         return self.private.get(collection, {}).get(key)
 
     def put_private_data(self, collection: str, key: str, value: bytes) -> None:
-        if not collection:
-            raise ValueError("collection must not be an empty string")
+        _need_collection(collection)
         self._cur().pvt_writes[(collection, key)] = bytes(value)
 
     def del_private_data(self, collection: str, key: str) -> None:
+        _need_collection(collection)
         self._cur().pvt_writes[(collection, key)] = _DELETED
 
     def get_private_data_hash(self, collection: str, key: str) -> Optional[bytes]:
@@ -227,6 +234,7 @@ class MemoryStub(ArgsAccess):
         return None if v is None else hashlib.sha256(v).digest()
 
     def purge_private_data(self, collection: str, key: str) -> None:
+        _need_collection(collection)
         self._cur().purges.append((collection, key))
 
     # ---- state-based endorsement

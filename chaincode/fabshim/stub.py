@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 from fabric_protos.common import common_pb2
 from fabric_protos.ledger.queryresult import kv_query_result_pb2
-from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, chaincode_shim_pb2 as shim, proposal_pb2
+from fabric_protos.peer import (chaincode_event_pb2, chaincode_pb2, chaincode_shim_pb2 as shim, proposal_pb2,
+                                proposal_response_pb2)
+from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from .compositekey import MAX_RUNE, create_composite_key, split_composite_key
+from .compositekey import MAX_RUNE, NS, create_composite_key, split_composite_key
 from .errors import ShimError
 
 if TYPE_CHECKING:
@@ -19,6 +21,20 @@ if TYPE_CHECKING:
 M = shim.ChaincodeMessage
 VALIDATION_PARAMETER = "VALIDATION_PARAMETER"
 EMPTY_KEY_SUBSTITUTE = "\x01"
+ERROR_STATUS = 500  # shim.ERROR in the Go shim
+_PROPOSAL_HEADER_TYPES = (common_pb2.ENDORSER_TRANSACTION, common_pb2.CONFIG)
+
+
+def _validate_simple_keys(*keys: str) -> None:
+    """Range bounds must stay out of the composite-key namespace (Go: validateSimpleKeys)."""
+    for k in keys:
+        if k and k[0] == NS:
+            raise ShimError(f"first character of the key [{k!r}] contains a null character which is not allowed")
+
+
+def _need_collection(collection: str) -> None:
+    if not collection:
+        raise ShimError("collection must not be an empty string")
 
 
 @dataclass
@@ -126,10 +142,14 @@ class ChaincodeStub(ArgsAccess):
     def _parse_proposal(self, sp: proposal_pb2.SignedProposal) -> None:
         prop = proposal_pb2.Proposal()
         prop.ParseFromString(sp.proposal_bytes)
+        if not prop.header:
+            raise ShimError("failed to extract Proposal fields: proposal header is nil")
         hdr = common_pb2.Header()
         hdr.ParseFromString(prop.header)
         ch = common_pb2.ChannelHeader()
         ch.ParseFromString(hdr.channel_header)
+        if ch.type not in _PROPOSAL_HEADER_TYPES:
+            raise ShimError(f"invalid channel header type. Expected ENDORSER_TRANSACTION or CONFIG, received {ch.type}")
         sh = common_pb2.SignatureHeader()
         sh.ParseFromString(hdr.signature_header)
         self._timestamp.CopyFrom(ch.timestamp)
@@ -167,33 +187,47 @@ class ChaincodeStub(ArgsAccess):
     def _query_close(self, qid: str) -> None:
         self._call(M.QUERY_STATE_CLOSE, shim.QueryStateClose(id=qid).SerializeToString())
 
-    # ---- state
-    def get_state(self, key: str) -> Optional[bytes]:
-        return self.get_private_data("", key)
-
-    def put_state(self, key: str, value: bytes) -> None:
-        self.put_private_data("", key, value)
-
-    def del_state(self, key: str) -> None:
-        self.del_private_data("", key)
-
-    def get_private_data(self, collection: str, key: str) -> Optional[bytes]:
+    # ---- state ("" collection = public state; the private-data calls require a collection, as in Go)
+    def _get(self, collection: str, key: str) -> Optional[bytes]:
         r = self._call(M.GET_STATE, shim.GetState(key=key, collection=collection).SerializeToString())
         return r or None
 
-    def put_private_data(self, collection: str, key: str, value: bytes) -> None:
+    def _put(self, collection: str, key: str, value: bytes) -> None:
         if not key:
             raise ShimError("key must not be an empty string")
         self._call(M.PUT_STATE, shim.PutState(key=key, value=value, collection=collection).SerializeToString())
 
-    def del_private_data(self, collection: str, key: str) -> None:
+    def _del(self, collection: str, key: str) -> None:
         self._call(M.DEL_STATE, shim.DelState(key=key, collection=collection).SerializeToString())
 
+    def get_state(self, key: str) -> Optional[bytes]:
+        return self._get("", key)
+
+    def put_state(self, key: str, value: bytes) -> None:
+        self._put("", key, value)
+
+    def del_state(self, key: str) -> None:
+        self._del("", key)
+
+    def get_private_data(self, collection: str, key: str) -> Optional[bytes]:
+        _need_collection(collection)
+        return self._get(collection, key)
+
+    def put_private_data(self, collection: str, key: str, value: bytes) -> None:
+        _need_collection(collection)
+        self._put(collection, key, value)
+
+    def del_private_data(self, collection: str, key: str) -> None:
+        _need_collection(collection)
+        self._del(collection, key)
+
     def get_private_data_hash(self, collection: str, key: str) -> Optional[bytes]:
+        _need_collection(collection)
         r = self._call(M.GET_PRIVATE_DATA_HASH, shim.GetState(key=key, collection=collection).SerializeToString())
         return r or None
 
     def purge_private_data(self, collection: str, key: str) -> None:
+        _need_collection(collection)
         self._call(M.PURGE_PRIVATE_DATA, shim.DelState(key=key, collection=collection).SerializeToString())
 
     # ---- queries
@@ -203,33 +237,66 @@ class ChaincodeStub(ArgsAccess):
         r.ParseFromString(self._call(M.GET_STATE_BY_RANGE, req.SerializeToString()))
         return r
 
-    def get_state_by_range(self, start: str, end: str) -> _QueryIterator:
-        start = start or EMPTY_KEY_SUBSTITUTE
-        return _QueryIterator(self, self._range(start, end), _kv)
+    def _rich(self, query: str, collection: str = "", meta: bytes = b"") -> shim.QueryResponse:
+        req = shim.GetQueryResult(query=query, collection=collection, metadata=meta)
+        r = shim.QueryResponse()
+        r.ParseFromString(self._call(M.GET_QUERY_RESULT, req.SerializeToString()))
+        return r
 
-    def get_private_data_by_range(self, collection: str, start: str, end: str) -> _QueryIterator:
-        start = start or EMPTY_KEY_SUBSTITUTE
-        return _QueryIterator(self, self._range(start, end, collection), _kv)
-
-    def get_state_by_partial_composite_key(self, object_type: str, attrs: list[str]) -> _QueryIterator:
-        k = create_composite_key(object_type, attrs)
-        return _QueryIterator(self, self._range(k, k + MAX_RUNE), _kv)
-
-    def get_state_by_range_with_pagination(self, start: str, end: str, page_size: int,
-                                           bookmark: str = "") -> tuple[list[tuple[str, bytes]], QueryMetadata]:
-        start = start or EMPTY_KEY_SUBSTITUTE
-        meta = shim.QueryMetadata(pageSize=page_size, bookmark=bookmark).SerializeToString()
-        resp = self._range(start, end, "", meta)
+    def _paged(self, resp: shim.QueryResponse) -> tuple[list[tuple[str, bytes]], QueryMetadata]:
+        """Read a paginated query to the end (the peer answers one in a single QueryResponse)."""
         it = _QueryIterator(self, resp, _kv)
         rows = list(it)
         md = shim.QueryResponseMetadata()
         md.ParseFromString(it._resp.metadata)
         return rows, QueryMetadata(md.fetched_records_count, md.bookmark)
 
+    def get_state_by_range(self, start: str, end: str) -> _QueryIterator:
+        start = start or EMPTY_KEY_SUBSTITUTE
+        _validate_simple_keys(start, end)
+        return _QueryIterator(self, self._range(start, end), _kv)
+
+    def get_private_data_by_range(self, collection: str, start: str, end: str) -> _QueryIterator:
+        _need_collection(collection)
+        start = start or EMPTY_KEY_SUBSTITUTE
+        _validate_simple_keys(start, end)
+        return _QueryIterator(self, self._range(start, end, collection), _kv)
+
+    def get_state_by_partial_composite_key(self, object_type: str, attrs: list[str]) -> _QueryIterator:
+        k = create_composite_key(object_type, attrs)
+        return _QueryIterator(self, self._range(k, k + MAX_RUNE), _kv)
+
+    def get_private_data_by_partial_composite_key(self, collection: str, object_type: str,
+                                                  attrs: list[str]) -> _QueryIterator:
+        _need_collection(collection)
+        k = create_composite_key(object_type, attrs)
+        return _QueryIterator(self, self._range(k, k + MAX_RUNE, collection), _kv)
+
+    def get_state_by_range_with_pagination(self, start: str, end: str, page_size: int,
+                                           bookmark: str = "") -> tuple[list[tuple[str, bytes]], QueryMetadata]:
+        start = start or EMPTY_KEY_SUBSTITUTE
+        _validate_simple_keys(start, end)
+        meta = shim.QueryMetadata(pageSize=page_size, bookmark=bookmark).SerializeToString()
+        return self._paged(self._range(start, end, "", meta))
+
     def get_state_by_partial_composite_key_with_pagination(self, object_type: str, attrs: list[str], page_size: int,
                                                            bookmark: str = ""):
         k = create_composite_key(object_type, attrs)
-        return self.get_state_by_range_with_pagination(k, k + MAX_RUNE, page_size, bookmark)
+        meta = shim.QueryMetadata(pageSize=page_size, bookmark=bookmark).SerializeToString()
+        return self._paged(self._range(k, k + MAX_RUNE, "", meta))
+
+    def get_query_result(self, query: str) -> _QueryIterator:
+        """Rich query (CouchDB state databases only)."""
+        return _QueryIterator(self, self._rich(query), _kv)
+
+    def get_query_result_with_pagination(self, query: str, page_size: int,
+                                         bookmark: str = "") -> tuple[list[tuple[str, bytes]], QueryMetadata]:
+        meta = shim.QueryMetadata(pageSize=page_size, bookmark=bookmark).SerializeToString()
+        return self._paged(self._rich(query, "", meta))
+
+    def get_private_data_query_result(self, collection: str, query: str) -> _QueryIterator:
+        _need_collection(collection)
+        return _QueryIterator(self, self._rich(query, collection), _kv)
 
     def get_history_for_key(self, key: str) -> _QueryIterator:
         r = shim.QueryResponse()
@@ -267,16 +334,24 @@ class ChaincodeStub(ArgsAccess):
         self._event = chaincode_event_pb2.ChaincodeEvent(event_name=name, payload=payload)
 
     def invoke_chaincode(self, name: str, args: list[bytes], channel: str = "") -> Response:
+        """Call another chaincode; like Go, never raises: failures come back as a status-500 Response."""
         if channel:
             name = f"{name}/{channel}"
         spec = chaincode_pb2.ChaincodeSpec(chaincode_id=chaincode_pb2.ChaincodeID(name=name),
                                            input=chaincode_pb2.ChaincodeInput(args=args))
-        raw = self._call(M.INVOKE_CHAINCODE, spec.SerializeToString())
-        msg = M()
-        msg.ParseFromString(raw)
-        if msg.type != M.COMPLETED:
-            raise ShimError(f"unexpected message type {M.Type.Name(msg.type)} from invoked chaincode")
-        from fabric_protos.peer import proposal_response_pb2
-        resp = proposal_response_pb2.Response()
-        resp.ParseFromString(msg.payload)
+        try:
+            raw = self._call(M.INVOKE_CHAINCODE, spec.SerializeToString())
+            msg = M()
+            msg.ParseFromString(raw)
+            if msg.type != M.COMPLETED:  # the callee answered ERROR (failed Init, exception, ...)
+                return _error_response(msg.payload)
+            resp = proposal_response_pb2.Response()
+            resp.ParseFromString(msg.payload)
+        except (ShimError, DecodeError) as exc:  # PeerError (peer answered ERROR) is a ShimError
+            return _error_response(str(exc).encode("utf-8"))
         return Response(resp.status, resp.message, resp.payload)
+
+
+def _error_response(payload: bytes) -> Response:
+    """Go puts the error text in the payload; it also goes in the message here."""
+    return Response(ERROR_STATUS, payload.decode("utf-8", "replace"), payload)
