@@ -68,7 +68,7 @@ def update_meta(payload: bytes, shape_digest: str, sample_count: int, training: 
 class FedFabricClient:
     """One org identity's view of the consortium contract."""
 
-    def __init__(self, contract: Contract, *, retries: int = 8, retry_delay: float = 0.5) -> None:
+    def __init__(self, contract: Contract, *, retries: int = 12, retry_delay: float = 0.5) -> None:
         self.contract = contract
         self.retries = retries
         self.retry_delay = retry_delay
@@ -93,7 +93,8 @@ class FedFabricClient:
                     raise rej from None
                 if err.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE) \
                         and attempt < self.retries:
-                    time.sleep(self.retry_delay)
+                    # endorsers not known yet (gossip still connecting after start-up): back off
+                    time.sleep(min(self.retry_delay * (attempt + 1), 3.0))
                     continue
                 raise
         raise AssertionError("unreachable")

@@ -106,6 +106,8 @@ def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o
         "CORE_PEER_GOSSIP_BOOTSTRAP": address,
         "CORE_PEER_GOSSIP_EXTERNALENDPOINT": address,
         "CORE_PEER_GOSSIP_ENDPOINT": address,
+        # peers meet before all have joined the channel; retry the handshake in 2 s, not the default 25 s
+        "CORE_PEER_GOSSIP_RECONNECTINTERVAL": "2s",
         "CORE_PEER_LOCALMSPID": org.msp_id,
         "CORE_PEER_MSPCONFIGPATH": str(d / "msp"),
         "CORE_PEER_TLS_ENABLED": "true",
