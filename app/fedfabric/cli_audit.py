@@ -68,6 +68,34 @@ def client_factory(org: str, user: str, config: Path, run_dir: Path) -> ContextM
     return _open_ledger(org, user, config, run_dir)
 
 
+@contextmanager
+def _open_peers(org: str, user: str, config: Path, run_dir: Path) -> Iterator[dict[str, Any]]:
+    """qscc of every org's peer, each queried with ``org``'s ``user`` identity (any channel member may read)."""
+    from .ledger import Gateway, Identity
+    from .network.config import load_config
+    from .network.layout import Layout
+
+    cfg = load_config(config)
+    layout = Layout(Path(run_dir).resolve(), cfg)
+    me = cfg.org(org)
+    msp = layout.user_msp(me, user)
+    if not msp.exists():
+        raise BadInput(f"no identity {user!r} for {me.name}: {msp} is missing")
+    ident = Identity.from_msp_dir(msp_id=me.msp_id, msp_dir=msp)
+    gws = {o.name: Gateway.connect(endpoint=layout.peer_endpoint(o), identity=ident, tls_root_cert=layout.peer_tls_ca(o))
+           for o in cfg.orgs}
+    try:
+        yield {f"{o.peer.name}.{o.name}": gws[o.name].get_network(cfg.channel).qscc() for o in cfg.orgs}
+    finally:
+        for g in gws.values():
+            g.close()
+
+
+def peers_factory(org: str, user: str, config: Path, run_dir: Path) -> ContextManager[dict[str, Any]]:
+    """Context manager yielding ``{peer name: Qscc}`` for every org's peer (replaceable in tests)."""
+    return _open_peers(org, user, config, run_dir)
+
+
 def _defaults(config: Optional[Path], run_dir: Optional[Path]) -> tuple[Path, Path]:
     from .network import paths
 
@@ -505,3 +533,45 @@ def model_export(job: Annotated[str, typer.Argument(help="Training job id.", sho
 
 
 __all__ = ["audit_app", "model_app", "client_factory", "default_store", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
+
+
+@audit_app.command("chain")
+@_manual
+def audit_chain(start: Annotated[int, typer.Option("--from", min=0, help="First block to check.")] = 0,
+                org: Org = "org1", user: AuditUser = "Auditor", run_dir: RunDir = None, config: Config = None,
+                as_json: Json = False) -> None:
+    """Check the channel's hash chain on every org's peer, and that the peers agree.
+
+    Each peer's blocks are read through qscc and checked one by one: the data of every block hashes
+    to its header's data hash and every header names the hash of the header before it; the last
+    block's hash is the peer's reported chain tip. Then the peers are compared: all must have the
+    same hash for the highest block they all hold. Exit status 1 if any check fails.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .audit.chain import compare_peers, verify_chain
+
+    cfg, run = _defaults(config, run_dir)
+    with _guard(as_json), peers_factory(org, user, cfg, run) as qsccs:
+        checks = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      disable=as_json or not sys.stderr.isatty(), console=None) as prog:
+            for name, q in qsccs.items():
+                task = prog.add_task(name, total=None)
+                checks.append(verify_chain(q, name, start, progress=lambda d, t, task=task: prog.update(
+                    task, completed=d, total=t)))
+        agreement = compare_peers(qsccs)
+    ok = all(c.ok for c in checks) and agreement["agree"]
+    if as_json:
+        _emit_json({"ok": ok, "peers": [c.to_dict() for c in checks], "agreement": agreement})
+    else:
+        con = _console()
+        t = _table("Hash chain per peer", "peer", "height", "blocks checked", "tip hash", "result")
+        for c in checks:
+            t.add_row(c.peer, str(c.height), str(c.checked), short(c.tip_hash, 16),
+                      "[green]intact[/]" if c.ok else "[red]" + "; ".join(c.problems[:3]) + "[/]")
+        con.print(t)
+        con.print(f"peers agree on block {agreement['common_height'] - 1}: "
+                  + ("[green]yes[/]" if agreement["agree"] else "[red]NO[/] " + str(agreement["hash_at_common_height"])))
+    if not ok:
+        raise typer.Exit(EXIT_FAILED)

@@ -131,3 +131,6 @@ def test_export_verify_and_report_on_the_live_ledger(fed, tmp_path):
     assert "e2e-secure" in html and "data:image/png;base64" in html
     res = runner.invoke(app, ["audit", "lineage", "e2e-secure", "--json", *common])
     assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", "chain", "--json", *common])   # every peer's hash chain, and agreement
+    assert res.exit_code == 0, res.output
+    assert res.output.count('"ok": true') >= 4
