@@ -146,3 +146,15 @@ def test_dp_epsilon_is_accounted_and_recorded_per_round(tmp_path):
     assert totals[0] > 0 and totals[0] < totals[1] < totals[2]
     assert abs(totals[2] / 1000 - dp.epsilon(cfg, 3)) < 0.01  # per-round increments add up to the accountant's total
     assert not admin.get_version("j-dp", 3)["dp_budget_exceeded"]
+
+
+def test_dp_job_report_shows_the_epsilon(tmp_path):
+    from fedfabric import audit
+
+    led, admin, nodes = _setup(tmp_path, _job("j-dp2", rounds=2, dp={"enabled": True, "clip_norm": 0.1,
+                                                                     "noise_multiplier": 0.5, "epsilon_budget": 50}))
+    _drive(nodes)
+    files = audit.report(admin, "j-dp2", tmp_path / "rep", store=nodes[0].store)
+    html = files.html.read_text()
+    total = admin.get_version("j-dp2", 2)["dp_epsilon_total_milli"] / 1000
+    assert "Differential privacy" in html and f"{total:.3f}" in html

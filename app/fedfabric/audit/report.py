@@ -283,6 +283,17 @@ def render_html(data: dict, images: Mapping[str, Path]) -> str:
         [o["msp_id"], o["name"], o["status"], o["stake"], o["balance"], data["totals"].get(o["msp_id"], {}).get("rewards", 0),
          data["totals"].get(o["msp_id"], {}).get("slashed", 0)] for o in data["orgs"]]))
 
+    dp = data["spec"].get("dp") or {}
+    if dp.get("enabled"):
+        budget = dp.get("epsilon_budget_milli", 0) / 1000
+        parts.append(f"<h2>Differential privacy</h2><p class='muted'>Clipping at {dp.get('clip_norm_milli', 0) / 1000:g}, "
+                     f"noise multiplier {dp.get('noise_multiplier_milli', 0) / 1000:g}, δ = 1e-{dp.get('delta_exp')}; "
+                     f"budget ε = {budget:g}. ε accounted by the orgs (RDP accountant) and recorded per version.</p>")
+        parts.append(_table(["version", "round", "ε spent so far", "within budget"], [
+            [v["version"], v["round"], f"{(v.get('dp_epsilon_total_milli') or 0) / 1000:.3f}",
+             "yes" if (v.get("dp_epsilon_total_milli") or 0) / 1000 <= budget else "NO"]
+            for v in data["versions"] if v["version"]]))
+
     parts.append("<h2>Lineage</h2>")
     if not s["lineage_ok"]:
         parts.append(f"<p class='bad'>{_e(s['lineage_error'])}</p>")
