@@ -32,6 +32,7 @@ class DemoResult:
     report_dir: Path | None
     seconds: float
     versions: list[dict] = field(default_factory=list)
+    dp: dict | None = None
 
 
 def node_command(org: str, job_id: str, run_root: Path, config_path: Path, extra: list[str] | None = None) -> list[str]:
@@ -180,7 +181,9 @@ def summarize(admin: Any, job_id: str, config: ConsortiumConfig, run_root: Path,
     versions = admin.list_versions(job_id)
     return DemoResult(job_id=job_id, rounds_finalized=job["rounds_finalized"], rounds_failed=job["rounds_failed"],
                       federated=fed, centralized=cen, ledger_height=height, report_dir=report_dir,
-                      seconds=time.monotonic() - t0, versions=versions)
+                      seconds=time.monotonic() - t0, versions=versions,
+                      dp={"epsilon": latest.get("dp_epsilon_total_milli", 0) / 1000, "delta_exp": spec["dp"]["delta_exp"],
+                          "budget": spec["dp"]["epsilon_budget_milli"] / 1000} if spec["dp"]["enabled"] else None)
 
 
 def render_summary(res: DemoResult, height: int) -> Any:
@@ -193,6 +196,9 @@ def render_summary(res: DemoResult, height: int) -> Any:
     t.add_row("federated test accuracy (ledger's final version)", f"{res.federated['accuracy'] * 100:.2f} %")
     t.add_row("centrally trained baseline (pooled data)", f"{res.centralized['accuracy'] * 100:.2f} %")
     t.add_row("gap (centralized − federated)", f"{gap:+.2f} points")
+    if res.dp:
+        t.add_row("differential privacy: ε spent (budget)", f"{res.dp['epsilon']:.2f} ({res.dp['budget']:g}) "
+                                                             f"at δ = 1e-{res.dp['delta_exp']}")
     t.add_row("rounds finalized / failed", f"{res.rounds_finalized} / {res.rounds_failed}")
     t.add_row("model versions on the ledger", str(len(res.versions)))
     t.add_row("ledger height (blocks)", str(height))
