@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/network_lifecycle.py [--repeat 3] [--offset 40000]
 
 Measures (on a fresh run directory each time, ports shifted by --offset):
-  warm `up` time (binaries already built), total resident memory (RSS) of the orderer and peer
-  processes once up, `down` time. Prints a table and writes benchmarks/results/network_lifecycle.json.
+  warm `up` time (binaries already built), total resident memory (RSS) of the orderer, peer and
+  Fabric CA processes once up, `down` time. Prints a table and writes benchmarks/results/network_lifecycle.json.
 The cold binary build is measured by `network/build-fabric.sh` itself with an empty GOCACHE/GOMODCACHE
 (see --cold-build).
 """
@@ -75,7 +75,9 @@ def main() -> int:
 
     result = {
         "fabric": fabricbin.read_pin()["FABRIC_RELEASE"],
-        "nodes": "3 Raft orderers + 3 peers, TLS everywhere, channel joined",
+        "fabric_ca": fabricbin.read_pin()["FABRIC_CA_RELEASE"],
+        "nodes": "3 Raft orderers + 3 peers + 3 Fabric CAs, TLS everywhere, channel joined",
+        "node_count": len(runs[-1]["rss_by_node_mib"]),
         "repeat": args.repeat,
         "up_s_median": statistics.median(r["up_s"] for r in runs),
         "down_s_median": statistics.median(r["down_s"] for r in runs),
@@ -89,9 +91,10 @@ def main() -> int:
     print("-" * 46)
     print(f"{'warm up (median)':<34}{result['up_s_median']:>10.2f} s")
     print(f"{'down (median)':<34}{result['down_s_median']:>10.2f} s")
-    print(f"{'RSS of 6 nodes once up (median)':<34}{result['rss_total_mib_median']:>8.0f} MiB")
+    print(f"{'RSS of ' + str(result['node_count']) + ' nodes once up (median)':<34}"
+          f"{result['rss_total_mib_median']:>8.0f} MiB")
     if "cold_build_s" in result:
-        print(f"{'cold build of Fabric binaries':<34}{result['cold_build_s']:>10.1f} s")
+        print(f"{'cold build of Fabric + CA binaries':<34}{result['cold_build_s']:>10.1f} s")
     out = ROOT / "benchmarks" / "results" / "network_lifecycle.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=True))

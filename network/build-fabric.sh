@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the pinned Fabric binaries from the Go module proxy into a cache outside git.
+# Build the pinned Fabric binaries (and Fabric CA's) from the Go module proxy into a cache outside git.
 #   network/build-fabric.sh            build if the cache is missing or stale, print the bin dir
 #   network/build-fabric.sh --force    rebuild
+# Fabric is pure Go (CGO_ENABLED=0); Fabric CA needs cgo for its sqlite driver (a C compiler: gcc).
 # Cache: ${FEDFABRIC_CACHE:-$HOME/.cache/fedfabric}/fabric/<release>-<module version>/{bin,config}
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,6 +38,20 @@ moddir="$(go list -m -f '{{.Dir}}' "${FABRIC_MODULE}")"
 cp "$moddir"/sampleconfig/{core.yaml,orderer.yaml,configtx.yaml} "$dest.tmp/config/"
 chmod -R u+w "$dest.tmp/config"
 "$dest.tmp/bin/peer" version | grep -q "Version: ${FABRIC_RELEASE}" || { echo "build-fabric: built peer does not report ${FABRIC_RELEASE}" >&2; exit 1; }
+
+# Fabric CA in a module of its own, so neither build changes the other's dependency versions.
+ca_start=$(date +%s)
+echo "build-fabric: building Fabric CA ${FABRIC_CA_RELEASE} (${FABRIC_CA_MODULE}@${FABRIC_CA_MODULE_VERSION}, cgo)" >&2
+command -v "${CC:-gcc}" >/dev/null || { echo "build-fabric: Fabric CA needs a C compiler ('${CC:-gcc}' not found) for its sqlite driver" >&2; exit 1; }
+mkdir "$work/ca" && cd "$work/ca"
+go mod init fedfabric.local/fabriccabuild >/dev/null 2>&1
+ca_pkgs=()
+for c in $FABRIC_CA_COMMANDS; do ca_pkgs+=("${FABRIC_CA_MODULE}/cmd/$c"); done
+go get "${ca_pkgs[@]/%/@${FABRIC_CA_MODULE_VERSION}}" > "$work/ca-go-get.log" 2>&1 || { cat "$work/ca-go-get.log" >&2; exit 1; }
+CGO_ENABLED=1 go build -trimpath -ldflags "-X ${FABRIC_CA_MODULE}/lib/metadata.Version=${FABRIC_CA_RELEASE}" \
+  -o "$dest.tmp/bin/" "${ca_pkgs[@]}" >&2
+"$dest.tmp/bin/fabric-ca-server" version | grep -q "Version: ${FABRIC_CA_RELEASE}" || { echo "build-fabric: built fabric-ca-server does not report ${FABRIC_CA_RELEASE}" >&2; exit 1; }
+echo "build-fabric: Fabric CA built in $(( $(date +%s) - ca_start ))s" >&2
 rm -rf "$dest"; mv "$dest.tmp" "$dest"
 echo "$pin_digest" > "$stamp"
 echo "build-fabric: done in $(( $(date +%s) - start ))s -> $dest/bin" >&2

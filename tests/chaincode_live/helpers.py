@@ -13,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import grpc
 import numpy as np
@@ -400,3 +401,14 @@ def block_bytes(party: Party, first: int, last: int) -> int:
     """Serialized size of blocks ``first..last`` on ``party``'s peer (qscc GetBlockByNumber)."""
     qs = party.network.qscc()
     return sum(len(qs.raw_block(n).SerializeToString()) for n in range(first, last + 1))
+
+
+@contextmanager
+def initialized_consortium(net: Any) -> Iterator[Consortium]:
+    """The product chaincode deployed on ``net``, every org's clients ready, the consortium initialized
+    (tolerating another test module having done it)."""
+    deploy_product(net)
+    with Consortium(net.layout) as c:
+        c.wait_ready()
+        c.init()
+        yield c

@@ -32,10 +32,7 @@ ROUND_EVENTS = ["JobCreated", "RoundOpened", "RegistrationStarted", "Registered"
 
 @pytest.fixture(scope="module")
 def cons(live_network) -> Iterator[H.Consortium]:
-    H.deploy_product(live_network)
-    with H.Consortium(live_network.layout) as c:
-        c.wait_ready()
-        c.init()
+    with H.initialized_consortium(live_network) as c:
         orgs = {o["msp_id"]: o for o in c.first().trainer.list_orgs()}
         assert set(c.msps) <= set(orgs), orgs
         yield c

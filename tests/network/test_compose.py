@@ -23,7 +23,9 @@ def test_committed_compose_file_is_current() -> None:
 def test_compose_services_mirror_the_native_nodes() -> None:
     doc = yaml.safe_load(render(_net()))
     net = _net()
-    assert set(doc["services"]) == {s.node_id for s in net.orderer_specs() + net.peer_specs()}
+    assert set(doc["services"]) == {s.node_id for s in net.orderer_specs() + net.peer_specs() + net.ca_specs()}
+    assert {n for n, svc in doc["services"].items() if svc["image"].startswith("hyperledger/fabric-ca:")} \
+        == {"ca.org1", "ca.org2", "ca.org3"}
     for name, svc in doc["services"].items():
         assert svc["network_mode"] == "host" and "ports" not in svc
         env = svc["environment"]

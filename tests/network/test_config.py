@@ -33,7 +33,8 @@ def test_fourth_org_is_a_config_edit(tmp_path) -> None:
     raw["orgs"].append({"name": "org4", "msp_id": "Org4MSP", "stake": 50,
                         "peer": {"name": "peer0", "port": 10051, "chaincode_port": 10052,
                                  "operations_port": 9447},
-                        "chaincode_server_port": 9994})
+                        "chaincode_server_port": 9994,
+                        "ca": {"port": 10054, "operations_port": 9457}})
     c = parse_config(raw)
     assert c.org("org4").msp_id == "Org4MSP" and c.org("Org4MSP").stake == 50
     layout = Layout(tmp_path, c)
@@ -42,6 +43,32 @@ def test_fourth_org_is_a_config_edit(tmp_path) -> None:
     assert [o["ID"] for o in app_orgs][-1] == "Org4MSP"
     assert app_orgs[-1]["AnchorPeers"] == [{"Host": "127.0.0.1", "Port": 10051}]
     assert [o["Domain"] for o in crypto_config(c)["PeerOrgs"]][-1] == "org4.fedfabric.local"
+    assert c.org("org4").ca_node_id == "ca.org4" and c.node_ports()["ca.org4"] == {"listen": 10054,
+                                                                                  "operations": 9457}
+
+
+def test_every_org_has_a_ca_on_its_own_ports() -> None:
+    c = load_config(paths.DEFAULT_CONFIG)
+    assert {o.ca_node_id: (o.ca.port, o.ca.operations_port) for o in c.orgs} == {
+        "ca.org1": (7054, 9454), "ca.org2": (8054, 9455), "ca.org3": (9054, 9456)}
+    assert c.org("org2").ca.host_name == "ca.org2.fedfabric.local"
+
+
+def test_test_offsets_never_collide() -> None:
+    """The networks the suite runs side by side (offsets 0, 10000, 20000, 30000) and the extra chaincode
+    servers of the live tests (chaincode_server_port + 10, + 20) use disjoint ports."""
+    seen: dict[int, str] = {}
+    for offset in (0, 10000, 20000, 30000):
+        c = parse_config(shift_ports(default_raw(), offset))
+        for node, ports in c.node_ports().items():
+            extra = {}
+            if node.startswith("cc."):
+                extra = {f"+{k}": v + k for k in (10, 20) for v in ports.values()}
+            for kind, port in {**ports, **extra}.items():
+                where = f"{offset}:{node}.{kind}"
+                assert port not in seen, f"{where} collides with {seen[port]}"
+                assert port <= 65535
+                seen[port] = where
 
 
 def test_port_shift_moves_every_listener() -> None:
@@ -88,6 +115,17 @@ def _mutate(path: str, value):
     ("orderer_org.consensus", "kafka", "not supported"),
     ("chaincode.endorsement_quorum", "3/2", "must be in (0, 1]"),
     ("orderer_org.orderers", [], "non-empty list"),
+    ("orgs.0.ca", KeyError, "orgs[0].ca: missing"),
+    ("orgs.0.ca", 7054, "orgs[0].ca: expected a mapping"),
+    ("orgs.0.ca.port", KeyError, "orgs[0].ca.port: missing"),
+    ("orgs.0.ca.port", 80, "orgs[0].ca.port: 80 is outside [1024, 65535]"),
+    ("orgs.0.ca.operations_port", "x", "orgs[0].ca.operations_port: expected an integer"),
+    ("orgs.1.ca.port", 7051, "ca.org2.listen: port 7051 already used by peer0.org1.listen"),
+    ("orgs.0.ca.operations_port", 9991, "ca.org1.operations: port 9991 already used by cc.org1.chaincode-server"),
+    ("orgs.2.ca.operations_port", 9454, "ca.org3.operations: port 9454 already used by ca.org1.operations"),
+    ("orgs.0.ca.name", "Bad Name", "orgs[0].ca.name: invalid name"),
+    ("orgs.0.ca.name", "peer0", "orgs[0].ca.name: 'peer0' is taken by the org's peer"),
+    ("orgs.0.ca.name", "cc", "orgs[0].ca.name: 'cc' is taken by the org's chaincode server"),
 ])
 def test_invalid_config_is_refused_with_the_field_named(path, value, message) -> None:
     with pytest.raises(ConfigError) as err:

@@ -66,7 +66,10 @@ def test_up_status_idempotent_down(tmp_path) -> None:
         assert len(set(heights.values())) == 1 and None not in heights.values(), heights
 
         statuses = {s.node_id: s for s in net.status()}
+        assert set(statuses) == set(heights) | {"ca.org1", "ca.org2", "ca.org3"}
+        assert {n for n, s in statuses.items() if s.kind == "ca"} == {"ca.org1", "ca.org2", "ca.org3"}
         assert all(s.up and s.health == "OK" for s in statuses.values()), statuses
+        # every listener (orderers, peers, Fabric CAs: API and operations) on 127.0.0.1 and TLS
         for spec in net.specs():
             pid = statuses[spec.node_id].pid
             listeners = _listeners(pid)
@@ -77,7 +80,7 @@ def test_up_status_idempotent_down(tmp_path) -> None:
 
         cli = _cli(net, "status")
         assert cli.returncode == 0, cli.stderr
-        for node_id in heights:
+        for node_id in statuses:
             assert node_id in cli.stdout
         logs = _cli(net, "logs", "orderer1", "-n", "5")
         assert logs.returncode == 0 and len(logs.stdout.strip().splitlines()) == 5
@@ -89,7 +92,7 @@ def test_up_status_idempotent_down(tmp_path) -> None:
         assert {s.node_id: s.pid for s in net.status()} == pids_before
     finally:
         stopped = net.down()
-    assert len(stopped) == 6
+    assert sorted(stopped) == sorted(statuses)   # 3 orderers, 3 peers, 3 CAs
     for pid in pids_before.values():
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
     assert not net.layout.root.exists()

@@ -6,6 +6,8 @@ Modules, one job each:
 * :mod:`.fabricbin` -- locate the pinned Fabric binaries and run them with clear errors
 * :mod:`.material`  -- crypto material (cryptogen) and the channel genesis block (configtxgen)
 * :mod:`.nodes`     -- per-node environment, process start/stop, health checks
+* :mod:`.ca`        -- each org's Fabric CA server: TLS cert, bootstrap admin, config, node spec
+* :mod:`.enroll`    -- enroll users with a fedfabric role through the org's CA (hfc)
 * :mod:`.manager`   -- ``up | down | status | logs`` orchestration
 * :mod:`.cli`       -- the command line behind ``network/network.sh``
 """

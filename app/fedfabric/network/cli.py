@@ -18,6 +18,7 @@ from . import paths
 from .config import ConfigError, load_config
 from .fabricbin import FabricBinaryError, build
 from .deploy import ChaincodeDeployment, product_deployment
+from .enroll import EnrollError
 from .manager import Network
 from .nodes import NodeError
 
@@ -26,15 +27,20 @@ console = Console(stderr=True)
 EPILOG = """\
 commands:
   build            build the pinned Fabric binaries from the Go module proxy (cached)
-  up               crypto material, genesis block, 3 Raft orderers + peers on the channel, health-checked,
-                   then the consortium chaincode deployed (unless --no-deploy)
+  up               crypto material, genesis block, 3 Raft orderers + peers on the channel, one Fabric CA per
+                   org (signing with the org's CA), all health-checked, then the consortium chaincode
+                   deployed (unless --no-deploy)
   deploy           package the chaincode as a service, install on every peer, approve per org with the
                    stake-weighted endorsement policy, commit (next sequence if anything changed),
                    start one supervised chaincode server per org (TLS, mutual auth)
-  generate         crypto material and genesis block only (what docker compose mounts)
+  enroll           register and enroll a user at its org's Fabric CA (hfc) as a client with the attribute
+                   fedfabric.role=<auditor|trainer|admin>; writes its MSP under the run dir's users/, so
+                   every --user NAME option and fedfabric.connect(org, NAME) can act as it
+  generate         crypto material, genesis block and CA configs only (what docker compose mounts)
   compose          regenerate docker-compose-fabric.yml from consortium.yaml
   down             stop exactly the processes 'up' started and remove the run directory
-  status           table of every node: up/down, pid, ports, channel block height
+  status           table of every node (orderers, peers, CAs, chaincode servers): up/down, pid, ports,
+                   channel block height
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
 
 environment:
@@ -93,6 +99,22 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     sequence = net.deploy(dep)
     console.print(f"[green]chaincode {dep.name!r} v{dep.version}[/green] at sequence {sequence} on "
                   f"channel '{net.config.channel}', policy {dep.endorsement_policy(net.config)}")
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from .enroll import enroll
+
+    net = _network(args)
+    res = enroll(args.org, args.name, args.role, config=net.config, run_root=net.layout.root)
+    if res.created:
+        console.print(f"enrolled {res.enrollment_id} at {res.ca}: type client, fedfabric.role={res.role}",
+                      markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print(f"{res.enrollment_id} is already enrolled with fedfabric.role={res.role}: nothing to do",
+                      markup=False, highlight=False, soft_wrap=True)
+    console.print(f"MSP: {res.msp_dir}  (act as it with --org {res.org} --user {res.name})",
+                  markup=False, highlight=False, soft_wrap=True)
     return 0
 
 
@@ -181,7 +203,16 @@ def parser() -> argparse.ArgumentParser:
     dp.add_argument("--policy", help="signature policy (default: orgs holding chaincode.endorsement_quorum "
                     "of the stake)")
     dp.set_defaults(func=cmd_deploy)
-    sub.add_parser("generate", help="crypto material + genesis block only (for docker compose)"
+    en = sub.add_parser("enroll", help="enroll a user with a fedfabric role at its org's Fabric CA",
+                        description="Register NAME@<org domain> at the org's Fabric CA (as the CA's bootstrap "
+                                    "admin, through hfc) as a client with the certificate attribute "
+                                    "fedfabric.role=ROLE, enroll it and write its MSP directory under the run "
+                                    "dir. Idempotent: an existing user with the same role is left as it is.")
+    en.add_argument("--org", required=True, help="the user's organization (e.g. org1 or Org1MSP)")
+    en.add_argument("--name", required=True, help="user name, e.g. alice (enrollment id alice@<org domain>)")
+    en.add_argument("--role", required=True, help="fedfabric role: auditor (read-only), trainer or admin")
+    en.set_defaults(func=cmd_enroll)
+    sub.add_parser("generate", help="crypto material, genesis block, CA configs only (for docker compose)"
                    ).set_defaults(func=cmd_generate)
     cp = sub.add_parser("compose", help="write docker-compose-fabric.yml from consortium.yaml")
     cp.add_argument("--output", default=str(paths.REPO_ROOT / "docker-compose-fabric.yml"))
@@ -202,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FabricBinaryError, NodeError) as exc:
-        console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+    except (ConfigError, FabricBinaryError, NodeError, EnrollError) as exc:
+        console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         return 2
 
 

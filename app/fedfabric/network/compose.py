@@ -1,4 +1,4 @@
-"""``docker-compose-fabric.yml``: the same orderers and peers, as containers on a Docker host.
+"""``docker-compose-fabric.yml``: the same orderers, peers and Fabric CAs, as containers on a Docker host.
 
 Generated from the same node definitions the native bring-up uses (same environment, ports and
 TLS material), with paths moved into the container (``./run`` mounted at ``/fedfabric/run``) and the
@@ -24,8 +24,8 @@ HEADER = """\
 # The fedfabric consortium network on a Docker host (this machine kind has no Docker engine;
 # the native `network/network.sh up` runs the same nodes as processes).
 #
-#   network/network.sh generate                        # crypto material + genesis block under ./run
-#   docker compose -f docker-compose-fabric.yml up -d  # orderers and peers as containers
+#   network/network.sh generate                        # crypto material, genesis block, CA configs under ./run
+#   docker compose -f docker-compose-fabric.yml up -d  # orderers, peers and CAs as containers
 #   network/network.sh up                              # joins the channel, deploys the chaincode;
 #                                                      # nodes already healthy are left alone
 #   docker compose -f docker-compose-fabric.yml down && network/network.sh down
@@ -33,10 +33,11 @@ HEADER = """\
 
 
 def compose_document(net: Network) -> dict:
-    release = read_pin()["FABRIC_RELEASE"]
+    pin = read_pin()
+    release, ca_release = pin["FABRIC_RELEASE"], pin["FABRIC_CA_RELEASE"]
     host_run = str(net.layout.root)
     services: dict[str, dict] = {}
-    for spec in net.orderer_specs() + net.peer_specs():
+    for spec in net.orderer_specs() + net.peer_specs() + net.ca_specs():
         env = {}
         for key, value in sorted(spec.env.items()):
             value = value.replace(host_run, CONTAINER_RUN)
@@ -44,13 +45,17 @@ def compose_document(net: Network) -> dict:
                 value = (f"[{{name: ccaas_builder, path: {IMAGE_BUILDER}, "
                          "propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}]")
             env[key] = value
-        image = f"hyperledger/fabric-{'orderer' if spec.kind == 'orderer' else 'peer'}:{release}"
+        image, command = {
+            "orderer": (f"hyperledger/fabric-orderer:{release}", "orderer"),
+            "peer": (f"hyperledger/fabric-peer:{release}", "peer node start"),
+            "ca": (f"hyperledger/fabric-ca:{ca_release}", "fabric-ca-server start"),
+        }[spec.kind]
         services[spec.node_id] = {
             "image": image,
             "container_name": f"fedfabric-{spec.node_id}",
             "network_mode": "host",
             "environment": env,
-            "command": "orderer" if spec.kind == "orderer" else "peer node start",
+            "command": command,
             "volumes": [f"./{Path(host_run).name}:{CONTAINER_RUN}"],
             "restart": "unless-stopped",
         }

@@ -30,8 +30,19 @@ class Batch:
     preferred_max_bytes: int
 
 
+class _OrgNode:
+    """A node named within its org's domain (``peer0.org1.fedfabric.local``)."""
+
+    name: str
+    org_domain: str
+
+    @property
+    def host_name(self) -> str:
+        return f"{self.name}.{self.org_domain}"
+
+
 @dataclass(frozen=True)
-class Orderer:
+class Orderer(_OrgNode):
     name: str
     port: int
     admin_port: int
@@ -39,16 +50,12 @@ class Orderer:
     org_domain: str
 
     @property
-    def host_name(self) -> str:
-        return f"{self.name}.{self.org_domain}"
-
-    @property
     def ports(self) -> dict[str, int]:
         return {"listen": self.port, "admin": self.admin_port, "operations": self.operations_port}
 
 
 @dataclass(frozen=True)
-class Peer:
+class Peer(_OrgNode):
     name: str
     port: int
     chaincode_port: int
@@ -56,13 +63,23 @@ class Peer:
     org_domain: str
 
     @property
-    def host_name(self) -> str:
-        return f"{self.name}.{self.org_domain}"
-
-    @property
     def ports(self) -> dict[str, int]:
         return {"listen": self.port, "chaincode": self.chaincode_port,
                 "operations": self.operations_port}
+
+
+@dataclass(frozen=True)
+class CertificateAuthority(_OrgNode):
+    """The org's Fabric CA server: enrolls the org's users; signs with the org's (cryptogen) CA key."""
+
+    name: str
+    port: int
+    operations_port: int
+    org_domain: str
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"listen": self.port, "operations": self.operations_port}
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,15 @@ class PeerOrg:
     stake: int
     peer: Peer
     chaincode_server_port: int
+    ca: CertificateAuthority
+
+    @property
+    def peer_node_id(self) -> str:
+        return f"{self.peer.name}.{self.name}"
+
+    @property
+    def ca_node_id(self) -> str:
+        return f"{self.ca.name}.{self.name}"
 
 
 @dataclass(frozen=True)
@@ -114,13 +140,15 @@ class ConsortiumConfig:
         return sum(o.stake for o in self.orgs)
 
     def node_ports(self) -> dict[str, dict[str, int]]:
-        """Every node's listeners, keyed by node id (``orderer1``, ``peer0.org1``, ``cc.org1``)."""
+        """Every node's listeners, keyed by node id (``orderer1``, ``peer0.org1``, ``cc.org1``,
+        ``ca.org1``)."""
         out: dict[str, dict[str, int]] = {}
         for o in self.orderer_org.orderers:
             out[o.name] = o.ports
         for org in self.orgs:
-            out[f"{org.peer.name}.{org.name}"] = org.peer.ports
+            out[org.peer_node_id] = org.peer.ports
             out[f"cc.{org.name}"] = {"chaincode-server": org.chaincode_server_port}
+            out[org.ca_node_id] = org.ca.ports
         return out
 
 
@@ -224,6 +252,9 @@ def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
         w = f"orgs[{i}]"
         name = _name(_req(o, "name", w), f"{w}.name")
         p = _req(o, "peer", w)
+        ca = _req(o, "ca", w)
+        if not isinstance(ca, dict):
+            raise ConfigError(f"{w}.ca: expected a mapping (port, operations_port), got {ca!r}")
         org_domain = f"{name}.{domain}"
         orgs.append(PeerOrg(
             name=name,
@@ -239,7 +270,16 @@ def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
                 org_domain=org_domain,
             ),
             chaincode_server_port=_port(_req(o, "chaincode_server_port", w), f"{w}.chaincode_server_port"),
+            ca=CertificateAuthority(
+                name=_name(ca.get("name", "ca"), f"{w}.ca.name"),
+                port=_port(_req(ca, "port", f"{w}.ca"), f"{w}.ca.port"),
+                operations_port=_port(_req(ca, "operations_port", f"{w}.ca"), f"{w}.ca.operations_port"),
+                org_domain=org_domain,
+            ),
         ))
+        if orgs[-1].ca.name in (orgs[-1].peer.name, "cc"):
+            raise ConfigError(f"{w}.ca.name: {orgs[-1].ca.name!r} is taken by the org's "
+                              f"{'peer' if orgs[-1].ca.name == orgs[-1].peer.name else 'chaincode server'}")
     if sum(o.stake for o in orgs) <= 0:
         raise ConfigError("orgs: total stake must be positive")
 

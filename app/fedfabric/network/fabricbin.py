@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import paths
 
-REQUIRED = ("peer", "orderer", "configtxgen", "osnadmin", "cryptogen", "configtxlator")
+REQUIRED = ("peer", "orderer", "configtxgen", "osnadmin", "cryptogen", "configtxlator",
+            "fabric-ca-server")
 
 
 class FabricBinaryError(RuntimeError):

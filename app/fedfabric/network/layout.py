@@ -69,6 +69,33 @@ class Layout:
     def user_msp(self, org: PeerOrg, user: str = "Admin") -> Path:
         return self.user_dir(org, user) / "msp"
 
+    # -- the org's Fabric CA server -----------------------------------------------------------
+    def org_ca_cert(self, org: PeerOrg) -> Path:
+        """The org's (cryptogen) CA certificate: the MSP's root, and the Fabric CA's signing cert."""
+        return self.org_dir(org) / "ca" / f"ca.{org.domain}-cert.pem"
+
+    def org_ca_key(self, org: PeerOrg) -> Path:
+        return self.org_dir(org) / "ca" / "priv_sk"
+
+    def ca_tls_dir(self, org: PeerOrg) -> Path:
+        """server.crt/server.key of the Fabric CA's listeners, issued by the org's TLS CA."""
+        return self.org_dir(org) / "fabric-ca" / "tls"
+
+    def ca_home(self, org: PeerOrg) -> Path:
+        """FABRIC_CA_SERVER_HOME: its config (0600, holds the bootstrap admin), database, idemix keys."""
+        return self.node_dir(org.ca_node_id)
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    def ca_admin_secret(self, org: PeerOrg) -> Path:
+        """The CA's bootstrap admin password (random per run dir, 0600)."""
+        return self.secrets_dir / f"{org.ca_node_id}.admin-password"
+
+    def ca_endpoint(self, org: PeerOrg) -> str:
+        return f"https://{self.config.host}:{org.ca.port}"
+
     # -- what a client of an org dials -------------------------------------------------------
     def peer_endpoint(self, org: PeerOrg) -> str:
         return f"{self.config.host}:{org.peer.port}"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import channel, deploy as ccdeploy, identities, lifecycle, material, nodes, paths
+from . import ca as fabricca, channel, deploy as ccdeploy, identities, lifecycle, material, nodes, paths
 from .config import ConsortiumConfig, load_config
 from .fabricbin import FabricInstall, locate
 from .layout import Layout
@@ -54,6 +54,10 @@ class Network:
     def peer_specs(self) -> list[NodeSpec]:
         return [nodes.peer_spec(self.fabric, self.config, self.layout, org) for org in self.config.orgs]
 
+    def ca_specs(self) -> list[NodeSpec]:
+        """Each org's Fabric CA server."""
+        return [fabricca.ca_spec(self.fabric, self.config, self.layout, org) for org in self.config.orgs]
+
     def chaincode_specs(self, state: dict | None = None) -> list[NodeSpec]:
         """Servers of every chaincode deployed from this run dir."""
         state = state if state is not None else nodes.load_state(self.layout)
@@ -66,7 +70,7 @@ class Network:
         return out
 
     def specs(self) -> list[NodeSpec]:
-        return self.orderer_specs() + self.peer_specs() + self.chaincode_specs()
+        return self.orderer_specs() + self.peer_specs() + self.ca_specs() + self.chaincode_specs()
 
     # -- locking and state -----------------------------------------------------------------
     @contextmanager
@@ -94,7 +98,7 @@ class Network:
         t0 = time.monotonic()
         with self._locked() as state:
             state.setdefault("nodes", {})
-            specs = self.orderer_specs() + self.peer_specs()
+            specs = self.orderer_specs() + self.peer_specs() + self.ca_specs()
             to_start = {s.node_id for s in specs if self.running_pid(state, s.node_id) is None}
             external = {s.node_id for s in specs if s.node_id in to_start and self._healthy_elsewhere(s)}
             for node_id in sorted(external):
@@ -103,7 +107,9 @@ class Network:
             self._preflight_ports([s for s in specs if s.node_id in to_start])
             self._generate()
 
-            started = self._start_all(state, [s for s in self.orderer_specs() if s.node_id in to_start])
+            # the CAs need nothing from the channel: they start (and get health-checked) with the orderers
+            started = self._start_all(state, [s for s in self.orderer_specs() + self.ca_specs()
+                                              if s.node_id in to_start])
             for o in self.config.orderer_org.orderers:
                 if channel.orderer_channel_info(self.fabric, self.config, self.layout, o) is None:
                     channel.orderer_join(self.fabric, self.config, self.layout, o)
@@ -133,6 +139,7 @@ class Network:
         if material.ensure_crypto(self.fabric, self.config, self.layout):
             self.report("crypto material generated (cryptogen)")
         identities.ensure_role_identities(self.config, self.layout)
+        fabricca.ensure_ca_material(self.config, self.layout)
         if material.ensure_genesis_block(self.fabric, self.config, self.layout):
             self.report(f"genesis block for channel '{self.config.channel}' written (configtxgen)")
 
@@ -262,7 +269,7 @@ class Network:
         state = nodes.load_state(self.layout)
         heights = self.heights() if self.layout.genesis_block.exists() else {}
         out = []
-        for spec in self.orderer_specs() + self.peer_specs() + self.chaincode_specs(state):
+        for spec in self.orderer_specs() + self.peer_specs() + self.ca_specs() + self.chaincode_specs(state):
             pid = self.running_pid(state, spec.node_id)
             ok, detail = nodes.healthz(spec) if pid else (False, "not running")
             out.append(NodeStatus(spec.node_id, spec.kind, pid is not None and ok, pid, spec.ports,
@@ -278,6 +285,6 @@ class Network:
 
 
 def _stop_order(item: tuple[str, dict]) -> tuple[int, str]:
-    """Chaincode servers first, then peers, then orderers."""
+    """Chaincode servers first, then peers, then orderers, then the CAs."""
     kind = item[1].get("kind", "")
-    return ({"chaincode": 0, "peer": 1, "orderer": 2}.get(kind, 3), item[0])
+    return ({"chaincode": 0, "peer": 1, "orderer": 2, "ca": 3}.get(kind, 4), item[0])

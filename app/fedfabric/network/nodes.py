@@ -27,8 +27,8 @@ class NodeError(RuntimeError):
 class NodeSpec:
     """Everything needed to run one node as a native process."""
 
-    node_id: str                  # orderer1, peer0.org1, cc.org1
-    kind: str                     # orderer | peer | chaincode
+    node_id: str                  # orderer1, peer0.org1, cc.org1, ca.org1
+    kind: str                     # orderer | peer | chaincode | ca
     argv: list[str]
     env: dict[str, str]
     ports: dict[str, int]

@@ -1,0 +1,167 @@
+"""Each peer org's Fabric CA (``fabric-ca-server``): TLS certificate, bootstrap admin, config, node spec.
+
+One server per org, on 127.0.0.1 with TLS on both listeners (the REST API and operations
+``/healthz``). Its signing CA *is* the org's cryptogen CA (certificate and key from the run dir), so
+every certificate it issues chains to the root in the org's MSP; its TLS certificate is issued by
+the org's TLS CA, like the peer's. Fabric CA writes the registered identity type into the
+certificate's OU (type ``client`` -> ``OU=client``, which the MSP's NodeOUs classify as a client),
+followed by the affiliation (here: the org's name), and puts attributes registered with ``ecert``
+into the attribute extension (OID 1.2.3.4.5.6.7.8.1) that the chaincode reads roles from.
+
+The bootstrap admin's password is random per run dir, stored 0600 under ``run/secrets/`` and in the
+server's config file (0600, in a 0700 home); it is passed neither on a command line nor in an
+environment variable, and Fabric CA leaves ``pass`` lines out of the configuration it logs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .config import ConsortiumConfig, PeerOrg
+from .fabricbin import FabricInstall
+from .layout import Layout
+from .nodes import NodeSpec
+
+BOOTSTRAP_ADMIN = "admin"
+CONFIG_FILE = "fabric-ca-server-config.yaml"
+SERVER_BINARY = "fabric-ca-server"
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 from the start (atomic replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    tmp.replace(path)
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def admin_password(layout: Layout, org: PeerOrg) -> str:
+    """The bootstrap admin's password of ``org``'s CA (raises FileNotFoundError before ``generate``)."""
+    return layout.ca_admin_secret(org).read_text().strip()
+
+
+def server_config(org: PeerOrg, password: str) -> dict[str, Any]:
+    """What goes into the server's config file; listeners, TLS and CA files come from the environment
+    (see :func:`ca_spec`) so the docker-compose file can move the paths."""
+    return {
+        "registry": {
+            "maxenrollments": -1,
+            "identities": [{
+                "name": BOOTSTRAP_ADMIN, "pass": password, "type": "client", "affiliation": "",
+                "attrs": {"hf.Registrar.Roles": "*", "hf.Registrar.DelegateRoles": "*",
+                          "hf.Registrar.Attributes": "*", "hf.Revoker": True, "hf.GenCRL": True,
+                          "hf.AffiliationMgr": True, "hf.IntermediateCA": False},
+            }],
+        },
+        "affiliations": {org.name: []},
+        "db": {"type": "sqlite3", "datasource": "fabric-ca-server.db"},
+        "signing": {
+            "default": {"usage": ["digital signature"], "expiry": "8760h"},
+            "profiles": {"tls": {"usage": ["signing", "key encipherment", "server auth", "client auth",
+                                           "key agreement"], "expiry": "8760h"}},
+        },
+        "cfg": {"identities": {"passwordattempts": 10}},
+    }
+
+
+def _issue_tls_cert(layout: Layout, org: PeerOrg) -> None:
+    """server.crt/server.key (SANs 127.0.0.1, localhost, ca.<org domain>) from the org's TLS CA."""
+    tls_dir = layout.ca_tls_dir(org)
+    if (tls_dir / "server.crt").exists() and (tls_dir / "server.key").exists():
+        return
+    tlsca_dir = layout.org_tls_ca(org).parent
+    ca_cert = x509.load_pem_x509_certificate(layout.org_tls_ca(org).read_bytes())
+    ca_key = serialization.load_pem_private_key((tlsca_dir / "priv_sk").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
+        x509.NameAttribute(NameOID.LOCALITY_NAME, "San Francisco"),
+        x509.NameAttribute(NameOID.COMMON_NAME, org.ca.host_name),
+    ])
+    ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    not_before = max(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5), ca_cert.not_valid_before_utc)
+    sans = [x509.IPAddress(ipaddress.ip_address(layout.config.host)),
+            x509.DNSName("localhost"), x509.DNSName(org.ca.host_name)]
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before).not_valid_after(ca_cert.not_valid_after_utc)
+            .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+                           critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    write_private(tls_dir / "server.key", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tls_dir / "ca.crt").write_bytes(layout.org_tls_ca(org).read_bytes())
+    (tls_dir / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def ensure_ca_material(config: ConsortiumConfig, layout: Layout) -> None:
+    """Per org: TLS certificate, bootstrap admin password (once per run dir), server config file."""
+    _private_dir(layout.secrets_dir)
+    for org in config.orgs:
+        secret = layout.ca_admin_secret(org)
+        if not secret.exists():
+            write_private(secret, (secrets.token_urlsafe(32) + "\n").encode())
+        _issue_tls_cert(layout, org)
+        home = layout.ca_home(org)
+        _private_dir(home)
+        text = ("# GENERATED by fedfabric from network/consortium.yaml; holds the bootstrap admin's "
+                "password: keep it 0600.\n"
+                + yaml.safe_dump(server_config(org, admin_password(layout, org)), sort_keys=False))
+        cfg = home / CONFIG_FILE
+        if not cfg.exists() or cfg.read_text() != text:
+            write_private(cfg, text.encode())
+
+
+def ca_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> NodeSpec:
+    tls = layout.ca_tls_dir(org)
+    host = config.host
+    cert, key = str(tls / "server.crt"), str(tls / "server.key")
+    env = {
+        "FABRIC_CA_SERVER_HOME": str(layout.ca_home(org)),
+        "FABRIC_CA_SERVER_ADDRESS": host,
+        "FABRIC_CA_SERVER_PORT": str(org.ca.port),
+        "FABRIC_CA_SERVER_CA_NAME": org.ca_node_id,
+        "FABRIC_CA_SERVER_CA_CERTFILE": str(layout.org_ca_cert(org)),
+        "FABRIC_CA_SERVER_CA_KEYFILE": str(layout.org_ca_key(org)),
+        "FABRIC_CA_SERVER_TLS_ENABLED": "true",
+        "FABRIC_CA_SERVER_TLS_CERTFILE": cert,
+        "FABRIC_CA_SERVER_TLS_KEYFILE": key,
+        "FABRIC_CA_SERVER_OPERATIONS_LISTENADDRESS": f"{host}:{org.ca.operations_port}",
+        "FABRIC_CA_SERVER_OPERATIONS_TLS_ENABLED": "true",
+        "FABRIC_CA_SERVER_OPERATIONS_TLS_CERTFILE": cert,
+        "FABRIC_CA_SERVER_OPERATIONS_TLS_KEYFILE": key,
+        "FABRIC_CA_SERVER_OPERATIONS_TLS_CLIENTCERTREQUIRED": "false",
+        "FABRIC_CA_SERVER_METRICS_PROVIDER": "disabled",
+    }
+    return NodeSpec(node_id=org.ca_node_id, kind="ca", argv=[str(fabric.binary(SERVER_BINARY)), "start"],
+                    env=env, ports=org.ca.ports,
+                    health_url=f"https://{host}:{org.ca.operations_port}/healthz",
+                    tls_ca=layout.org_tls_ca(org), cwd=layout.ca_home(org))
