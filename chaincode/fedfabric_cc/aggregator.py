@@ -8,7 +8,7 @@ import numpy as np
 from fabshim.contract import Context
 
 from . import aggregation as agg, codec, jobs, roles, rounds, state, updates
-from .state import UPDATES_COLLECTION, fail
+from .state import AGGREGATES_COLLECTION, UPDATES_COLLECTION, fail
 
 
 def agg_key(ctx: Context, job_id: str, r: int) -> str:
@@ -128,7 +128,7 @@ def aggregate_round(ctx: Context, job_id: str, r: int) -> dict:
                  "dp_epsilon_milli": max(eps) if eps else 0, "aggregated_by": org["msp_id"], **extra}
     rec = rounds.advance(ctx, rec, rounds.AGGREGATED, submitted=sorted(metas), dropped=dropped, aggregate=aggregate,
                          deadlines={**rec["deadlines"], "approval": t + job["spec"]["windows"]["approval_s"]})
-    ctx.stub.put_private_data(UPDATES_COLLECTION, agg_key(ctx, job_id, r), data)
+    ctx.stub.put_private_data(AGGREGATES_COLLECTION, agg_key(ctx, job_id, r), data)
     state.put(ctx, rounds.round_key(ctx, job_id, r), rec)
     state.emit(ctx, "RoundAggregated", {"job_id": job_id, "round": r, "aggregate_hash": aggregate["aggregate_hash"],
                                         "contributors": sorted(metas), "dropped": dropped,
@@ -141,7 +141,7 @@ def get_aggregate(ctx: Context, job_id: str, r: int) -> dict:
     rec = rounds.load(ctx, job_id, r)
     if "aggregate" not in rec:
         raise fail(f"round {r} of job {job_id} has no aggregate (state {rec['state']})", 409)
-    data = ctx.stub.get_private_data(UPDATES_COLLECTION, agg_key(ctx, job_id, r))
+    data = ctx.stub.get_private_data(AGGREGATES_COLLECTION, agg_key(ctx, job_id, r))
     if data is None:
         raise fail(f"the aggregate of round {r} is not available on this peer", 503)
     return {"job_id": job_id, "round": r, "aggregate_hash": rec["aggregate"]["aggregate_hash"],

@@ -10,7 +10,9 @@ from typing import Any, Iterator, Optional
 
 from fabshim.contract import ChaincodeError, Context
 
-UPDATES_COLLECTION = "fedfabricUpdates"  # private collection of the member orgs (payloads, seeds, aggregates)
+# private collections of the member orgs (defined by the deployment: app/fedfabric/network/deploy.py)
+UPDATES_COLLECTION = "fedfabricUpdates"        # update payloads and pairwise seeds; purged after blockToLive
+AGGREGATES_COLLECTION = "fedfabricAggregates"  # round aggregates; never purged
 
 # composite key object types
 ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL = "org", "consortium", "policy", "ledger", "stakeprop"

@@ -72,6 +72,10 @@ def test_secure_round_with_dropout_recovers_exact_fedavg_of_survivors():
         k = led.stub.create_composite_key("upd", ["job1", "000001", m])
         assert ("fedfabricUpdates", k) in led.stub.purged and k not in led.stub.private["fedfabricUpdates"]
         assert json.loads(led.stub.state[k])["sha256"] == codec.sha256_hex(payloads[m])
+    # the aggregate is in the collection that is never purged: members can still fetch it
+    agg = led.call(T(ORGS[2]), "get_aggregate", "job1", r)
+    assert agg["aggregate_hash"] == rec["aggregate"]["aggregate_hash"]
+    assert not [p for p in led.stub.purged if p[0] == "fedfabricAggregates"]
 
 
 def test_leader_only_before_window_and_early_aggregation_when_all_submitted():

@@ -114,6 +114,8 @@ def _mutate(path: str, value):
     ("batch.absolute_max_bytes", "lots", "invalid size"),
     ("orderer_org.consensus", "kafka", "not supported"),
     ("chaincode.endorsement_quorum", "3/2", "must be in (0, 1]"),
+    ("chaincode.updates_block_to_live", 0, "chaincode.updates_block_to_live: 0 is outside [1, "),
+    ("chaincode.updates_block_to_live", "soon", "chaincode.updates_block_to_live: expected an integer"),
     ("orderer_org.orderers", [], "non-empty list"),
     ("orgs.0.ca", KeyError, "orgs[0].ca: missing"),
     ("orgs.0.ca", 7054, "orgs[0].ca: expected a mapping"),
@@ -151,3 +153,16 @@ def test_load_config_names_the_file(tmp_path) -> None:
     bad.write_text(yaml.safe_dump({**default_raw(), "orgs": "none"}))
     with pytest.raises(ConfigError, match=f"{bad}: orgs: expected a non-empty list"):
         load_config(bad)
+
+
+def test_collections_follow_the_config() -> None:
+    """Update payloads are purged after the configured number of blocks; aggregates are kept."""
+    from fedfabric.network.deploy import product_deployment
+
+    raw = default_raw()
+    raw["chaincode"]["updates_block_to_live"] = 7
+    cols = {c["name"]: c for c in product_deployment(parse_config(raw)).collections}
+    assert {n: c["blockToLive"] for n, c in cols.items()} == {"fedfabricUpdates": 7, "fedfabricAggregates": 0}
+    for c in cols.values():
+        assert c["policy"] == "OR('Org1MSP.member','Org2MSP.member','Org3MSP.member')"
+        assert c["memberOnlyRead"] and c["memberOnlyWrite"]

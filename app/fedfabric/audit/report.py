@@ -121,7 +121,7 @@ def _plot(path: Path, title: str, ylabel: str, series: dict, hlines: Iterable[tu
         for org, pts in sorted(per.items()):
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=12, alpha=0.45, color=line.get_color())
     for (label, y), style in zip(hlines, ("--", ":", "-.", (0, (5, 1)))):
-        ax.axhline(y, linestyle=style, linewidth=1.2, color="dimgrey", label=f"{label} = {y:.4g}")
+        ax.axhline(y, linestyle=style, linewidth=1.2, color="dimgrey", label=label)
     ax.set_title(title)
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
@@ -167,7 +167,7 @@ def _baseline_lines(baseline: Mapping[str, Any], kind: str) -> list[tuple[str, f
     for k, v in sorted(baseline.items()):
         name, val = scale_metric(k, v)
         if val is not None and metric_kind(name) == kind:
-            out.append((f"{name.replace('_', ' ')}: {val:.4g}", float(val)))
+            out.append((f"{name.replace('_', ' ')} (test set): {val:.4g}", float(val)))
     return out
 
 

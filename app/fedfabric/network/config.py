@@ -115,6 +115,7 @@ class Chaincode:
     name: str
     version: str
     endorsement_quorum: Fraction
+    updates_block_to_live: int     # blocks after which members' update payloads and seeds are purged
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,8 @@ def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
         name=_name(cc.get("name", "fedfabric"), "chaincode.name"),
         version=str(cc.get("version", "1.0")),
         endorsement_quorum=_fraction(cc.get("endorsement_quorum", "2/3"), "chaincode.endorsement_quorum"),
+        updates_block_to_live=_int(cc.get("updates_block_to_live", 20), "chaincode.updates_block_to_live",
+                                   1, 10**9),
     )
 
     config = ConsortiumConfig(channel=channel, domain=domain, host="127.0.0.1", batch=batch,

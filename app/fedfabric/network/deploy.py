@@ -18,8 +18,8 @@ from .fabricbin import FabricInstall
 from .layout import Layout
 from .nodes import NodeSpec
 from fedfabric_cc.policy import minimal_winning_coalitions, policy_string
+from fedfabric_cc.state import AGGREGATES_COLLECTION, UPDATES_COLLECTION
 
-UPDATES_COLLECTION_BLOCK_TO_LIVE = 20
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ def product_deployment(config: ConsortiumConfig) -> ChaincodeDeployment:
     return ChaincodeDeployment(
         name=config.chaincode.name, version=config.chaincode.version,
         command=(sys.executable, "-m", "fedfabric_cc"), env=(("FEDFABRIC_CC_SOURCE", source_digest()),),
-        collections=(members_collection(config, "fedfabricUpdates", UPDATES_COLLECTION_BLOCK_TO_LIVE),))
+        collections=(members_collection(config, UPDATES_COLLECTION, config.chaincode.updates_block_to_live),
+                     members_collection(config, AGGREGATES_COLLECTION, 0)))
 
 
 def cc_dir(layout: Layout, name: str, org: PeerOrg) -> Path:
