@@ -133,6 +133,13 @@ class FedFabricClient:
     def approve_stake_adjustment(self, proposal_id: str) -> Written:
         return self._submit("approve_stake_adjustment", proposal_id)
 
+    def propose_status_change(self, proposal_id: str, msp_id: str, status: str, reason: str) -> Written:
+        """Propose suspending (``"suspended"``) or reinstating (``"active"``) an org; applied at the stake quorum."""
+        return self._submit("propose_status_change", proposal_id, msp_id, status, reason)
+
+    def approve_status_change(self, proposal_id: str) -> Written:
+        return self._submit("approve_status_change", proposal_id)
+
     def get_org(self, msp_id: str) -> dict:
         return self._evaluate("get_org", msp_id)
 
@@ -166,6 +173,11 @@ class FedFabricClient:
 
     def close_registration(self, job_id: str, round_: int) -> Written:
         return self._submit("close_registration", job_id, str(round_))
+
+    def expire_round(self, job_id: str, round_: int) -> Written:
+        """Fail a round stuck past its current deadline (registration never started or too few registered,
+        seeds not revealed or not aggregated in time, no approval quorum by the approval deadline)."""
+        return self._submit("expire_round", job_id, str(round_))
 
     def get_round(self, job_id: str, round_: int) -> dict:
         return self._evaluate("get_round", job_id, str(round_))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codec import MOD, from_signed, sum_mod, to_signed
+from .codec import WEIGHT_SCALE, from_signed, sum_mod, to_signed
+from .masks import apply_mask, mask_sign
 
-WEIGHT_SCALE = 1024          # secure mode: each org encodes update * n_i / WEIGHT_SCALE
 MAX_TOTAL_WEIGHT = 1 << 31   # keeps sum(n_i * x_i) inside int64 for |x_i| < 2^31
 
 
@@ -67,16 +67,15 @@ def secure_sum(masked: list[np.ndarray], recovered_masks: list[tuple[np.ndarray,
     A survivor s added ``+mask`` against a dropped d when d > s, else ``-mask``; removing it means
     adding ``-sign * mask``.
     """
-    total = sum_mod(list(masked)).astype(np.uint64)
+    total = sum_mod(list(masked))
     for mask, sign in recovered_masks:
-        m = np.asarray(mask, dtype=np.uint64)
-        total = (total - m) % MOD if sign > 0 else (total + m) % MOD
-    return total.astype(np.uint32)
+        total = apply_mask(total, mask, -sign)
+    return total
 
 
 def dropout_sign(survivor: str, dropped: str) -> int:
     """+1 if the survivor added the pairwise mask with the dropped org, -1 if it subtracted it."""
-    return 1 if dropped > survivor else -1
+    return mask_sign(survivor, dropped)
 
 
 def trimmed_mean(values: list[np.ndarray], trim: int) -> np.ndarray:
@@ -134,6 +133,23 @@ def multi_krum(values: list[np.ndarray], f: int, m: int | None = None) -> tuple[
     return div_round(u[sel].sum(axis=0), m), sel
 
 
+def anomaly_scores(values: list[np.ndarray], factor: int) -> tuple[list[int], list[int]]:
+    """Squared distance of each update to the unweighted coordinate-wise median of all updates, and
+    the indices of those farther than ``factor``^2 times the median such distance.
+
+    The reference ignores sample counts, so a small honest org is not pulled away from a reference
+    that the big orgs dominate. The median distance is floored at one fixed-point unit per
+    coordinate, so updates that differ only by quantisation noise are never flagged.
+    """
+    if factor < 1:
+        raise AggregationError(f"anomaly factor must be at least 1, got {factor}")
+    u = _stack(values)
+    ref = coordinate_median(list(u))
+    dists = [squared_distance(v, ref) for v in u]
+    typical = max(sorted(dists)[(len(dists) - 1) // 2], u.shape[1])
+    return dists, [i for i, d in enumerate(dists) if d > factor * factor * typical]
+
+
 __all__ = ["AggregationError", "WEIGHT_SCALE", "div_round", "fedavg", "fedavg_from_weighted_sum",
            "secure_sum", "dropout_sign", "trimmed_mean", "coordinate_median", "squared_distance",
-           "krum_scores", "multi_krum", "from_signed"]
+           "krum_scores", "multi_krum", "anomaly_scores", "from_signed"]

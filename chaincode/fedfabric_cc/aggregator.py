@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Optional
 
 import numpy as np
 from fabshim.contract import Context
 
-from . import aggregation as agg, codec, jobs, roles, rounds, state, updates
+from . import aggregation as agg, codec, jobs, masks, roles, rounds, state, updates
 from .state import AGGREGATES_COLLECTION, UPDATES_COLLECTION, fail
 
 
@@ -24,21 +25,18 @@ def _payload(ctx: Context, k: str, want_sha: str, who: str) -> bytes:
     return data
 
 
-def _expand_mask(seed: bytes, n: int) -> np.ndarray:
-    from fedfabric.fl.secagg import expand_mask  # the app's mask expansion: one definition for both sides
-    return expand_mask(seed, n)
+def _reveals(ctx: Context, job_id: str, r: int) -> dict[str, dict]:
+    return {attrs[-1]: rv for attrs, rv in state.scan(ctx, state.REVEAL, job_id, state.rnd(r))}
 
 
 def secure_aggregate(ctx: Context, job_id: str, r: int, metas: dict[str, dict], dropped: list[str],
                      length: int) -> tuple[np.ndarray, dict]:
+    """FedAvg from the masked updates and (for dropped orgs) the survivors' revealed seeds."""
     masked = [codec.unpack(_payload(ctx, updates.upd_key(ctx, job_id, r, m), metas[m]["sha256"], m), length)
               for m in sorted(metas)]
     recovered = []
     if dropped:
-        reveals = {attrs[-1]: rv for attrs, rv in state.scan(ctx, state.REVEAL, job_id, state.rnd(r))}
-        missing = sorted(set(metas) - set(reveals))
-        if missing:
-            raise fail(f"waiting for seed reveals from {', '.join(missing)} (dropped: {', '.join(dropped)})", 409)
+        reveals = _reveals(ctx, job_id, r)
         for s in sorted(metas):
             for d in dropped:
                 seed = ctx.stub.get_private_data(UPDATES_COLLECTION, updates.seed_key(ctx, job_id, r, s, d))
@@ -46,7 +44,7 @@ def secure_aggregate(ctx: Context, job_id: str, r: int, metas: dict[str, dict], 
                     raise fail(f"the revealed seed of {s} for {d} is not available on this peer", 503)
                 if hashlib.sha256(seed).hexdigest() != reveals[s]["seed_hashes"][d]:
                     raise fail(f"hash mismatch: the revealed seed of {s} for {d} does not match its record", 500)
-                recovered.append((_expand_mask(seed, length), agg.dropout_sign(s, d)))
+                recovered.append((masks.expand_mask(seed, length), agg.dropout_sign(s, d)))
     total = agg.secure_sum(masked, recovered)
     samples = sum(metas[m]["sample_count"] for m in metas)
     avg = agg.fedavg_from_weighted_sum(total, samples)
@@ -64,33 +62,81 @@ def _apply_rule(rule: dict, values: list[np.ndarray], weights: list[int]) -> tup
     return agg.multi_krum(values, rule["krum_f"], rule.get("krum_m"))
 
 
+def _leave_one_out(rule: dict, out: np.ndarray, values: list[np.ndarray], weights: list[int],
+                   names: list[str]) -> dict[str, str]:
+    """How far the aggregate moves without each update (a rule that cannot run on n-1 falls back to FedAvg)."""
+    loo = {}
+    for i, m in enumerate(names):
+        rest, w = values[:i] + values[i + 1:], weights[:i] + weights[i + 1:]
+        if not rest:
+            loo[m] = 0
+            continue
+        try:
+            without, _ = _apply_rule(rule, rest, w)
+        except agg.AggregationError:
+            without, _ = _apply_rule({"rule": "fedavg"}, rest, w)
+        loo[m] = agg.squared_distance(out, without)
+    return {m: str(v) for m, v in loo.items()}
+
+
 def clear_aggregate(ctx: Context, job: dict, r: int, metas: dict[str, dict], length: int) -> tuple[np.ndarray, dict]:
+    """The job's rule over the visible updates; anomaly scores against their unweighted median.
+    Raises ``AggregationError`` when the rule cannot be applied to these updates."""
     job_id, spec = job["job_id"], job["spec"]
+    rule = spec["aggregation"]
     names = sorted(metas)
     values = [codec.to_signed(codec.unpack(_payload(ctx, updates.upd_key(ctx, job_id, r, m), metas[m]["sha256"], m),
                                            length)) for m in names]
     weights = [metas[m]["sample_count"] for m in names]
-    try:
-        out, selected = _apply_rule(spec["aggregation"], values, weights)
-    except agg.AggregationError as exc:
-        raise fail(f"aggregation failed: {exc}") from None
-    dists = [agg.squared_distance(v, out) for v in values]
-    if spec["aggregation"]["rule"] == "multi_krum":
-        anomalous = [names[i] for i in range(len(names)) if i not in selected]
-    else:
-        med = sorted(dists)[(len(dists) - 1) // 2]
-        factor = spec["incentives"]["anomaly_factor"]
-        anomalous = [names[i] for i, d in enumerate(dists) if d > factor * factor * med]
-    loo = {}
-    for i, m in enumerate(names):
-        rest = values[:i] + values[i + 1:]
-        try:
-            without, _ = _apply_rule(spec["aggregation"], rest, weights[:i] + weights[i + 1:])
-        except agg.AggregationError:
-            without, _ = _apply_rule({"rule": "fedavg"}, rest, weights[:i] + weights[i + 1:]) if rest else (out, [])
-        loo[m] = agg.squared_distance(out, without) if rest else 0
-    return out, {"anomalous": anomalous, "loo": {m: str(v) for m, v in loo.items()},
-                 "distances": {m: str(d) for m, d in zip(names, dists)}}
+    out, selected = _apply_rule(rule, values, weights)
+    dists, flagged = agg.anomaly_scores(values, spec["incentives"]["anomaly_factor"])
+    if rule["rule"] == "multi_krum":
+        flagged = [i for i in range(len(names)) if i not in selected]
+    return out, {"anomalous": [names[i] for i in flagged], "loo": _leave_one_out(rule, out, values, weights, names),
+                 "distances": {m: str(d) for m, d in zip(names, dists)}, "distance_reference": "coordinate_median"}
+
+
+def collecting_failure(rec: dict, job: dict, metas: dict[str, dict], reveals: dict[str, dict],
+                       t: int) -> Optional[dict]:
+    """Why a collecting round whose submission window closed must fail now (``fail_round`` keyword
+    arguments), or None while it can still be aggregated. Public state only: every endorser agrees."""
+    need = job["spec"]["min_participants"]
+    dropped = sorted(set(rec["participants"]) - set(metas))
+    base = {"submitted": sorted(metas), "dropped": dropped, "absent": dropped}
+    if len(metas) < need:
+        return {**base, "reason": f"only {len(metas)} updates submitted, {need} required"}
+    deadline = rounds.reveal_deadline(rec)
+    missing = sorted(set(metas) - set(reveals)) if rec["privacy"] == "secure" and dropped else []
+    if missing and t > deadline:
+        return {**base, "no_reveal": missing,
+                "reason": f"{', '.join(missing)} did not reveal their seeds for {', '.join(dropped)} by {deadline}"}
+    return None
+
+
+def _release(ctx: Context, job: dict, rec: dict, metas: dict[str, dict], dropped: list[str], result: np.ndarray,
+             extra: dict, by: str, t: int) -> dict:
+    """Write the aggregate (private, never purged), the aggregated round and the job's privacy spend."""
+    job_id, r, spec = job["job_id"], rec["round"], job["spec"]
+    data = codec.pack(codec.from_signed(result))
+    eps = max([metas[m].get("dp_epsilon_milli", 0) for m in metas], default=0)
+    spent = job.get("dp_epsilon_spent_milli", 0) + eps
+    aggregate = {"aggregate_hash": codec.sha256_hex(data), "size": len(data), "rule": spec["aggregation"]["rule"],
+                 "total_samples": sum(u["sample_count"] for u in metas.values()),
+                 "contributors": [{"msp_id": m, "sample_count": metas[m]["sample_count"],
+                                   "update_hash": metas[m]["sha256"]} for m in sorted(metas)],
+                 "dp_epsilon_milli": eps, "dp_epsilon_total_milli": spent,
+                 "dp_budget_exceeded": bool(spec["dp"]["enabled"] and spent > spec["dp"]["epsilon_budget_milli"]),
+                 "aggregated_by": by, **extra}
+    rec = rounds.advance(ctx, rec, rounds.AGGREGATED, submitted=sorted(metas), dropped=dropped, aggregate=aggregate,
+                         deadlines={**rec["deadlines"], "approval": t + spec["windows"]["approval_s"]})
+    ctx.stub.put_private_data(AGGREGATES_COLLECTION, agg_key(ctx, job_id, r), data)
+    state.put(ctx, rounds.round_key(ctx, job_id, r), rec)
+    state.put(ctx, jobs.job_key(ctx, job_id), {**job, "dp_epsilon_spent_milli": spent})
+    state.emit(ctx, "RoundAggregated", {"job_id": job_id, "round": r, "aggregate_hash": aggregate["aggregate_hash"],
+                                        "contributors": sorted(metas), "dropped": dropped,
+                                        "approval_deadline": rec["deadlines"]["approval"],
+                                        "dp_epsilon_total_milli": spent})
+    return rec
 
 
 def aggregate_round(ctx: Context, job_id: str, r: int) -> dict:
@@ -107,33 +153,24 @@ def aggregate_round(ctx: Context, job_id: str, r: int) -> dict:
     if org["msp_id"] != rec["leader"] and t <= deadline:
         raise fail(f"only the round leader {rec['leader']} may aggregate before the window closes at {deadline}", 403)
     dropped = sorted(set(rec["participants"]) - set(metas))
-    need = job["spec"]["min_participants"]
-    if len(metas) < need:
-        failed = rounds.advance(ctx, rec, rounds.FAILED, submitted=sorted(metas), dropped=dropped,
-                                reason=f"only {len(metas)} updates submitted, {need} required")
-        out = rounds.settle_failed(ctx, job, failed, absent=dropped)
-        state.emit(ctx, "RoundFailed", {"job_id": job_id, "round": r, "reason": failed["reason"]})
-        return out
+    reveals = _reveals(ctx, job_id, r) if dropped and rec["privacy"] == "secure" else {}
+    why = collecting_failure(rec, job, metas, reveals, t)
+    if why is not None:
+        return rounds.fail_round(ctx, job, rec, **why)
+    missing = sorted(set(metas) - set(reveals)) if dropped and rec["privacy"] == "secure" else []
+    if missing:
+        raise fail(f"waiting for seed reveals from {', '.join(missing)} (dropped: {', '.join(dropped)}) "
+                   f"until {rounds.reveal_deadline(rec)}", 409)
     length = job["spec"]["model"]["num_params"]
-    if rec["privacy"] == "secure":
-        result, extra = secure_aggregate(ctx, job_id, r, metas, dropped, length)
-    else:
-        result, extra = clear_aggregate(ctx, job, r, metas, length)
-    data = codec.pack(codec.from_signed(result))
-    eps = [metas[m].get("dp_epsilon_milli", 0) for m in metas]
-    aggregate = {"aggregate_hash": codec.sha256_hex(data), "size": len(data), "rule": job["spec"]["aggregation"]["rule"],
-                 "total_samples": sum(u["sample_count"] for u in metas.values()),
-                 "contributors": [{"msp_id": m, "sample_count": metas[m]["sample_count"],
-                                   "update_hash": metas[m]["sha256"]} for m in sorted(metas)],
-                 "dp_epsilon_milli": max(eps) if eps else 0, "aggregated_by": org["msp_id"], **extra}
-    rec = rounds.advance(ctx, rec, rounds.AGGREGATED, submitted=sorted(metas), dropped=dropped, aggregate=aggregate,
-                         deadlines={**rec["deadlines"], "approval": t + job["spec"]["windows"]["approval_s"]})
-    ctx.stub.put_private_data(AGGREGATES_COLLECTION, agg_key(ctx, job_id, r), data)
-    state.put(ctx, rounds.round_key(ctx, job_id, r), rec)
-    state.emit(ctx, "RoundAggregated", {"job_id": job_id, "round": r, "aggregate_hash": aggregate["aggregate_hash"],
-                                        "contributors": sorted(metas), "dropped": dropped,
-                                        "approval_deadline": rec["deadlines"]["approval"]})
-    return rec
+    try:
+        if rec["privacy"] == "secure":
+            result, extra = secure_aggregate(ctx, job_id, r, metas, dropped, length)
+        else:
+            result, extra = clear_aggregate(ctx, job, r, metas, length)
+    except agg.AggregationError as exc:
+        return rounds.fail_round(ctx, job, rec, f"aggregation failed: {exc}", absent=dropped,
+                                 submitted=sorted(metas), dropped=dropped)
+    return _release(ctx, job, rec, metas, dropped, result, extra, org["msp_id"], t)
 
 
 def get_aggregate(ctx: Context, job_id: str, r: int) -> dict:

@@ -1,9 +1,14 @@
-"""Integer side of the fixed-point codec, shared by the chaincode and the app (numpy integer ops).
+"""Integer side of the fixed-point codec: the one definition the chaincode and the app both use.
 
 Wire format of an update or aggregate: little-endian uint32 words, each the two's complement of a
-signed fixed-point value with ``FRAC_BITS`` fractional bits (see ``fedfabric.fl.fixedpoint`` for the
-float encode/decode). ``INT32_MIN`` never comes out of the encoder and is reserved as the
-"non-finite" marker, so the chaincode rejects it in clear mode.
+signed fixed-point value with ``FRAC_BITS`` fractional bits. The app's ``fedfabric.fl.fixedpoint``
+adds only the float encode/decode on top and re-exports everything here, so both sides agree bit
+for bit. ``INT32_MIN`` never comes out of the encoder and is reserved as the "non-finite" marker,
+so the chaincode rejects it in clear mode.
+
+Weighted updates (secure mode): each org encodes ``update * n_i / WEIGHT_SCALE``; the mod-2^32 sum
+over orgs read as signed is ``sum(n_i * update_i) / WEIGHT_SCALE`` and FedAvg is that times
+``WEIGHT_SCALE`` over ``sum(n_i)``, rounded half to even (``aggregation.fedavg_from_weighted_sum``).
 """
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ import hashlib
 import numpy as np
 
 FRAC_BITS = 16
+WEIGHT_SCALE = 1024          # secure mode: each org encodes update * n_i / WEIGHT_SCALE
 WORD_BYTES = 4
 DTYPE = "uint32le"
 MOD = 1 << 32
 INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
 NON_FINITE_MARKER = np.uint32(1 << 31)
 
 
@@ -61,6 +68,11 @@ def sum_mod(vectors: list[np.ndarray]) -> np.ndarray:
             raise CodecError(f"wrong length: {len(v)} values, expected {len(total)}")
         total = (total + np.asarray(v, dtype=np.uint64)) % MOD
     return total.astype(np.uint32)
+
+
+def add_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise a + b mod 2^32."""
+    return (np.asarray(a, np.uint32) + np.asarray(b, np.uint32)).astype(np.uint32)
 
 
 def sub_mod(a: np.ndarray, b: np.ndarray) -> np.ndarray:

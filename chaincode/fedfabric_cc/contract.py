@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from fabshim.contract import Context, Contract, transaction
 
-from . import aggregator, audit, jobs, members, models, roles, rounds, updates
+from . import aggregator, audit, expiry, jobs, members, models, roles, rounds, updates
 
 
 class FedFabricContract(Contract):
@@ -25,6 +25,14 @@ class FedFabricContract(Contract):
     @transaction
     def approve_stake_adjustment(self, ctx: Context, proposal_id: str) -> dict:
         return members.approve_stake_adjustment(ctx, proposal_id)
+
+    @transaction
+    def propose_status_change(self, ctx: Context, proposal_id: str, msp_id: str, status: str, reason: str) -> dict:
+        return members.propose_status_change(ctx, proposal_id, msp_id, status, reason)
+
+    @transaction
+    def approve_status_change(self, ctx: Context, proposal_id: str) -> dict:
+        return members.approve_status_change(ctx, proposal_id)
 
     @transaction(evaluate=True)
     def get_org(self, ctx: Context, msp_id: str) -> dict:
@@ -70,6 +78,10 @@ class FedFabricContract(Contract):
     @transaction
     def close_registration(self, ctx: Context, job_id: str, round: int) -> dict:
         return rounds.close_registration(ctx, job_id, round)
+
+    @transaction
+    def expire_round(self, ctx: Context, job_id: str, round: int) -> dict:
+        return expiry.expire_round(ctx, job_id, round)
 
     @transaction(evaluate=True)
     def get_round(self, ctx: Context, job_id: str, round: int) -> dict:

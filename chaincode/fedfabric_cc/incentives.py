@@ -31,19 +31,29 @@ def reward_weights(rec: dict) -> dict[str, int]:
     return {c["msp_id"]: c["sample_count"] for c in a["contributors"] if c["msp_id"] not in bad}
 
 
+def penalties(inc: dict, absent: list[str], anomalous: list[str], no_reveal: list[str]) -> dict[str, int]:
+    """Stake to slash per org: registered-but-absent, anomalous update, seeds not revealed in time."""
+    out: dict[str, int] = {}
+    for orgs, amount in ((absent, inc["slash_absent"]), (anomalous, inc["slash_anomalous"]),
+                         (no_reveal, inc.get("slash_no_reveal", inc["slash_absent"]))):
+        for m in orgs:
+            out[m] = out.get(m, 0) + amount
+    return out
+
+
 def settle(ctx: Context, job: dict, rec: dict, rewards: dict[str, int], absent: list[str],
-           anomalous: list[str]) -> dict:
+           anomalous: list[str], no_reveal: list[str] = ()) -> dict:
     """Apply rewards (to balance) and slashes (from stake); write history; purge the round's payloads."""
     inc = job["spec"]["incentives"]
     payout = split(inc["reward_per_round"], rewards)
+    cuts = penalties(inc, list(absent), list(anomalous), list(no_reveal))
     orgs = members.all_orgs(ctx)
-    before = {m: orgs[m] for m in set(payout) | set(absent) | set(anomalous) if m in orgs}
+    before = {m: orgs[m] for m in set(payout) | set(cuts) if m in orgs}
     after = {m: dict(o) for m, o in before.items()}
     slashed: dict[str, int] = {}
     for m in sorted(before):
         after[m]["balance"] += payout.get(m, 0)
-        cut = (inc["slash_absent"] if m in absent else 0) + (inc["slash_anomalous"] if m in anomalous else 0)
-        cut = min(cut, after[m]["stake"])
+        cut = min(cuts.get(m, 0), after[m]["stake"])
         if cut and sum(members.stakes({**orgs, **after}).values()) - cut > 0:
             after[m]["stake"] -= cut
             slashed[m] = cut

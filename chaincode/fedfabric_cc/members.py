@@ -11,6 +11,9 @@ from .state import fail
 
 MSP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_AMOUNT = 10**15
+ACTIVE, SUSPENDED = "active", "suspended"
+STATUSES = (ACTIVE, SUSPENDED)
+HISTORY_FIELDS = ("stake", "balance", "status")
 
 
 def parse_fraction(text: str) -> tuple[int, int]:
@@ -39,7 +42,7 @@ def all_orgs(ctx: Context) -> dict[str, dict]:
 
 def stakes(orgs: dict[str, dict]) -> dict[str, int]:
     """Voting stake: active orgs only."""
-    return {m: o["stake"] for m, o in orgs.items() if o["status"] == "active"}
+    return {m: o["stake"] for m, o in orgs.items() if o["status"] == ACTIVE}
 
 
 def consortium(ctx: Context) -> dict:
@@ -101,9 +104,10 @@ def compile_for(stake_map: dict[str, int], num: int, den: int) -> dict:
 
 
 # ---- history
-def ledger_entry(ctx: Context, msp: str, field: str, delta: int, before: int, after: int,
+def ledger_entry(ctx: Context, msp: str, field: str, delta: int, before: Any, after: Any,
                  reason: str, ref: dict, seq: int) -> None:
-    """History entry number ``seq`` of an org (the org record keeps the next number)."""
+    """History entry number ``seq`` of an org (the org record keeps the next number); a status change
+    has ``delta`` 0 and the old and new status as ``before`` / ``after``."""
     ts = state.now(ctx)
     state.put(ctx, state.key(ctx, state.LEDGER, msp, f"{seq:012d}"),
               {"msp_id": msp, "seq": seq, "field": field, "delta": delta, "before": before, "after": after,
@@ -113,21 +117,22 @@ def ledger_entry(ctx: Context, msp: str, field: str, delta: int, before: int, af
 def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict], reason: str,
                   ref: Optional[dict] = None, quorum: Optional[tuple[int, int]] = None) -> Optional[dict]:
     """Write changed org records + one history entry per changed field; recompile the policy if
-    any stake moved. Everything must have been read before calling this (no read-your-writes)."""
-    stake_moved = False
+    any stake or status moved. Everything must have been read before calling this (no read-your-writes)."""
+    weight_moved = False
     for msp in sorted(after):
         b, a = before[msp], dict(after[msp])
         if a == b:
             continue
         seq = b["history_seq"]
-        for field in ("stake", "balance"):
+        for field in HISTORY_FIELDS:
             if a[field] != b[field]:
-                ledger_entry(ctx, msp, field, a[field] - b[field], b[field], a[field], reason, ref or {}, seq)
+                delta = 0 if field == "status" else a[field] - b[field]
+                ledger_entry(ctx, msp, field, delta, b[field], a[field], reason, ref or {}, seq)
                 seq += 1
-                stake_moved |= field == "stake"
+                weight_moved |= field in ("stake", "status")
         a["history_seq"] = seq
         state.put(ctx, state.key(ctx, state.ORG, msp), a)
-    if not stake_moved:
+    if not weight_moved:
         return None
     num, den = quorum if quorum else tuple(consortium(ctx)["quorum"])
     merged = {**all_orgs(ctx), **after}
@@ -172,60 +177,132 @@ def propose_stake_adjustment(ctx: Context, proposal_id: str, msp_id: str, delta:
     """An admin proposes minting (+) or burning (-) stake of an org; applied once admins of orgs
     holding the consortium quorum of stake approved it."""
     org, _ = roles.require_writer(ctx, "propose_stake_adjustment")
-    if not MSP_RE.match(proposal_id or ""):
-        raise fail(f"proposal_id must match {MSP_RE.pattern}")
-    pkey = state.key(ctx, state.STAKE_PROPOSAL, proposal_id)
-    if state.get(ctx, pkey) is not None:
-        raise fail(f"stake proposal {proposal_id} already exists", 409)
+    pkey = _new_proposal_key(ctx, state.STAKE_PROPOSAL, proposal_id, "stake")
     delta = amount(delta, "delta", signed=True)
     if delta == 0:
         raise fail("delta must not be zero")
-    if not isinstance(reason, str) or not 0 < len(reason) <= 256:
-        raise fail("reason must be 1..256 characters")
-    target = state.get(ctx, state.key(ctx, state.ORG, msp_id))
-    if target is None:
-        raise fail(f"{msp_id} is not a member of the consortium", 404)
-    if target["stake"] + delta < 0:
-        raise fail(f"{msp_id} holds {target['stake']} stake; cannot burn {-delta}")
+    _check_reason(reason)
+    target = _target(ctx, msp_id)
+    _check_stake_change(target, delta)
     prop = {"proposal_id": proposal_id, "msp_id": msp_id, "delta": delta, "reason": reason,
             "proposed_by": org["msp_id"], "approvals": [org["msp_id"]], "status": "pending",
             "created_at": state.now(ctx), "tx_ids": [ctx.stub.tx_id]}
-    return _maybe_apply(ctx, prop, pkey, target, "StakeAdjustmentProposed")
+    return _decide(ctx, prop, pkey, target, STAKE_KIND, "StakeAdjustmentProposed")
 
 
 def approve_stake_adjustment(ctx: Context, proposal_id: str) -> dict:
     org, _ = roles.require_writer(ctx, "approve_stake_adjustment")
     pkey = state.key(ctx, state.STAKE_PROPOSAL, proposal_id)
-    prop = state.must_get(ctx, pkey, f"stake proposal {proposal_id}")
+    prop, target = _pending(ctx, pkey, f"stake proposal {proposal_id}", org["msp_id"])
+    _check_stake_change(target, prop["delta"], now=True)
+    return _decide(ctx, _approved_by(ctx, prop, org), pkey, target, STAKE_KIND, "StakeAdjustmentApproved")
+
+
+def propose_status_change(ctx: Context, proposal_id: str, msp_id: str, status: str, reason: str) -> dict:
+    """An admin proposes suspending or reinstating an org; applied once admins of orgs holding the
+    consortium quorum of stake approved it. A suspended org cannot write, is not drawn as leader,
+    and holds no weight in tallies or the endorsement policy."""
+    org, _ = roles.require_writer(ctx, "propose_status_change")
+    pkey = _new_proposal_key(ctx, state.STATUS_PROPOSAL, proposal_id, "status")
+    if status not in STATUSES:
+        raise fail(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+    _check_reason(reason)
+    target = _target(ctx, msp_id)
+    _check_status_change(ctx, target, status)
+    prop = {"proposal_id": proposal_id, "msp_id": msp_id, "new_status": status, "reason": reason,
+            "proposed_by": org["msp_id"], "approvals": [org["msp_id"]], "status": "pending",
+            "created_at": state.now(ctx), "tx_ids": [ctx.stub.tx_id]}
+    return _decide(ctx, prop, pkey, target, STATUS_KIND, "StatusChangeProposed")
+
+
+def approve_status_change(ctx: Context, proposal_id: str) -> dict:
+    org, _ = roles.require_writer(ctx, "approve_status_change")
+    pkey = state.key(ctx, state.STATUS_PROPOSAL, proposal_id)
+    prop, target = _pending(ctx, pkey, f"status proposal {proposal_id}", org["msp_id"])
+    _check_status_change(ctx, target, prop["new_status"])
+    return _decide(ctx, _approved_by(ctx, prop, org), pkey, target, STATUS_KIND, "StatusChangeApproved")
+
+
+# ---- the proposal mechanism shared by stake and status changes
+STAKE_KIND = {"field": "stake", "reason": "adjustment", "applied_event": "StakeAdjusted"}
+STATUS_KIND = {"field": "status", "reason": "status-change", "applied_event": "OrgStatusChanged"}
+
+
+def _new_proposal_key(ctx: Context, object_type: str, proposal_id: str, what: str) -> str:
+    if not isinstance(proposal_id, str) or not MSP_RE.match(proposal_id):
+        raise fail(f"proposal_id must match {MSP_RE.pattern}")
+    pkey = state.key(ctx, object_type, proposal_id)
+    if state.get(ctx, pkey) is not None:
+        raise fail(f"{what} proposal {proposal_id} already exists", 409)
+    return pkey
+
+
+def _check_reason(reason: Any) -> None:
+    if not isinstance(reason, str) or not 0 < len(reason) <= 256:
+        raise fail("reason must be 1..256 characters")
+
+
+def _target(ctx: Context, msp_id: str) -> dict:
+    target = state.get(ctx, state.key(ctx, state.ORG, msp_id))
+    if target is None:
+        raise fail(f"{msp_id} is not a member of the consortium", 404)
+    return target
+
+
+def _pending(ctx: Context, pkey: str, what: str, approver: str) -> tuple[dict, dict]:
+    """A pending proposal the caller has not approved yet, and its target org."""
+    prop = state.must_get(ctx, pkey, what)
     if prop["status"] != "pending":
-        raise fail(f"stake proposal {proposal_id} is already {prop['status']}", 409)
-    if org["msp_id"] in prop["approvals"]:
-        raise fail(f"{org['msp_id']} already approved stake proposal {proposal_id}", 409)
-    target = state.must_get(ctx, state.key(ctx, state.ORG, prop["msp_id"]), f"org {prop['msp_id']}")
-    if target["stake"] + prop["delta"] < 0:
-        raise fail(f"{prop['msp_id']} now holds {target['stake']} stake; cannot burn {-prop['delta']}")
-    prop = {**prop, "approvals": sorted(prop["approvals"] + [org["msp_id"]]),
+        raise fail(f"{what} is already {prop['status']}", 409)
+    if approver in prop["approvals"]:
+        raise fail(f"{approver} already approved {what}", 409)
+    return prop, state.must_get(ctx, state.key(ctx, state.ORG, prop["msp_id"]), f"org {prop['msp_id']}")
+
+
+def _approved_by(ctx: Context, prop: dict, org: dict) -> dict:
+    return {**prop, "approvals": sorted(prop["approvals"] + [org["msp_id"]]),
             "tx_ids": prop["tx_ids"] + [ctx.stub.tx_id]}
-    return _maybe_apply(ctx, prop, pkey, target, "StakeAdjustmentApproved")
 
 
-def _maybe_apply(ctx: Context, prop: dict, pkey: str, target: dict, event: str) -> dict:
+def _check_stake_change(target: dict, delta: int, now: bool = False) -> None:
+    if target["stake"] + delta < 0:
+        holds = "now holds" if now else "holds"
+        raise fail(f"{target['msp_id']} {holds} {target['stake']} stake; cannot burn {-delta}")
+
+
+def _check_status_change(ctx: Context, target: dict, status: str) -> None:
+    if target["status"] == status:
+        raise fail(f"{target['msp_id']} is already {status}", 409)
+    if status != ACTIVE and sum(stakes({**all_orgs(ctx), target["msp_id"]: {**target, "status": status}}).values()) <= 0:
+        raise fail(f"suspending {target['msp_id']} would leave no active stake in the consortium")
+
+
+def _changed(prop: dict, target: dict, kind: dict) -> dict:
+    if kind["field"] == "stake":
+        return {**target, "stake": target["stake"] + prop["delta"]}
+    return {**target, "status": prop["new_status"]}
+
+
+def _decide(ctx: Context, prop: dict, pkey: str, target: dict, kind: dict, event: str) -> dict:
+    """Store the proposal; apply it (history, policy) once its approvers hold the stake quorum."""
     orgs = all_orgs(ctx)
     num, den = consortium(ctx)["quorum"]
     st = stakes(orgs)
     approving = sum(st.get(m, 0) for m in prop["approvals"])
     compiled = None
     if approving * den >= num * sum(st.values()):
-        after = {**target, "stake": target["stake"] + prop["delta"]}
+        after = _changed(prop, target, kind)
         if sum(stakes({**orgs, target["msp_id"]: after}).values()) <= 0:
-            raise fail("stake adjustment would leave zero total stake")
+            raise fail(f"{kind['field']} change would leave zero total stake")
         prop = {**prop, "status": "applied", "applied_at": state.now(ctx)}
-        compiled = write_changes(ctx, {target["msp_id"]: target}, {target["msp_id"]: after}, "adjustment",
+        compiled = write_changes(ctx, {target["msp_id"]: target}, {target["msp_id"]: after}, kind["reason"],
                                  {"proposal_id": prop["proposal_id"]}, (num, den))
-        event = "StakeAdjusted"
+        event = kind["applied_event"]
     state.put(ctx, pkey, prop)
-    state.emit(ctx, event, {"proposal_id": prop["proposal_id"], "msp_id": prop["msp_id"], "delta": prop["delta"],
-                            "status": prop["status"], "policy": compiled["policy"] if compiled else None})
+    body = {k: prop[k] for k in ("proposal_id", "msp_id", "status") if k in prop}
+    body.update({k: prop[k] for k in ("delta", "new_status") if k in prop})
+    body["policy"] = compiled["policy"] if compiled else None
+    state.emit(ctx, event, body)
     return prop
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from typing import AbstractSet
 
 from fabshim.contract import Context
 
@@ -30,7 +31,7 @@ def vote(ctx: Context, job_id: str, r: int, ballot: dict) -> dict:
     if t > rec["deadlines"]["approval"]:
         raise fail(f"too late: the approval window of round {r} closed at {rec['deadlines']['approval']}", 409)
     if rec["stakes"].get(msp, 0) <= 0:
-        raise fail(f"{msp} had no stake when round {r} opened and cannot vote", 403)
+        raise fail(f"{msp} had no stake as a participant when round {r} opened and cannot vote", 403)
     vk = state.key(ctx, state.VOTE, job_id, state.rnd(r), msp)
     if state.get(ctx, vk) is not None:
         raise fail(f"duplicate: {msp} already voted in round {r} of job {job_id}", 409)
@@ -51,49 +52,70 @@ def vote(ctx: Context, job_id: str, r: int, ballot: dict) -> dict:
     return out
 
 
-def tally(rec: dict, votes: dict[str, dict]) -> dict:
-    """Stake-weighted tally over the round's stake snapshot."""
+def tally(rec: dict, votes: dict[str, dict], excluded: AbstractSet[str] = frozenset()) -> dict:
+    """Stake-weighted tally over the round's stake snapshot, without the ``excluded`` (suspended) orgs."""
     num, den = rec["quorum"]
-    total = sum(rec["stakes"].values())
+    stakes = {m: s for m, s in rec["stakes"].items() if m not in excluded}
+    votes = {m: v for m, v in votes.items() if m in stakes}
+    total = sum(stakes.values())
     by_hash: dict[str, int] = {}
     for v in votes.values():
         if v["approve"]:
             by_hash[v["model_hash"]] = by_hash.get(v["model_hash"], 0) + v["stake"]
-    pending = sum(s for m, s in rec["stakes"].items() if m not in votes)
+    pending = sum(s for m, s in stakes.items() if m not in votes)
     winner = None
     for h, s in sorted(by_hash.items(), key=lambda kv: (-kv[1], kv[0])):
-        if s * den >= num * total:
+        if total > 0 and s * den >= num * total:
             winner = h
             break
     best = max(by_hash.values(), default=0)
     return {"total_stake": total, "approve_by_hash": by_hash, "pending_stake": pending, "winner": winner,
-            "reachable": (best + pending) * den >= num * total, "quorum": [num, den]}
+            "reachable": total > 0 and (best + pending) * den >= num * total, "quorum": [num, den],
+            "excluded": sorted(set(rec["stakes"]) & set(excluded))}
+
+
+def round_tally(ctx: Context, job_id: str, rec: dict) -> dict:
+    """The tally of an aggregated round now: its votes, suspended orgs left out."""
+    votes = {attrs[-1]: v for attrs, v in state.scan(ctx, state.VOTE, job_id, state.rnd(rec["round"]))}
+    suspended = {m for m, o in members.all_orgs(ctx).items() if o["status"] != members.ACTIVE}
+    return tally(rec, votes, suspended)
+
+
+def fail_vote(ctx: Context, job: dict, rec: dict, tl: dict) -> dict:
+    """aggregated -> failed: the approval quorum was not (and can no longer be) reached; absent and
+    anomalous orgs are slashed."""
+    reason = "approval quorum not reached"
+    if tl["reachable"]:
+        reason += f" by the approval deadline {rec['deadlines']['approval']}"
+    return rounds.fail_round(ctx, job, rec, reason, absent=rec["dropped"],
+                             anomalous=rec["aggregate"].get("anomalous", []), tally=tl)
 
 
 def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
-    org, _ = roles.require_writer(ctx, "finalize_round", rounds.PARTICIPANT_ROLES)
+    roles.require_writer(ctx, "finalize_round", rounds.PARTICIPANT_ROLES)
     job = jobs.load(ctx, job_id)
     rec = rounds.load(ctx, job_id, r)
     rounds.expect(rec, rounds.AGGREGATED)
     votes = {attrs[-1]: v for attrs, v in state.scan(ctx, state.VOTE, job_id, state.rnd(r))}
-    tl = tally(rec, votes)
+    tl = round_tally(ctx, job_id, rec)
     t = state.now(ctx)
     closed = t > rec["deadlines"]["approval"]
-    a = rec["aggregate"]
     if tl["winner"] is None:
         if tl["reachable"] and not closed:
             raise fail(f"vote undecided: best approval {max(tl['approve_by_hash'].values(), default=0)} of "
                        f"{tl['total_stake']} stake, quorum {tl['quorum'][0]}/{tl['quorum'][1]}; "
                        f"window closes at {rec['deadlines']['approval']}", 409)
-        failed = rounds.advance(ctx, rec, rounds.FAILED, tally=tl, reason="approval quorum not reached")
-        out = rounds.settle_failed(ctx, job, failed, absent=rec["dropped"], anomalous=a.get("anomalous", []))
-        state.emit(ctx, "RoundFailed", {"job_id": job_id, "round": r, "reason": failed["reason"]})
-        return out
+        return fail_vote(ctx, job, rec, tl)
+    return _finalize(ctx, job, rec, votes, tl, t)
+
+
+def _finalize(ctx: Context, job: dict, rec: dict, votes: dict[str, dict], tl: dict, t: int) -> dict:
+    """aggregated -> finalized: version r+1 of the lineage, rewards and slashes, aliases, job counters."""
+    job_id, r, a = job["job_id"], rec["round"], rec["aggregate"]
     parent = load_version(ctx, job_id, job["latest_version"])
     v = job["latest_version"] + 1
-    done = rec["tx_ids"]
     update_txs = {attrs[-1]: u["tx_id"] for attrs, u in state.scan(ctx, state.UPD, job_id, state.rnd(r))}
-    eps_total = parent.get("dp_epsilon_total_milli", 0) + a["dp_epsilon_milli"]
+    eps_total = a.get("dp_epsilon_total_milli", parent.get("dp_epsilon_total_milli", 0) + a["dp_epsilon_milli"])
     version = {"job_id": job_id, "version": v, "round": r, "parents": [parent["version"]],
                "parent_hash": parent["model_hash"], "model_hash": tl["winner"], "aggregate_hash": a["aggregate_hash"],
                "status": "finalized", "rule": a["rule"], "privacy": rec["privacy"],
@@ -105,9 +127,8 @@ def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
                "approvals": [{"msp_id": m, "approve": vt["approve"], "model_hash": vt["model_hash"],
                               "stake": vt["stake"], "tx_id": vt["tx_id"]} for m, vt in sorted(votes.items())],
                "tally": tl, "tags": {}, "created_at": t,
-               "tx_ids": {**done, "finalize": ctx.stub.tx_id, "updates": update_txs}}
+               "tx_ids": {**rec["tx_ids"], "finalize": ctx.stub.tx_id, "updates": update_txs}}
     rec = rounds.advance(ctx, rec, rounds.FINALIZED, tally=tl, version=v)
-    last = r >= job["spec"]["rounds"]
     settled = incentives.settle(ctx, job, rec, incentives.reward_weights(rec), absent=rec["dropped"],
                                 anomalous=a.get("anomalous", []))
     version["rewards"], version["slashed"] = settled["rewards"], settled["slashed"]
@@ -116,11 +137,12 @@ def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
     state.put(ctx, vk, version)
     ctx.stub.set_state_validation_parameter(vk, ep)
     state.put(ctx, rounds.round_key(ctx, job_id, r), rec)
-    state.put(ctx, jobs.job_key(ctx, job_id), {**job, "latest_version": v, "rounds_finalized": job["rounds_finalized"] + 1,
-                                               "status": "completed" if last else job["status"]})
+    after = jobs.after_round(job, r, finalized=True, latest_version=v)
+    state.put(ctx, jobs.job_key(ctx, job_id), after)
     state.put(ctx, state.key(ctx, state.ALIAS, job_id, "latest"), {"version": v, "set_at": t, "tx_id": ctx.stub.tx_id})
-    state.emit(ctx, "RoundFinalized", {"job_id": job_id, "round": r, "version": v, "model_hash": tl["winner"],
-                                       "rewards": settled["rewards"], "slashed": settled["slashed"]})
+    jobs.emit_round_end(ctx, job, after, "RoundFinalized",
+                        {"job_id": job_id, "round": r, "version": v, "model_hash": tl["winner"],
+                         "rewards": settled["rewards"], "slashed": settled["slashed"], "policy": settled["policy"]})
     return version
 
 

@@ -1,4 +1,9 @@
-"""Rounds as a state machine: open -> registration -> collecting -> aggregated -> finalized | failed."""
+"""Rounds as a state machine: open -> registration -> collecting -> aggregated -> finalized | failed.
+
+Every non-final state has a deadline in transaction time (``deadlines``: open, registration,
+submission + reveal, approval); past it the round moves on or anyone fails it (``expiry``). Only
+the job's participants that are active with stake when the round opens take part (``stakes``).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -56,10 +61,16 @@ def draw_leader(stake_map: dict[str, int], prev_hash: str, job_id: str, r: int) 
     raise AssertionError("unreachable")
 
 
+def eligible_stakes(job: dict, orgs: dict[str, dict]) -> dict[str, int]:
+    """Stake of the job's participants that are active members with stake now: the round's electorate."""
+    return {m: orgs[m]["stake"] for m in job["spec"].get("participants", sorted(orgs))
+            if m in orgs and orgs[m]["status"] == members.ACTIVE and orgs[m]["stake"] > 0}
+
+
 def open_round(ctx: Context, job_id: str) -> dict:
     org, _ = roles.require_writer(ctx, "open_round", PARTICIPANT_ROLES)
     job = jobs.load(ctx, job_id)
-    if job["status"] != "active":
+    if job["status"] != jobs.ACTIVE:
         raise fail(f"job {job_id} is {job['status']}; no more rounds", 409)
     r = job["current_round"]
     if r:
@@ -69,18 +80,24 @@ def open_round(ctx: Context, job_id: str) -> dict:
     if r >= job["spec"]["rounds"]:
         raise fail(f"job {job_id} has used all {job['spec']['rounds']} rounds", 409)
     base = state.must_get(ctx, state.key(ctx, state.VERSION, job_id, state.rnd(job["latest_version"])), "base version")
-    st = {m: s for m, s in members.stakes(members.all_orgs(ctx)).items() if s > 0}
+    st = eligible_stakes(job, members.all_orgs(ctx))
+    need = job["spec"]["min_participants"]
+    if len(st) < need:
+        raise fail(f"only {len(st)} of job {job_id}'s participants are active with stake "
+                   f"({', '.join(sorted(st)) or 'none'}); {need} required to open a round", 409)
     draw = draw_leader(st, base["model_hash"], job_id, r + 1)
     t = state.now(ctx)
+    deadline = t + job["spec"]["windows"]["registration_s"]
     rec = {"job_id": job_id, "round": r + 1, "state": OPEN, "leader": draw["leader"], "leader_draw": draw,
-           "base_version": base["version"], "base_hash": base["model_hash"], "stakes": st,
+           "base_version": base["version"], "base_hash": base["model_hash"], "stakes": st, "eligible": sorted(st),
            "quorum": job["spec"]["quorum"], "privacy": job["spec"]["privacy"], "participants": [], "submitted": [],
-           "dropped": [], "deadlines": {}, "times": {OPEN: t}, "tx_ids": {OPEN: ctx.stub.tx_id},
+           "dropped": [], "deadlines": {OPEN: deadline}, "times": {OPEN: t}, "tx_ids": {OPEN: ctx.stub.tx_id},
            "opened_by": org["msp_id"]}
     state.put(ctx, round_key(ctx, job_id, r + 1), rec)
     state.put(ctx, jobs.job_key(ctx, job_id), {**job, "current_round": r + 1})
     state.emit(ctx, "RoundOpened", {"job_id": job_id, "round": r + 1, "leader": draw["leader"],
-                                    "base_version": base["version"], "base_hash": base["model_hash"]})
+                                    "base_version": base["version"], "base_hash": base["model_hash"],
+                                    "eligible": rec["eligible"], "deadline": deadline})
     return rec
 
 
@@ -89,7 +106,12 @@ def start_registration(ctx: Context, job_id: str, r: int) -> dict:
     job = jobs.load(ctx, job_id)
     rec = load(ctx, job_id, r)
     expect(rec, OPEN)
-    deadline = state.now(ctx) + job["spec"]["windows"]["registration_s"]
+    t = state.now(ctx)
+    start_by = rec["deadlines"].get(OPEN)
+    if start_by is not None and t > start_by:
+        raise fail(f"too late: registration for round {r} of job {job_id} had to start by {start_by} (now {t}); "
+                   f"expire_round fails the round", 409)
+    deadline = t + job["spec"]["windows"]["registration_s"]
     rec = advance(ctx, rec, REGISTRATION, deadlines={**rec["deadlines"], "registration": deadline})
     state.put(ctx, round_key(ctx, job_id, r), rec)
     state.emit(ctx, "RegistrationStarted", {"job_id": job_id, "round": r, "deadline": deadline})
@@ -98,16 +120,19 @@ def start_registration(ctx: Context, job_id: str, r: int) -> dict:
 
 def register(ctx: Context, job_id: str, r: int, public_key: str) -> dict:
     org, _ = roles.require_writer(ctx, "register", PARTICIPANT_ROLES)
+    job = jobs.load(ctx, job_id)
     rec = load(ctx, job_id, r)
     expect(rec, REGISTRATION)
     t = state.now(ctx)
+    msp = org["msp_id"]
     if t > rec["deadlines"]["registration"]:
         raise fail(f"registration for round {r} of job {job_id} closed at {rec['deadlines']['registration']} (now {t})", 409)
-    if rec["stakes"].get(org["msp_id"], 0) <= 0:
-        raise fail(f"{org['msp_id']} had no stake when round {r} opened and cannot participate", 403)
+    if msp not in job["spec"].get("participants", [msp]):
+        raise fail(f"{msp} is not a participant of job {job_id}", 403)
+    if rec["stakes"].get(msp, 0) <= 0:
+        raise fail(f"{msp} had no stake when round {r} opened and cannot participate", 403)
     if not isinstance(public_key, str) or not PUBKEY_RE.match(public_key):
         raise fail("public_key must be a raw X25519 public key as 64 lowercase hex characters")
-    msp = org["msp_id"]
     if state.get(ctx, state.key(ctx, state.REG, job_id, state.rnd(r), msp)) is not None:
         raise fail(f"{msp} is already registered for round {r} of job {job_id}", 409)
     for attrs, other in state.scan(ctx, state.REG, job_id, state.rnd(r)):
@@ -136,33 +161,45 @@ def close_registration(ctx: Context, job_id: str, r: int) -> dict:
     expect(rec, REGISTRATION)
     regs = registrations(ctx, job_id, r)
     t = state.now(ctx)
-    everyone = len(regs) == len(rec["stakes"])
+    everyone = set(regs) >= set(rec["stakes"])
     need = job["spec"]["min_participants"]
     if not everyone and t <= rec["deadlines"]["registration"]:
         raise fail(f"registration for round {r} is open until {rec['deadlines']['registration']} "
                    f"({len(regs)} of {len(rec['stakes'])} registered)", 409)
     if len(regs) < need:
-        rec = advance(ctx, rec, FAILED, participants=sorted(regs),
-                      reason=f"only {len(regs)} registered, {need} required")
-        out = settle_failed(ctx, job, rec, [])
-        state.emit(ctx, "RoundFailed", {"job_id": job_id, "round": r, "reason": rec["reason"]})
-        return out
-    deadline = t + job["spec"]["windows"]["submission_s"]
+        return fail_round(ctx, job, rec, f"only {len(regs)} registered, {need} required", participants=sorted(regs))
+    windows = job["spec"]["windows"]
+    deadline = t + windows["submission_s"]
+    reveal = deadline + windows.get("reveal_s", windows["submission_s"])
     rec = advance(ctx, rec, COLLECTING, participants=sorted(regs),
-                  deadlines={**rec["deadlines"], "submission": deadline})
+                  deadlines={**rec["deadlines"], "submission": deadline, "reveal": reveal})
     state.put(ctx, round_key(ctx, job_id, r), rec)
     state.emit(ctx, "CollectingStarted", {"job_id": job_id, "round": r, "participants": rec["participants"],
                                           "public_keys": {m: regs[m]["public_key"] for m in sorted(regs)},
-                                          "deadline": deadline})
+                                          "deadline": deadline, "reveal_deadline": reveal})
     return rec
 
 
-def settle_failed(ctx: Context, job: dict, rec: dict, absent: list[str], anomalous: list[str] = ()) -> dict:
-    """Write a failed round, its job counters and any slashing (imports here avoid a cycle)."""
-    from . import incentives
-    state.put(ctx, round_key(ctx, rec["job_id"], rec["round"]), rec)
-    last = rec["round"] >= job["spec"]["rounds"]
-    state.put(ctx, jobs.job_key(ctx, job["job_id"]),
-              {**job, "rounds_failed": job["rounds_failed"] + 1, "status": "completed" if last else job["status"]})
-    incentives.settle(ctx, job, rec, rewards={}, absent=absent, anomalous=list(anomalous))
-    return rec
+def reveal_deadline(rec: dict) -> int:
+    """End of the seed-reveal window of a collecting round (rounds opened before it existed: the
+    submission deadline plus the submission window)."""
+    d = rec["deadlines"]
+    return d.get("reveal", d["submission"] + (d["submission"] - rec["times"][COLLECTING]))
+
+
+def fail_round(ctx: Context, job: dict, rec: dict, reason: str, absent: list[str] = (), anomalous: list[str] = (),
+               no_reveal: list[str] = (), **changes) -> dict:
+    """Move ``rec`` to failed; write it, the job's counters and any slashing; emit ``RoundFailed`` (or
+    ``JobCompleted`` when it was the job's last round) with the reason and the settlement."""
+    from . import incentives  # imported here: incentives -> updates -> rounds
+    failed = advance(ctx, rec, FAILED, reason=reason, failed_from=rec["state"], **changes)
+    settled = incentives.settle(ctx, job, failed, rewards={}, absent=list(absent), anomalous=list(anomalous),
+                                no_reveal=list(no_reveal))
+    failed = {**failed, "settlement": {"rewards": settled["rewards"], "slashed": settled["slashed"]}}
+    state.put(ctx, round_key(ctx, rec["job_id"], rec["round"]), failed)
+    after = jobs.after_round(job, rec["round"], finalized=False)
+    state.put(ctx, jobs.job_key(ctx, job["job_id"]), after)
+    jobs.emit_round_end(ctx, job, after, "RoundFailed",
+                        {"job_id": job["job_id"], "round": rec["round"], "reason": reason, "from": rec["state"],
+                         "rewards": settled["rewards"], "slashed": settled["slashed"], "policy": settled["policy"]})
+    return failed

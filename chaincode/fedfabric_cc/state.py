@@ -15,10 +15,11 @@ UPDATES_COLLECTION = "fedfabricUpdates"        # update payloads and pairwise se
 AGGREGATES_COLLECTION = "fedfabricAggregates"  # round aggregates; never purged
 
 # composite key object types
-ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL = "org", "consortium", "policy", "ledger", "stakeprop"
+ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL = (
+    "org", "consortium", "policy", "ledger", "stakeprop", "statusprop")
 JOB, ROUND, REG, UPD, SEED, REVEAL, AGG, VOTE, VERSION, ALIAS = (
     "job", "round", "reg", "upd", "seed", "reveal", "agg", "vote", "version", "alias")
-KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, JOB, ROUND, REG, UPD, REVEAL, VOTE, VERSION, ALIAS)
+KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, JOB, ROUND, REG, UPD, REVEAL, VOTE, VERSION, ALIAS)
 
 
 def dumps(obj: Any) -> bytes:

@@ -191,7 +191,10 @@ def test_every_transaction_emits_exactly_one_event():
     assert names == ["ConsortiumInitialized", "JobCreated", "RoundOpened", "RegistrationStarted",
                      "Registered", "Registered", "Registered", "CollectingStarted",
                      "UpdateSubmitted", "UpdateSubmitted", "UpdateSubmitted", "RoundAggregated",
-                     "Voted", "Voted", "Voted", "RoundFinalized"]
+                     "Voted", "Voted", "Voted", "JobCompleted"]
+    done = led.last_event.json()  # the last round's finalize also completes the job: one event says both
+    assert done["round_event"] == "RoundFinalized" and done["status"] == "completed" and done["version"] == 1
+    assert done["rounds_finalized"] == 1 and done["latest_version"] == 1 and "rewards" in done
     assert all(json.loads(e.payload)["tx_id"] == e.tx_id for e in led.stub.events)
     assert all(e.payload == json.dumps(json.loads(e.payload), sort_keys=True, separators=(",", ":")).encode()
                for e in led.stub.events)

@@ -113,7 +113,12 @@ def test_job_runs_out_of_rounds():
 def test_zero_stake_org_cannot_register():
     led = Ledger()
     init(led, stakes=(100, 100, 0))
-    led.call(ids.admin(ORGS[0]), "create_job", job_spec())
-    led.call(T(ORGS[0]), "open_round", "job1")
-    led.call(T(ORGS[0]), "start_registration", "job1", 1)
-    led.reject(T(ORGS[2]), "register", "job1", 1, KEY, match="had no stake")
+    job = led.call(ids.admin(ORGS[0]), "create_job", job_spec())
+    assert job["spec"]["participants"] == ORGS[:2]  # default: the active members holding stake
+    led.call(ids.admin(ORGS[0]), "create_job", job_spec("job2", participants=ORGS))
+    for j in ("job1", "job2"):
+        rec = led.call(T(ORGS[0]), "open_round", j)
+        assert rec["stakes"] == {"Org1MSP": 100, "Org2MSP": 100} and rec["eligible"] == ORGS[:2]
+        led.call(T(ORGS[0]), "start_registration", j, 1)
+    led.reject(T(ORGS[2]), "register", "job1", 1, KEY, match="Org3MSP is not a participant of job job1", status=403)
+    led.reject(T(ORGS[2]), "register", "job2", 1, KEY, match="Org3MSP had no stake when round 1 opened", status=403)

@@ -123,8 +123,8 @@ def test_reveal_seed_rejections():
 
 def test_reveal_refused_in_clear_mode_and_when_nobody_dropped():
     led = _collecting("clear")
-    led.reject(T(ORGS[0]), "reveal_seeds", "job1", 1, match="only in secure mode", at=T0 + 1000)
+    led.reject(T(ORGS[0]), "reveal_seeds", "job1", 1, match="only in secure mode", at=T0 + 400)
     led = _collecting()
     for m in ORGS[:2]:
         led.call(T(m), "submit_update", "job1", 1, meta_for(GOOD), transient={"update": GOOD})
-    led.reject(T(ORGS[0]), "reveal_seeds", "job1", 1, match="nobody dropped out", at=T0 + 1000)
+    led.reject(T(ORGS[0]), "reveal_seeds", "job1", 1, match="nobody dropped out", at=T0 + 400)

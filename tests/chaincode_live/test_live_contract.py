@@ -289,3 +289,36 @@ def test_bad_submission_rejected_and_ledger_unchanged(cons: H.Consortium) -> Non
     # the same org can still submit a correct update: the refusals consumed nothing
     w = cons.synced(c.submit_update(job_id, run.round, good, payload))
     assert w.value["sha256"] == H.h(payload)
+
+
+# ---- 6. liveness: a stuck round is failed by transaction time, through the Gateway ---------------
+def test_stuck_round_expires_and_completes_the_job(cons: H.Consortium) -> None:
+    job_id = H.uid("live-expire")
+    spec = H.secure_job_spec(job_id, NUM_PARAMS, rounds=1,
+                             windows={"registration_s": 3, "submission_s": 60, "approval_s": 60})
+    w_create = H.create_job(cons, spec)
+    c = cons.parties[cons.msps[1]].trainer
+    w_open = cons.synced(cons.first().trainer.open_round(job_id))
+    deadline = w_open.value["deadlines"]["open"]
+    assert deadline == w_open.value["times"]["open"] + 3
+    with pytest.raises(Rejected) as ei:
+        c.expire_round(job_id, 1)
+    assert ei.value.status == 409 and "nothing to expire yet" in ei.value.message
+    time.sleep(max(0.0, deadline + 1.5 - time.time()))
+    w = cons.synced(c.expire_round(job_id, 1))
+    assert w.value["state"] == "failed" and w.value["failed_from"] == "open"
+    assert w.value["reason"] == f"registration was not started by the deadline {deadline}"
+    for m in cons.msps:
+        job = cons.parties[m].trainer.get_job(job_id)
+        assert job["status"] == "completed" and job["rounds_failed"] == 1
+    found = None
+    with cons.parties[cons.msps[-1]].network.chaincode_events(H.CHAINCODE, start_block=w_create.block_number,
+                                                              timeout=30) as stream:
+        for ev in stream:
+            if ev.tx_id == w.tx_id:
+                found = (ev.event_name, json.loads(ev.payload))
+                break
+    assert found is not None, "no event for the expire_round transaction"
+    name, body = found
+    assert name == "JobCompleted" and body["round_event"] == "RoundFailed"
+    assert body["reason"] == w.value["reason"] and body["rounds_failed"] == 1

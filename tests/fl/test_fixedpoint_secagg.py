@@ -83,3 +83,61 @@ def test_weighted_fedavg_convention():
     ns = [100, 300]
     tot = fp.add_mod(fp.encode_weighted(ups[0], ns[0], headroom=2), fp.encode_weighted(ups[1], ns[1], headroom=2))
     assert np.allclose(fp.decode_fedavg(tot, 400), (100 * ups[0] + 300 * ups[1]) / 400, atol=1e-3)
+
+
+# ---- one codec for both sides: the app's integer pieces ARE the chaincode's objects
+def test_app_integer_codec_is_the_chaincode_codec():
+    from fedfabric_cc import aggregation, codec, masks
+
+    for name in ("FRAC_BITS", "WEIGHT_SCALE", "DTYPE", "pack", "unpack", "to_signed", "from_signed", "add_mod",
+                 "sub_mod", "sum_mod", "CodecError"):
+        assert getattr(fp, name) is getattr(codec, name), name
+    assert fp.fedavg_from_weighted_sum is aggregation.fedavg_from_weighted_sum
+    assert secagg.expand_mask is masks.expand_mask
+    assert secagg.mask_update is masks.add_masks and secagg.unmask_dropped is masks.remove_masks
+    assert secagg.mask_sign is masks.mask_sign
+    assert aggregation.WEIGHT_SCALE is codec.WEIGHT_SCALE and isinstance(codec.WEIGHT_SCALE, int)
+
+
+SEED = bytes(range(32))
+
+
+def test_frozen_vectors_of_the_wire_format():
+    """Bytes both sides must produce, written down once: a change on either side fails here."""
+    x = np.array([1.0, -1.0, 0.5, -2.25, 3 / 2 ** 17, 5 / 2 ** 17])  # the last two round half to even
+    enc = fp.encode(x)
+    assert enc.tolist() == [65536, 4294901760, 32768, 4294819840, 2, 2]
+    assert fp.pack(enc).hex() == "000001000000ffff0080000000c0fdff0200000002000000"
+    assert secagg.expand_mask(SEED, 4).tolist() == [2289889385, 41995840, 956937037, 1530735752]
+
+
+def test_mask_expansion_from_first_principles():
+    import hashlib
+
+    raw = hashlib.shake_256(SEED).digest(4 * 7)
+    want = [int.from_bytes(raw[4 * i:4 * i + 4], "little") for i in range(7)]
+    assert secagg.expand_mask(SEED, 7).tolist() == want
+    with pytest.raises(ValueError, match="seed must be 32 bytes"):
+        secagg.expand_mask(b"short", 3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 5), st.integers(1, 30), st.integers(0, 2 ** 31))
+def test_app_and_chaincode_agree_bit_for_bit_on_a_secure_round(n, d, seed):
+    """The app encodes and masks, the chaincode sums, recovers a dropout and averages: the app's own
+    FedAvg of the same quantized updates gives the very same words."""
+    from fedfabric_cc import aggregation as agg, codec
+
+    rng = np.random.default_rng(seed)
+    ids, seeds = _setup(n)
+    ns = {i: int(rng.integers(1, 500)) for i in ids}
+    encs = {i: fp.encode_weighted(rng.normal(0, 1, d), ns[i], headroom=n) for i in ids}
+    dropped = ids[int(rng.integers(0, n))] if n > 2 else None
+    surv = [i for i in ids if i != dropped]
+    masked = [secagg.mask_update(encs[i], i, seeds[i]) for i in surv]
+    recovered = [(secagg.expand_mask(seeds[s][dropped], d), agg.dropout_sign(s, dropped)) for s in surv] if dropped else []
+    chain = agg.fedavg_from_weighted_sum(agg.secure_sum(masked, recovered), sum(ns[i] for i in surv))
+    plain = codec.sum_mod([encs[i] for i in surv])
+    assert np.array_equal(fp.decode(codec.from_signed(chain)), fp.decode_fedavg(plain, sum(ns[i] for i in surv)))
+    total_n = sum(ns[i] for i in surv)
+    assert codec.pack(codec.from_signed(chain)) == fp.pack(fp.from_signed(fp.fedavg_from_weighted_sum(plain, total_n)))
