@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,9 +49,16 @@ VALUE = "x" * 16
 
 
 def pct(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank) of ``values``."""
+    """The q-th percentile of ``values`` by nearest rank: the ceil(q/100 * n)-th smallest (1-based).
+
+    The rank is computed exactly (``Fraction``), so float noise such as 0.07 * 100 = 7.000000000000001
+    cannot push it one place up; it is clamped to 1..n (q = 0 gives the minimum).
+    """
+    if not values:
+        raise ValueError("no values")
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(q / 100 * len(s) + 0.5) - 1))]
+    rank = math.ceil(Fraction(str(q)) / 100 * len(s))
+    return s[min(len(s), max(1, rank)) - 1]
 
 
 def lat_summary(seconds: list[float]) -> dict:

@@ -30,10 +30,16 @@ def create_composite_key(object_type: str, attrs: list[str]) -> str:
 
 
 def split_composite_key(key: str) -> tuple[str, list[str]]:
-    """Inverse of :func:`create_composite_key`."""
-    parts = key[1:].split(MIN_RUNE) if key.startswith(NS) else key.split(MIN_RUNE)
-    if parts and parts[-1] == "":
-        parts = parts[:-1]
-    if not parts:
-        return "", []
-    return parts[0], parts[1:]
+    """Inverse of :func:`create_composite_key`, with the rules of Go's ``SplitCompositeKey``.
+
+    The first character is skipped whatever it is (normally the ``\\x00`` namespace), each
+    component ends at a ``\\x00`` and text after the last one is dropped: ``"a\\x00b\\x00"``
+    gives ``("", ["b"])`` and ``"\\x00t\\x00x"`` gives ``("t", [])``. A key with no ``\\x00`` after
+    its first character has no object type: ``ValueError`` (Go indexes an empty slice and panics).
+    Go skips one byte, Python one character: they differ only for a non-ASCII first character.
+    """
+    parts = key[1:].split(MIN_RUNE)
+    if len(parts) < 2:
+        raise ValueError("invalid composite key: no U+0000 separator after the first character")
+    components = parts[:-1]
+    return components[0], components[1:]

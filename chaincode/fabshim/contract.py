@@ -53,6 +53,19 @@ class Contract:
     name: str = ""
 
 
+def _is_bytes(ann: Any) -> bool:
+    return ann is bytes or ann == "bytes"
+
+
+def _text(raw: bytes, fname: str, pname: str) -> str:
+    """A non-``bytes`` parameter as text; refuses invalid UTF-8 with a clear message."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{fname}: argument '{pname}' is not valid UTF-8 "
+                         "(declare the parameter as bytes to receive raw bytes)") from None
+
+
 def _convert(raw: str, ann: Any) -> Any:
     if ann is inspect.Parameter.empty or ann is str or ann == "str":
         return raw
@@ -64,8 +77,6 @@ def _convert(raw: str, ann: Any) -> Any:
         return int(raw)
     if ann is float or ann == "float":
         return float(raw)
-    if ann is bytes or ann == "bytes":
-        return raw.encode("utf-8")
     return json.loads(raw)
 
 
@@ -93,6 +104,24 @@ class _Tx:
         return getattr(ann, "__name__", None) or ("any" if ann is inspect.Parameter.empty else str(ann))
 
 
+def _convert_params(tx: _Tx, fname: str, params: list[bytes]) -> "list[Any] | Response":
+    """Typed parameter values, or the error Response naming the parameter that failed."""
+    conv: list[Any] = []
+    for (pname, ann), raw in zip(tx.params, params):
+        if _is_bytes(ann):
+            conv.append(bytes(raw))
+            continue
+        try:
+            text = _text(raw, fname, pname)
+        except ValueError as exc:
+            return Response(500, str(exc))
+        try:
+            conv.append(_convert(text, ann))
+        except (ValueError, json.JSONDecodeError) as exc:
+            return Response(500, f"{fname}: cannot parse argument '{pname}' as {tx.type_name(ann)}: {exc}")
+    return conv
+
+
 class Chaincode:
     """Routes ``fn`` / ``contract:fn`` to @transaction methods; first contract is the default."""
 
@@ -109,19 +138,21 @@ class Chaincode:
                     self._txs[(c.name, attr)] = _Tx(c, attr, getattr(c, attr), meta["evaluate"])
 
     def init(self, stub: Any) -> Response:
-        fn, _ = stub.get_function_and_parameters()
-        if not fn:
+        args = stub.get_args()
+        if not args or not args[0]:
             return Response(200)
         return self.invoke(stub)
 
     def invoke(self, stub: Any) -> Response:
-        try:
-            args = stub.get_string_args()
-        except UnicodeDecodeError:
-            return Response(500, "arguments must be valid UTF-8")
+        """Route to the transaction; ``bytes`` parameters get the raw argument, others need UTF-8."""
+        args = stub.get_args()
         if not args:
             return Response(500, "no function name given")
-        fname, params = args[0], args[1:]
+        try:
+            fname = args[0].decode("utf-8")
+        except UnicodeDecodeError:
+            return Response(500, "the function name must be valid UTF-8")
+        params = args[1:]
         if fname == METADATA_FN:
             return Response(200, "", _encode(self.metadata()))
         cname, sep, f = fname.rpartition(":")
@@ -132,18 +163,22 @@ class Chaincode:
             return Response(500, f"function '{fname}' not found")
         if len(params) != len(tx.params):
             return Response(500, f"{fname}: expected {len(tx.params)} arguments, got {len(params)}")
-        conv = []
-        for (pname, ann), raw in zip(tx.params, params):
-            try:
-                conv.append(_convert(raw, ann))
-            except (ValueError, json.JSONDecodeError) as exc:
-                return Response(500, f"{fname}: cannot parse argument '{pname}' as {tx.type_name(ann)}: {exc}")
+        conv = _convert_params(tx, fname, params)
+        if isinstance(conv, Response):
+            return conv
+        return self._call(tx, fname, stub, conv)
+
+    @staticmethod
+    def _call(tx: "_Tx", fname: str, stub: Any, conv: list) -> Response:
+        """Run the transaction; an unexpected exception is logged by type only (its text may hold payload)."""
         try:
             return Response(200, "", _encode(tx.fn(Context(stub), *conv)))
         except ChaincodeError as exc:
             return Response(exc.status, exc.message)
         except Exception as exc:
-            log.error("internal error in %s (tx %s)", fname, getattr(stub, "tx_id", ""), exc_info=True)
+            tx_id, name = str(getattr(stub, "tx_id", ""))[:8], fname[:64]
+            log.error("internal error in %r (tx %s): %s", name, tx_id, type(exc).__name__)
+            log.debug("internal error in %r (tx %s) traceback", name, tx_id, exc_info=True)
             return Response(500, f"internal error in {fname}: {type(exc).__name__}: {exc}")
 
     def metadata(self) -> dict:

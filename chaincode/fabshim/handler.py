@@ -1,13 +1,14 @@
-"""Per-stream handler: registration, tx dispatch, reply routing, one writer."""
+"""Per-stream handler: registration state machine, tx dispatch, reply routing, one writer, drain."""
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Optional
 
-from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2 as shim, proposal_response_pb2
+from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, chaincode_shim_pb2 as shim, proposal_response_pb2
 
 from .errors import PeerError, ShimError
 from .stub import ERROR_STATUS, ChaincodeStub
@@ -15,10 +16,30 @@ from .stub import ERROR_STATUS, ChaincodeStub
 log = logging.getLogger(__name__)
 M = shim.ChaincodeMessage
 _STOP = object()
+CREATED, ESTABLISHED, READY = "created", "established", "ready"  # the Go shim's handler states
+SHUTTING_DOWN = b"chaincode server shutting down"
+_TX_TYPES = (M.INIT, M.TRANSACTION)
+TxKey = tuple[str, str]
+Outcome = tuple[int, bytes, Optional[chaincode_event_pb2.ChaincodeEvent]]
+
+
+def short_txid(tx_id: str) -> str:
+    """The first 8 characters of a transaction id, as the Go shim logs it."""
+    return tx_id[:8]
+
+
+def function_label(args: list[bytes]) -> str:
+    """The function name (first argument) for logs: at most 64 characters, never the parameters."""
+    return args[0][:64].decode("utf-8", "replace") if args else ""
 
 
 class Handler:
-    """Plays the chaincode side of one Connect stream."""
+    """Plays the chaincode side of one Connect stream.
+
+    States follow the Go shim: ``created`` accepts REGISTERED, ``established`` accepts READY,
+    ``ready`` accepts INIT/TRANSACTION and the replies to stub requests. Any other message is
+    answered with ERROR and ends the stream. KEEPALIVE is echoed in every state.
+    """
 
     def __init__(self, chaincode: Any, chaincode_id: str, executor: ThreadPoolExecutor) -> None:
         self._cc = chaincode
@@ -26,9 +47,13 @@ class Handler:
         self._pool = executor
         self._out: "queue.Queue[Any]" = queue.Queue()
         self._lock = threading.Lock()
-        self._active: set[tuple[str, str]] = set()
-        self._waiting: dict[tuple[str, str], "queue.Queue[M]"] = {}
-        self.state = "created"
+        self._idle = threading.Condition(self._lock)
+        self._queued: dict[TxKey, M] = {}    # accepted, not yet started on a worker
+        self._running: dict[TxKey, M] = {}   # started, not yet answered
+        self._waiting: dict[TxKey, "queue.Queue[Optional[M]]"] = {}
+        self._draining = False
+        self._ended = False
+        self.state = CREATED
         self.closed = threading.Event()
 
     # ---- writer side
@@ -36,9 +61,9 @@ class Handler:
         self._out.put(msg)
 
     def busy(self) -> bool:
-        """True while a transaction of this stream is still running."""
+        """True while a transaction of this stream is queued or running."""
         with self._lock:
-            return bool(self._active)
+            return bool(self._queued or self._running)
 
     def close(self) -> None:
         """End the stream (the peer sees it complete and reconnects when it next needs us)."""
@@ -55,10 +80,39 @@ class Handler:
                 return
             yield msg
 
+    # ---- drain (server stop)
+    def drain(self) -> None:
+        """Refuse new transactions; answer the queued, not yet started ones with ERROR now."""
+        with self._lock:
+            self._draining = True
+            queued = list(self._queued.values())
+            self._queued.clear()
+            self._idle.notify_all()
+        for msg in queued:
+            self._reply(msg, M.ERROR, SHUTTING_DOWN)
+
+    def wait_idle(self, deadline: float) -> bool:
+        """Wait until no transaction runs (or ``deadline``, a monotonic time); True if idle."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not (self._queued or self._running),
+                                       max(0.0, deadline - time.monotonic()))
+
+    def abandon_running(self) -> None:
+        """Answer transactions still running at the end of the drain with ERROR (their late result is dropped)."""
+        with self._lock:
+            running = list(self._running.values())
+            self._running.clear()
+            self._idle.notify_all()
+        for msg in running:
+            log.warning("transaction %s still running at shutdown: answered with ERROR", short_txid(msg.txid))
+            self._reply(msg, M.ERROR, SHUTTING_DOWN)
+
     # ---- reader side
     def _read(self, requests: Iterator[M]) -> None:
         try:
             for msg in requests:
+                if self._ended:
+                    break
                 self._dispatch(msg)
         except Exception as exc:  # stream broke (cancel, shutdown)
             log.info("stream ended: %s", type(exc).__name__)
@@ -71,49 +125,104 @@ class Handler:
             self._out.put(_STOP)
 
     def _dispatch(self, msg: M) -> None:
-        t = msg.type
-        if t == M.KEEPALIVE:
+        if msg.type == M.KEEPALIVE:
             self.send(msg)  # echoed back, as the Go shim does
-            return
-        if t == M.REGISTERED:
-            self.state = "established"
-            return
-        if t == M.READY:
-            self.state = "ready"
-            return
-        if t in (M.INIT, M.TRANSACTION):
-            key = (msg.channel_id, msg.txid)
-            with self._lock:
-                dup = key in self._active
-                if not dup:
-                    self._active.add(key)
-            if dup:
-                log.warning("duplicate transaction %s refused", msg.txid)
-                self._reply(msg, M.ERROR, f"duplicate transaction ID {msg.txid}".encode())
-                return
-            self._pool.submit(self._run_tx, msg)
-            return
-        if t in (M.RESPONSE, M.ERROR):
-            with self._lock:
-                q = self._waiting.get((msg.channel_id, msg.txid))
-            if q is None:
-                log.warning("reply for unknown transaction %s dropped", msg.txid)
-            else:
-                q.put(msg)
-            return
-        log.warning("unexpected message type %s", M.Type.Name(t))
+        elif self.state == CREATED and msg.type == M.REGISTERED:
+            self.state = ESTABLISHED
+        elif self.state == ESTABLISHED and msg.type == M.READY:
+            self.state = READY
+        elif self.state == READY and msg.type in _TX_TYPES:
+            self._accept(msg)
+        elif self.state == READY and msg.type in (M.RESPONSE, M.ERROR):
+            self._route_reply(msg)
+        else:
+            self._protocol_error(msg)
 
-    def _reply(self, req: M, mtype: int, payload: bytes, event=None) -> None:
+    def _protocol_error(self, msg: M) -> None:
+        """Go shim: a message the current state cannot handle is answered with ERROR and ends the chat."""
+        text = f"[{short_txid(msg.txid)}] chaincode cannot handle message ({M.Type.Name(msg.type)}) " \
+               f"while in state: {self.state}"
+        log.warning("%s; ending the stream", text)
+        self._reply(msg, M.ERROR, text.encode())
+        self._ended = True
+        self.close()
+
+    def _route_reply(self, msg: M) -> None:
+        with self._lock:
+            q = self._waiting.get((msg.channel_id, msg.txid))
+        if q is None:
+            log.warning("reply for unknown transaction %s dropped", short_txid(msg.txid))
+        else:
+            q.put(msg)
+
+    def _accept(self, msg: M) -> None:
+        key = (msg.channel_id, msg.txid)
+        with self._lock:
+            refusal = self._refusal(key)
+            if refusal is None:
+                self._queued[key] = msg
+        if refusal is not None:
+            self._reply(msg, M.ERROR, refusal)
+            return
+        try:
+            self._pool.submit(self._run_tx, msg)
+        except RuntimeError:  # the worker pool is already shut down
+            self._unqueue(key)
+            self._reply(msg, M.ERROR, SHUTTING_DOWN)
+
+    def _refusal(self, key: TxKey) -> Optional[bytes]:
+        """Why a new transaction is refused (caller holds the lock); None to accept it."""
+        if self._draining:
+            return SHUTTING_DOWN
+        if key in self._queued or key in self._running:
+            log.warning("duplicate transaction %s refused", short_txid(key[1]))
+            return f"duplicate transaction ID {key[1]}".encode()
+        return None
+
+    def _unqueue(self, key: TxKey) -> None:
+        with self._lock:
+            self._queued.pop(key, None)
+            self._idle.notify_all()
+
+    def _reply(self, req: M, mtype: int, payload: bytes,
+               event: Optional[chaincode_event_pb2.ChaincodeEvent] = None) -> None:
         out = M(type=mtype, payload=payload, txid=req.txid, channel_id=req.channel_id)
         if event is not None:
             out.chaincode_event.CopyFrom(event)
         self.send(out)
 
     # ---- transactions
-    def _run_tx(self, msg: M) -> None:
-        key = (msg.channel_id, msg.txid)
+    def _start(self, key: TxKey) -> Optional[M]:
+        """Move a queued transaction to running; None if the drain already answered it."""
+        with self._lock:
+            msg = self._queued.pop(key, None)
+            if msg is not None:
+                self._running[key] = msg
+            return msg
+
+    def _finish(self, key: TxKey) -> bool:
+        """Mark a transaction answered; False if the drain already answered it."""
+        with self._lock:
+            owned = self._running.pop(key, None) is not None
+            self._idle.notify_all()
+            return owned
+
+    def _run_tx(self, queued: M) -> None:
+        key = (queued.channel_id, queued.txid)
+        msg = self._start(key)
+        if msg is None:
+            return
         try:
-            inp = chaincode_pb2.ChaincodeInput()
+            outcome = self._execute(msg)
+        finally:
+            owned = self._finish(key)
+        if owned:
+            self._reply(msg, *outcome)
+
+    def _execute(self, msg: M) -> Outcome:
+        """Run Init/Invoke; an exception becomes ERROR (logged without its message: it may hold payload)."""
+        inp = chaincode_pb2.ChaincodeInput()
+        try:
             inp.ParseFromString(msg.payload)
             stub = ChaincodeStub(self, msg.channel_id, msg.txid, inp, msg.proposal if msg.HasField("proposal") else None)
             fn = self._cc.init if msg.type == M.INIT else self._cc.invoke
@@ -121,17 +230,15 @@ class Handler:
             status = int(res.status)
             if msg.type == M.INIT and status >= ERROR_STATUS:
                 # Go shim: a failed Init answers ERROR with the message (a failed Invoke stays COMPLETED)
-                self._reply(msg, M.ERROR, (res.message or "").encode("utf-8"), stub._event)
-                return
+                return M.ERROR, (res.message or "").encode("utf-8"), stub._event
             resp = proposal_response_pb2.Response(status=status, message=res.message or "",
                                                   payload=res.payload or b"")
-            self._reply(msg, M.COMPLETED, resp.SerializeToString(), stub._event)
+            return M.COMPLETED, resp.SerializeToString(), stub._event
         except Exception as exc:
-            log.error("transaction %s failed: %s", msg.txid, type(exc).__name__, exc_info=True)
-            self._reply(msg, M.ERROR, f"{type(exc).__name__}: {exc}".encode())
-        finally:
-            with self._lock:
-                self._active.discard(key)
+            name = function_label(list(inp.args))
+            log.error("transaction %s (function %r) failed: %s", short_txid(msg.txid), name, type(exc).__name__)
+            log.debug("transaction %s (function %r) traceback", short_txid(msg.txid), name, exc_info=True)
+            return M.ERROR, f"{type(exc).__name__}: {exc}".encode(), None
 
     def request(self, channel_id: str, tx_id: str, mtype: int, payload: bytes) -> bytes:
         """Send a stub request and wait for its RESPONSE; ERROR raises PeerError."""

@@ -17,6 +17,7 @@ from .handler import Handler
 
 log = logging.getLogger(__name__)
 MAX_MSG = 100 * 1024 * 1024
+_REPLY_MARGIN_S = 1.0  # extra gRPC grace after the drain deadline, to deliver the final replies
 
 
 @dataclass
@@ -28,6 +29,7 @@ class TLSConfig:
 
 
 def server_options(keepalive_ms: int = 60_000) -> list[tuple[str, int]]:
+    """The defaults: 100 MiB messages both ways, keepalive that accepts the peer's pings."""
     return [
         ("grpc.max_send_message_length", MAX_MSG),
         ("grpc.max_receive_message_length", MAX_MSG),
@@ -41,15 +43,25 @@ def server_options(keepalive_ms: int = 60_000) -> list[tuple[str, int]]:
     ]
 
 
+def merge_options(defaults: list[tuple[str, Any]], extra: Optional[list[tuple[str, Any]]]) -> list[tuple[str, Any]]:
+    """``defaults`` with ``extra`` applied on top: same-named options replaced, new ones appended."""
+    merged = dict(defaults)
+    merged.update(dict(extra or []))
+    return list(merged.items())
+
+
 class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
     def __init__(self, owner: "ChaincodeServer") -> None:
         self._o = owner
 
     def Connect(self, request_iterator, context):  # noqa: N802
-        log.info("peer connected: %s", context.peer())
         h = Handler(self._o.chaincode, self._o.chaincode_id, self._o._tx_pool)
         with self._o._lock:
+            if self._o._draining:
+                log.info("peer %s refused: draining", context.peer())
+                return
             self._o._handlers.add(h)
+        log.info("peer connected: %s", context.peer())
         try:
             yield from h.stream(request_iterator)
         finally:
@@ -58,17 +70,23 @@ class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
 
 
 class ChaincodeServer:
-    """Serves one chaincode to any number of peers (one Connect stream each)."""
+    """Serves one chaincode to any number of peers (one Connect stream each).
+
+    ``options`` are gRPC server options merged over :func:`server_options` (a caller's value
+    replaces the default of the same name; the other defaults stay).
+    """
 
     def __init__(self, chaincode: Any, address: str, chaincode_id: str, tls: Optional[TLSConfig] = None,
                  max_workers: int = 64, options: Optional[list] = None) -> None:
         self.chaincode, self.address, self.chaincode_id, self.tls = chaincode, address, chaincode_id, tls
         self._tx_pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fabshim-tx")
+        self.options = merge_options(server_options(), options)
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="fabshim-rpc"),
-                                   options=options or server_options(), maximum_concurrent_rpcs=None)
+                                   options=self.options, maximum_concurrent_rpcs=None)
         chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(_Servicer(self), self._server)
         self._lock = threading.Lock()
         self._handlers: set[Handler] = set()
+        self._draining = False
         self.port = 0
 
     def start(self) -> None:
@@ -92,18 +110,26 @@ class ChaincodeServer:
         log.info("chaincode server %s listening on port %d (tls=%s)", self.chaincode_id, self.port, bool(self.tls))
 
     def stop(self, grace: Optional[float] = 5.0) -> None:
-        """Refuse new streams, let running transactions finish (up to ``grace`` s), end the streams.
+        """Drain, then end every stream.
 
-        A peer's Connect stream never ends by itself, so waiting out the gRPC grace alone would
-        always take the full ``grace``.
+        New streams and new transactions are refused (transactions with an ERROR 'chaincode
+        server shutting down'), queued ones not yet started are answered the same way at once,
+        running ones may finish within ``grace`` seconds (those still running then get the ERROR
+        too), then the streams end. A peer's Connect stream never ends by itself, so waiting out
+        the gRPC grace alone would always take the full ``grace``.
         """
-        stopped = self._server.stop(grace)
         deadline = time.monotonic() + (grace or 0)
         with self._lock:
+            self._draining = True
             handlers = list(self._handlers)
         for h in handlers:
-            while h.busy() and time.monotonic() < deadline:
-                time.sleep(0.05)
+            h.drain()
+        # gRPC cancels the streams when its grace ends: leave room to send the last ERRORs first
+        stopped = self._server.stop(grace + _REPLY_MARGIN_S if grace else grace)
+        for h in handlers:
+            h.wait_idle(deadline)
+        for h in handlers:
+            h.abandon_running()
             h.close()
         stopped.wait()
         self._tx_pool.shutdown(wait=False, cancel_futures=True)

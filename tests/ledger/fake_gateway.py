@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from fabric_protos.common import common_pb2
+from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.gateway import gateway_pb2, gateway_pb2_grpc
 from fabric_protos.msp import identities_pb2
 from fabric_protos.peer import chaincode_event_pb2, chaincode_pb2, proposal_pb2, proposal_response_pb2, transaction_pb2
@@ -69,7 +69,7 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         self.port = 0
         self.calls: dict[str, list] = {"Evaluate": [], "Endorse": [], "Submit": [], "CommitStatus": [],
                                        "ChaincodeEvents": []}
-        self.chaincode: Handler = lambda fn, args, transient: b"ok:" + fn.encode() + b":" + b",".join(args)
+        self.chaincode: Handler = self.default_chaincode
         self.submitted: dict[str, common_pb2.Envelope] = {}
         self.commit_code = transaction_pb2.VALID
         self.commit_block = 7
@@ -79,7 +79,17 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
         self.next_commit_block = 0
         self.events_hold = False
         self.events_fail_after: int | None = None  # responses in the first stream before UNAVAILABLE
+        self.on_events_failure: Callable[[], None] | None = None  # runs when the first stream fails
+        self.chain_info_failure: grpc.StatusCode | None = None
         self.event_event = threading.Event()
+
+    def default_chaincode(self, fn: str, args: list[bytes], transient: dict[str, bytes]) -> bytes:
+        """Echoes ``ok:<fn>:<args>``; qscc ``GetChainInfo`` answers ``next_commit_block`` as height."""
+        if fn == "GetChainInfo":
+            if self.chain_info_failure is not None:
+                raise ChaincodeFailure(f"chain info unavailable ({self.chain_info_failure.name})")
+            return ledger_pb2.BlockchainInfo(height=self.next_commit_block).SerializeToString()
+        return b"ok:" + fn.encode() + b":" + b",".join(args)
 
     # -- helpers ------------------------------------------------------------------------------
     def _proposal(self, req, context) -> dict:
@@ -164,6 +174,8 @@ class FakeGateway(gateway_pb2_grpc.GatewayServicer):
             if not chosen:
                 continue
             if first_call and self.events_fail_after is not None and sent >= self.events_fail_after:
+                if self.on_events_failure is not None:
+                    self.on_events_failure()
                 context.abort(grpc.StatusCode.UNAVAILABLE, "peer going away")
             yield gateway_pb2.ChaincodeEventsResponse(events=chosen, block_number=number)
             sent += 1

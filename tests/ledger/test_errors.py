@@ -69,3 +69,25 @@ def test_commit_error() -> None:
     assert (e.tx_id, e.code, e.validation_code, e.block_number) == ("tx1", "MVCC_READ_CONFLICT", "MVCC_READ_CONFLICT", 12)
     assert str(e) == "commit failed: transaction tx1 committed as invalid (MVCC_READ_CONFLICT) in block 12"
     assert isinstance(e, GatewayError)
+
+
+def test_error_without_details_names_the_peer() -> None:
+    err = SubmitError.from_rpc_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "no orderers"), "ab" * 32,
+                                     endpoint="127.0.0.1:7051", timeout=5.0)
+    assert str(err) == "submit failed: UNAVAILABLE: no orderers [peer 127.0.0.1:7051]"
+    assert err.endpoint == "127.0.0.1:7051" and err.timeout == 5.0 and not err.timed_out
+
+
+def test_deadline_error_says_what_timed_out() -> None:
+    tx = "cd" * 32
+    err = GatewayError.from_rpc_error(FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"), tx,
+                                      endpoint="127.0.0.1:7051", timeout=2.5)
+    assert err.timed_out
+    assert str(err) == f"gateway call failed: DEADLINE_EXCEEDED: no answer within 2.5s for transaction {tx} " \
+                       "[peer 127.0.0.1:7051]"
+    bare = GatewayError.from_rpc_error(FakeRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded"))
+    assert str(bare) == "gateway call failed: DEADLINE_EXCEEDED: Deadline Exceeded"
+    detailed = GatewayError.from_rpc_error(FakeRpcError(grpc.StatusCode.ABORTED, "x", (
+        (STATUS_DETAILS_KEY, encode_status(10, "x", [_detail("127.0.0.1:9051", "Org2MSP", "boom")])),)),
+        endpoint="127.0.0.1:7051")
+    assert str(detailed) == "gateway call failed: boom [peer 127.0.0.1:9051 (Org2MSP)]"  # details name the peers

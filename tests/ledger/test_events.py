@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
+import grpc
 import pytest
 from fabric_protos.peer import chaincode_event_pb2
 
@@ -48,10 +50,52 @@ def test_events_from_start_block(gateway: Gateway, blocks: FakeGateway) -> None:
     assert req.start_position.specified.number == 5 and req.after_transaction_id == ""
 
 
-def test_default_start_is_next_commit(gateway: Gateway, blocks: FakeGateway) -> None:
+def test_default_start_is_the_height_at_open(gateway: Gateway, blocks: FakeGateway) -> None:
     blocks.next_commit_block = 7
-    got = list(gateway.get_network("fl").chaincode_events("fedfabric"))
-    assert [e.tx_id for e in got] == ["t7a"]
+    stream = gateway.get_network("fl").chaincode_events("fedfabric")
+    assert stream.start_block == 7
+    assert [e.tx_id for e in stream] == ["t7a"]
+    (req,) = blocks.calls["ChaincodeEvents"]
+    assert req.start_position.specified.number == 7 and req.after_transaction_id == ""
+    (ev_req, p), = blocks.calls["Evaluate"]
+    assert p["chaincode"] == "qscc" and p["args"] == [b"GetChainInfo", b"fl"]
+
+
+def test_next_commit_without_reconnect_needs_no_height(gateway: Gateway, blocks: FakeGateway) -> None:
+    blocks.next_commit_block = 7
+    stream = gateway.get_network("fl").chaincode_events("fedfabric", reconnect=False)
+    assert stream.start_block is None
+    assert [e.tx_id for e in stream] == ["t7a"]
+    assert blocks.calls["ChaincodeEvents"][0].start_position.WhichOneof("Type") == "next_commit"
+    assert not blocks.calls["Evaluate"]
+
+
+def test_reconnect_before_first_event_misses_nothing(gateway: Gateway, blocks: FakeGateway) -> None:
+    """Opened "from the next commit"; the peer goes away before any event while blocks 7 and 8 commit."""
+    blocks.event_blocks.append((8, [_ev("t8a", "Late")]))
+    blocks.next_commit_block = 7
+    blocks.events_fail_after = 0
+
+    def commits_during_outage() -> None:
+        blocks.next_commit_block = 9
+
+    blocks.on_events_failure = commits_during_outage
+    stream = gateway.get_network("fl").chaincode_events("fedfabric", timeout=10)
+    got = [e.tx_id for e in stream]
+    assert got == ["t7a", "t8a"]
+    first, second = blocks.calls["ChaincodeEvents"]
+    for req in (first, second):
+        assert req.start_position.specified.number == 7 and req.after_transaction_id == ""
+
+
+def test_unreadable_height_falls_back_to_next_commit(gateway: Gateway, blocks: FakeGateway, caplog) -> None:
+    blocks.next_commit_block = 7
+    blocks.chain_info_failure = grpc.StatusCode.PERMISSION_DENIED
+    with caplog.at_level(logging.WARNING, logger="fedfabric.ledger.events"):
+        stream = gateway.get_network("fl").chaincode_events("fedfabric")
+    assert stream.start_block is None
+    assert any("chain height of fl not readable" in r.getMessage() for r in caplog.records)
+    assert [e.tx_id for e in stream] == ["t7a"]
     assert blocks.calls["ChaincodeEvents"][0].start_position.WhichOneof("Type") == "next_commit"
 
 
@@ -73,9 +117,10 @@ def test_no_reconnect_raises(gateway: Gateway, blocks: FakeGateway) -> None:
     blocks.events_fail_after = 1
     stream = gateway.get_network("fl").chaincode_events("fedfabric", start_block=5, reconnect=False)
     assert next(stream).tx_id == "t5a" and next(stream).tx_id == "t5b"
-    with pytest.raises(EventsError, match="UNAVAILABLE"):
+    with pytest.raises(EventsError, match="UNAVAILABLE") as ei:
         next(stream)
     assert stream.closed
+    assert str(ei.value).endswith(f"[peer {gateway.endpoint}]") and ei.value.endpoint == gateway.endpoint
 
 
 def test_close_from_other_thread(gateway: Gateway, blocks: FakeGateway) -> None:

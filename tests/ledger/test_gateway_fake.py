@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import grpc
@@ -135,7 +136,8 @@ def test_client_cert_requires_key(identity: Identity, tmp_path: Path) -> None:
         Gateway.connect("127.0.0.1:1", identity, tls_root_cert=tls["ca"], client_cert=tls["cert"])
 
 
-def test_qscc(gateway: Gateway, fake: FakeGateway, identity: Identity) -> None:
+def _qscc_fixture(fake: FakeGateway, identity: Identity) -> tuple[str, list]:
+    """A fake qscc answering for one transaction in block 4; returns (tx_id, calls seen)."""
     tx_id, prop = build_proposal(identity, "fl", "fedfabric", "approve", ["job1", "secret"])
     env = prepared_envelope(prop, b"r").SerializeToString()
     blk = block(4, b"\x01" * 32, [env], bytes([transaction_pb2.ENDORSEMENT_POLICY_FAILURE]))
@@ -154,13 +156,81 @@ def test_qscc(gateway: Gateway, fake: FakeGateway, identity: Identity) -> None:
                 validationCode=transaction_pb2.ENDORSEMENT_POLICY_FAILURE).SerializeToString()
         raise ChaincodeFailure(f"unknown {fn}")
     fake.chaincode = qscc
+    return tx_id, seen
+
+
+def test_qscc(gateway: Gateway, fake: FakeGateway, identity: Identity) -> None:
+    tx_id, seen = _qscc_fixture(fake, identity)
     qs = gateway.get_network("fl").qscc()
     assert qs.chain_info() == {"height": 5, "current_block_hash": "ab", "previous_block_hash": "cd"}
     b = qs.block(4)
     assert b["number"] == 4 and b["transactions"][0]["validation_code"] == "ENDORSEMENT_POLICY_FAILURE"
     assert ("GetBlockByNumber", [b"fl", b"4"]) in seen
     assert qs.block_by_tx_id(tx_id)["transactions"][0]["tx_id"] == tx_id
+    # the transaction's block number: CommitStatus fails here (unknown to the fake), so the block is read
     t = qs.transaction(tx_id)
     assert t["tx_id"] == tx_id and t["validation_code"] == "ENDORSEMENT_POLICY_FAILURE" and t["block_number"] == 4
     assert t["function"] == "approve" and t["args_count"] == 2
+    assert [fn for fn, _ in seen[-2:]] == ["GetTransactionByID", "GetBlockByTxID"]
     assert all(p["chaincode"] == "qscc" for _, p in fake.calls["Evaluate"])
+
+
+def test_qscc_transaction_block_number_without_reading_the_block(gateway: Gateway, fake: FakeGateway,
+                                                                  identity: Identity) -> None:
+    tx_id, seen = _qscc_fixture(fake, identity)
+    fake.submitted[tx_id] = common_pb2.Envelope()   # committed: CommitStatus answers from the index
+    fake.commit_code, fake.commit_block = transaction_pb2.ENDORSEMENT_POLICY_FAILURE, 4
+    t = gateway.get_network("fl").qscc().transaction(tx_id)
+    assert t["block_number"] == 4 and t["validation_code"] == "ENDORSEMENT_POLICY_FAILURE"
+    assert [fn for fn, _ in seen] == ["GetTransactionByID"]   # no GetBlockByTxID: the block is never fetched
+    (creq,) = fake.calls["CommitStatus"]
+    assert creq.transaction_id == tx_id and creq.channel_id == "fl"
+
+
+def test_qscc_timeout(gateway: Gateway, fake: FakeGateway) -> None:
+    def slow(fn: str, args: list[bytes], transient: dict) -> bytes:
+        time.sleep(1.0)
+        return ledger_pb2.BlockchainInfo(height=1).SerializeToString()
+    fake.chaincode = slow
+    t0 = time.monotonic()
+    with pytest.raises(EvaluateError) as ei:
+        gateway.get_network("fl").qscc(timeout=0.2).chain_info()
+    assert time.monotonic() - t0 < 0.9
+    err = ei.value
+    assert err.timed_out and err.timeout == 0.2 and err.endpoint == f"127.0.0.1:{fake.port}"
+    assert str(err) == (f"evaluate failed: DEADLINE_EXCEEDED: no answer within 0.2s for transaction {err.tx_id} "
+                        f"[peer 127.0.0.1:{fake.port}]")
+    assert gateway.get_network("fl").qscc(timeout=5).chain_info()["height"] == 1
+
+
+def test_submit_commit_timeout_names_peer_and_transaction(gateway: Gateway, fake: FakeGateway) -> None:
+    fake.commit_delay = 1.0
+    contract = gateway.get_network("fl").get_contract("fedfabric")
+    t0 = time.monotonic()
+    with pytest.raises(CommitStatusError) as ei:
+        contract.submit("f", timeout=5, commit_timeout=0.2)
+    assert time.monotonic() - t0 < 0.9   # bounded by commit_timeout, not by the Gateway's default (5 s)
+    err = ei.value
+    assert err.timed_out and err.code is grpc.StatusCode.DEADLINE_EXCEEDED and err.tx_id in fake.submitted
+    assert str(err) == (f"commit status failed: DEADLINE_EXCEEDED: no answer within 0.2s for transaction "
+                        f"{err.tx_id} [peer 127.0.0.1:{fake.port}]")
+    fake.commit_delay = 0.3
+    res = contract.submit("g", commit_timeout=5)
+    assert res.status == "VALID"
+
+
+def test_submit_commit_wait_defaults_to_gateway_timeout(identity: Identity, fake: FakeGateway) -> None:
+    fake.commit_delay = 1.0
+    with Gateway.connect(f"127.0.0.1:{fake.port}", identity,
+                         default_timeouts=Timeouts(endorse=5, submit=5, commit_status=0.3)) as gw:
+        with pytest.raises(CommitStatusError, match=r"within 0\.3s"):
+            gw.get_network("fl").get_contract("fedfabric").submit("f", timeout=10)
+
+
+def test_evaluate_timeout_names_peer(gateway: Gateway, fake: FakeGateway) -> None:
+    def slow(fn: str, args: list[bytes], transient: dict) -> bytes:
+        time.sleep(1.0)
+        return b""
+    fake.chaincode = slow
+    with pytest.raises(EvaluateError, match=rf"within 0\.2s for transaction [0-9a-f]{{64}} \[peer 127\.0\.0\.1:{fake.port}\]"):
+        gateway.get_network("fl").get_contract("cc").evaluate("f", timeout=0.2)

@@ -348,81 +348,237 @@ def test_killed_chaincode_server_is_restarted(live_network, gws) -> None:
 
 
 # -- 6. a Raft orderer killed during a stream of submits ------------------------------------------------------
-def raft_leader(net) -> str | None:
-    """Name of the orderer that the orderer logs last named as Raft leader of the channel."""
-    ids: dict[int, str] = {}
-    latest: tuple[str, int] | None = None
-    for o in net.config.orderer_org.orderers:
-        text = nodes.tail(net.layout.log_file(o.name), lines=4000)
-        own = re.findall(r"channel=\S+ node=(\d+)", text)
-        if own:
-            ids[int(own[-1])] = o.name
-        changes = re.findall(r"^(\S+ \S+) .*Raft leader changed: \d+ -> (\d+)", text, re.M)
-        if changes and (latest is None or changes[-1][0] > latest[0]):
-            latest = (changes[-1][0], int(changes[-1][1]))
-    return ids.get(latest[1]) if latest else None
+# The orderers run with ORDERER_METRICS_PROVIDER=disabled (fedfabric.network.nodes), so the operations
+# endpoint has no consensus_etcdraft_is_leader gauge: the leader is read from the etcdraft logs of the
+# orderers' current runs, and the test fails loudly if they do not agree on one.
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LEADER_CHANGED = re.compile(r"Raft leader changed: (\d+) -> (\d+)")
+_NODE_FIELD = re.compile(r"\bnode=(\d+)\b")
+SUBMITTERS, MIN_ATTEMPTS, KILL_AFTER_COMMITS = 6, 5, 8
+SUBMIT_TIMEOUT, COMMIT_TIMEOUT = 8.0, 15.0
+SUBMIT_BOUND = 2 * SUBMIT_TIMEOUT + COMMIT_TIMEOUT + 5.0   # endorse + submit + commit wait + slack
+
+
+def _log_bytes(net, name: str) -> bytes:
+    try:
+        return net.layout.log_file(name).read_bytes()
+    except OSError:
+        return b""
+
+
+def _etcdraft_lines(text: str, channel: str) -> list[str]:
+    """The etcdraft chain's log lines for ``channel`` (they carry the orderer's own raft id as node=)."""
+    return [ln for ln in _ANSI.sub("", text).splitlines()
+            if "orderer.consensus.etcdraft" in ln and f"channel={channel}" in ln]
+
+
+def _raft_view(net, name: str, channel: str) -> tuple[int | None, int | None]:
+    """(own raft id, leader id last reported) from the log of the orderer's current run."""
+    text = _log_bytes(net, name).decode(errors="replace")
+    text = text[max(0, text.rfind(f"==== fedfabric: starting {name} at")):]
+    own = leader = None
+    for ln in _etcdraft_lines(text, channel):
+        fields = _NODE_FIELD.findall(ln)
+        if fields:   # the logger's own fields come last: "... channel=<ch> node=<own raft id>"
+            own = int(fields[-1])
+        if (m := _LEADER_CHANGED.search(ln)):
+            leader = int(m.group(2))
+    return own, leader
+
+
+def raft_leader(net, channel: str, timeout: float = 30.0) -> tuple[str, int]:
+    """(orderer name, raft id) of the channel's Raft leader, as all running orderers' logs report it.
+
+    Fails the test (never guesses) if the running orderers do not agree on one leader in time.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        ids: dict[int, str] = {}
+        views: dict[str, int | None] = {}
+        for o in net.config.orderer_org.orderers:
+            if net.running_pid(nodes.load_state(net.layout), o.name) is None:
+                continue
+            own, leader = _raft_view(net, o.name, channel)
+            if own is not None:
+                ids[own] = o.name
+            views[o.name] = leader
+        seen = set(views.values())
+        if len(seen) == 1 and (lead := seen.pop()) and lead in ids and len(views) == len(ids):
+            return ids[lead], lead
+        if time.monotonic() > deadline:
+            pytest.fail(f"cannot identify the Raft leader of channel {channel} from the orderer logs "
+                        f"(metrics are disabled, so no consensus_etcdraft_is_leader): raft ids {ids}, "
+                        f"leader last reported by each running orderer {views}")
+        time.sleep(0.5)
+
+
+def _leader_left(net, survivors: list[str], offsets: dict[str, int], victim_id: int, channel: str) -> bool:
+    """True once a survivor's log, after ``offsets``, reports the leader changing away from ``victim_id``."""
+    for name in survivors:
+        text = _log_bytes(net, name)[offsets[name]:].decode(errors="replace")
+        for ln in _etcdraft_lines(text, channel):
+            m = _LEADER_CHANGED.search(ln)
+            if m and int(m.group(1)) == victim_id:
+                return True
+    return False
+
+
+class _Outcome:
+    """One submit: when it ran, and its result or error."""
+
+    def __init__(self, key: str, value: str, started: float) -> None:
+        self.key, self.value, self.started = key, value, started
+        self.ended = started
+        self.tx_id: str | None = None
+        self.block: int | None = None
+        self.error: GatewayError | None = None
+
+
+class _Submitters:
+    """SUBMITTERS threads, each submitting distinct keys until it has made MIN_ATTEMPTS submits and
+    had one success that started after the kill (or the stop deadline passes)."""
+
+    def __init__(self, contract, tag: str) -> None:
+        self.contract, self.tag = contract, tag
+        self.outcomes: list[_Outcome] = []
+        self.lock = threading.Lock()
+        self.killed_at: float | None = None
+        self.stop_at = time.monotonic() + 240
+        self.unexpected: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._run, args=(t,), daemon=True) for t in range(SUBMITTERS)]
+
+    def committed(self) -> int:
+        with self.lock:
+            return sum(1 for o in self.outcomes if o.error is None)
+
+    def _one(self, t: int, i: int) -> _Outcome:
+        o = _Outcome(f"ord-{self.tag}-{t}-{i}", f"v{t}.{i}", time.monotonic())
+        try:
+            res = self.contract.submit("put", args=[o.key, o.value], timeout=SUBMIT_TIMEOUT,
+                                       commit_timeout=COMMIT_TIMEOUT)
+            o.tx_id, o.block = res.tx_id, res.block_number
+        except GatewayError as err:   # CommitError included: it is a GatewayError
+            o.error, o.tx_id = err, err.tx_id
+        o.ended = time.monotonic()
+        return o
+
+    def _done(self, mine: list[_Outcome]) -> bool:
+        after_kill = self.killed_at is not None and any(
+            o.error is None and o.started > self.killed_at for o in mine)
+        return (len(mine) >= MIN_ATTEMPTS and after_kill) or time.monotonic() > self.stop_at
+
+    def _run(self, t: int) -> None:
+        mine: list[_Outcome] = []
+        try:
+            while not self._done(mine):
+                o = self._one(t, len(mine))
+                mine.append(o)
+                with self.lock:
+                    self.outcomes.append(o)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.unexpected.append(exc)
+
+    def start(self) -> None:
+        for th in self.threads:
+            th.start()
+
+    def join(self, timeout: float) -> list[threading.Thread]:
+        deadline = time.monotonic() + timeout
+        for th in self.threads:
+            th.join(max(0.0, deadline - time.monotonic()))
+        return [th for th in self.threads if th.is_alive()]
+
+
+def _fate(q, tx_id: str) -> tuple[str, int | None]:
+    """(validation code, block number) of ``tx_id`` on the peer behind ``q``."""
+    try:
+        tx = q.transaction(tx_id)
+    except GatewayError:
+        return "not on the ledger", None
+    return tx["validation_code"], tx["block_number"]
 
 
 def test_orderer_killed_during_submits_loses_nothing(live_network, gws) -> None:
     net = live_network
+    ch = channel_of(net)
     c = _contract(net, gws["org1"])
-    leader = raft_leader(net)
-    victim = leader or net.config.orderer_org.orderers[0].name
-    pid = _pid_of(net, victim)
-    tag = _uid()
-    committed: dict[str, str] = {}   # key -> value, for every submit that returned VALID
-    failures: list[tuple[int, str]] = []
-    ambiguous: list[str] = []
-    total, kill_after = 30, 8
+    subs = _Submitters(c, _uid())
+    victim = victim_id = pid = None
     t0 = time.monotonic()
     try:
-        for i in range(total):
-            if i == kill_after:
-                os.kill(pid, signal.SIGKILL)
-            key, value = f"ord-{tag}-{i}", f"v{i}"
-            deadline = time.monotonic() + 30
-            while True:   # a submit refused while Raft elects a new leader is retried as a new transaction
-                try:
-                    pending = c.submit_async("put", args=[key, value], timeout=10)
-                    status = pending.get_status(timeout=10)
-                    if status.successful:
-                        committed[key] = value
-                        break
-                    failures.append((i, status.code))
-                except GatewayError as err:
-                    failures.append((i, f"{type(err).__name__}: {str(err)[:120]}"))
-                    if isinstance(err, CommitStatusError):   # ordered or lost? looked up afterwards
-                        ambiguous.append(err.tx_id)
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-        stream_s = time.monotonic() - t0
-        assert not _alive(pid)
-        # every VALID submit is in the world state, on every org's peer
-        assert len(committed) == total, failures
-        height = _qscc(net, gws["org1"]).chain_info()["height"]
-        for org, gw in gws.items():
-            wait_for_height(_qscc(net, gw), height)
-            cg = _contract(net, gw)
-            for key, value in committed.items():
-                assert cg.evaluate("get", args=[key]) == value.encode(), (org, key)
-        # failures only while the cluster reorganised, never before the kill
-        assert all(i >= kill_after for i, _ in failures), failures
-        fate = {}
-        for tx_id in ambiguous:   # a transaction in flight at the kill may be lost (never VALID)
-            try:
-                fate[tx_id[:8]] = _qscc(net, gws["org1"]).transaction(tx_id)["validation_code"]
-            except GatewayError:
-                fate[tx_id[:8]] = "not on the ledger"
-        print(f"killed {victim} (leader: {leader}) after {kill_after} submits; {total} committed in "
-              f"{stream_s:.1f}s; {len(failures)} retried attempt(s): {failures[:3]}; unconfirmed: {fate}")
+        subs.start()
+        assert _wait(lambda: subs.committed() >= KILL_AFTER_COMMITS, 120), "no submits committed before the kill"
+        victim, victim_id = raft_leader(net, ch)
+        pid = _pid_of(net, victim)
+        survivors = [o.name for o in net.config.orderer_org.orderers if o.name != victim]
+        offsets = {n: len(_log_bytes(net, n)) for n in survivors}
+        os.kill(pid, signal.SIGKILL)
+        subs.killed_at = time.monotonic()
+        assert _wait(lambda: not _alive(pid), 5)
+        # the killed orderer was the leader: the survivors saw leadership leave its raft id
+        assert _wait(lambda: _leader_left(net, survivors, offsets, victim_id, ch), 60), \
+            f"no survivor reported Raft leader {victim_id} ({victim}) going away after the kill"
+        stuck = subs.join(subs.stop_at - time.monotonic() + SUBMIT_BOUND)
+        assert not stuck, f"{len(stuck)} submitter thread(s) still running: a submit hangs"
+        assert not subs.unexpected, subs.unexpected
+        _check_outcomes(net, gws, subs, victim)
+        print(f"killed Raft leader {victim} (raft id {victim_id}) after {KILL_AFTER_COMMITS} commits; "
+              f"{len(subs.outcomes)} submits from {SUBMITTERS} threads in {time.monotonic() - t0:.1f}s")
     finally:
-        net.up()   # restarts exactly the missing orderer (idempotent for the rest)
+        subs.stop_at = 0.0   # let the submitters wind down whatever happened
+        if pid is not None:
+            net.up()   # restarts exactly the missing orderer (idempotent for the rest)
+    _check_restarted(net, c, victim, pid)
 
+
+def _check_outcomes(net, gws, subs: _Submitters, victim: str) -> None:
+    """Every submit ended in time with success or a clear error; every VALID one is on every peer."""
+    killed_at = subs.killed_at
+    valid = {o.tx_id: o for o in subs.outcomes if o.error is None}
+    failed = [o for o in subs.outcomes if o.error is not None]
+    for o in subs.outcomes:
+        assert o.ended - o.started <= SUBMIT_BOUND, (o.key, o.ended - o.started)
+    for o in failed:
+        err = o.error
+        assert o.ended >= killed_at, f"submit failed before the kill: {err}"
+        assert err.code is not None and str(err).startswith(f"{err.operation} failed: ") and len(str(err)) > 20, err
+        assert not isinstance(err, CommitError), f"a transaction was committed invalid: {err}"
+    for t in range(SUBMITTERS):   # the cluster kept ordering after the kill
+        assert any(o.started > killed_at for o in valid.values() if o.key.split("-")[-2] == str(t)), t
+    # a submit that timed out waiting for its commit may still have been ordered: if VALID, it counts
+    q1 = _qscc(net, gws["org1"])
+    late: dict[str, _Outcome] = {}
+    for o in failed:
+        if isinstance(o.error, CommitStatusError) and o.tx_id:
+            code, o.block = _fate(q1, o.tx_id)
+            assert code in ("VALID", "not on the ledger"), (o.tx_id[:8], code)
+            if code == "VALID":
+                late[o.tx_id] = o
+    expected = {**valid, **late}
+    top = max(o.block for o in expected.values() if o.block is not None)
+    for org, gw in gws.items():
+        q = _qscc(net, gw)
+        wait_for_height(q, top + 1)
+        cg = _contract(net, gw)
+        for tx_id, o in expected.items():
+            tx = q.transaction(tx_id)   # qscc GetTransactionByID on this org's peer
+            assert tx["validation_code"] == "VALID", (org, tx_id[:8], tx["validation_code"])
+            assert o.block is None or tx["block_number"] == o.block, (org, tx_id[:8], tx["block_number"], o.block)
+            assert cg.evaluate("get", args=[o.key]) == o.value.encode(), (org, o.key)
+    kinds: dict[str, int] = {}
+    for o in failed:
+        kinds[type(o.error).__name__] = kinds.get(type(o.error).__name__, 0) + 1
+    print(f"{len(valid)} VALID, {len(late)} VALID after a commit-status timeout, failures {kinds}; "
+          f"all VALID found on {len(gws)} peers; victim {victim}")
+
+
+def _check_restarted(net, c, victim: str | None, pid: int | None) -> None:
+    """The restarted orderer catches up and keeps up with new blocks."""
+    if victim is None or pid is None:
+        return
     restarted = _pid_of(net, victim)
     assert restarted != pid
-    # the restarted orderer catches up, and keeps up with new blocks
-    after = c.submit("put", args=[f"ord-{tag}-after", "x"])
+    after = c.submit("put", args=[f"ord-{_uid()}-after", "x"], commit_timeout=60)
 
     def converged() -> dict | None:
         h = net.heights()

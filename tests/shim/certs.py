@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_cert(cn: str, issuer=None, ous=(), attrs: Optional[dict] = None, ca=False, san_ip=False):
+def make_cert(cn: str, issuer=None, ous=(), attrs: Optional[dict] = None, ca=False, san_ip=False,
+              attrs_raw: Optional[bytes] = None):
     key = ec.generate_private_key(ec.SECP256R1())
     subj = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "org1.example.com"),
@@ -27,9 +28,9 @@ def make_cert(cn: str, issuer=None, ous=(), attrs: Optional[dict] = None, ca=Fal
         import ipaddress
         b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
                                                          x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-    if attrs is not None:
-        b = b.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1"),
-                                                       json.dumps({"attrs": attrs}).encode()), False)
+    if attrs is not None or attrs_raw is not None:  # attrs_raw: the extension value as given
+        raw = attrs_raw if attrs_raw is not None else json.dumps({"attrs": attrs}).encode()
+        b = b.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1"), raw), False)
     cert = b.sign(ikey, hashes.SHA256())
     return cert, key
 

@@ -15,10 +15,11 @@ OPTS = [("grpc.max_send_message_length", 100 << 20), ("grpc.max_receive_message_
 
 class FakePeer:
     def __init__(self, target: str, state: dict, creds: Optional[grpc.ChannelCredentials] = None,
-                 options: Optional[list] = None, page: int = 2, fail_keys: tuple = ()) -> None:
+                 options: Optional[list] = None, page: int = 2, fail_keys: tuple = (),
+                 auto_ready: bool = True) -> None:
         opts = OPTS + (options or [])
         self.channel = grpc.secure_channel(target, creds, opts) if creds else grpc.insecure_channel(target, opts)
-        self.state, self.page, self.fail_keys = state, page, fail_keys
+        self.state, self.page, self.fail_keys, self.auto_ready = state, page, fail_keys, auto_ready
         self.out: "queue.Queue" = queue.Queue()
         self.done: dict[str, M] = {}
         self.cv = threading.Condition()
@@ -63,8 +64,9 @@ class FakePeer:
             self.requests.append(m.type)
         if m.type == M.REGISTER:
             self.register = m
-            self.out.put(M(type=M.REGISTERED))
-            self.out.put(M(type=M.READY))
+            if self.auto_ready:
+                self.out.put(M(type=M.REGISTERED))
+                self.out.put(M(type=M.READY))
         elif m.type in (M.COMPLETED, M.ERROR):
             with self.cv:
                 self.done[m.txid] = m
@@ -109,6 +111,11 @@ class FakePeer:
     def send_tx(self, txid: str, args: list[bytes], channel: str = "ch", mtype=M.TRANSACTION) -> None:
         inp = chaincode_pb2.ChaincodeInput(args=args)
         self.out.put(M(type=mtype, payload=inp.SerializeToString(), txid=txid, channel_id=channel))
+
+    def ended(self, timeout: float = 5.0) -> bool:
+        """True once the chaincode side has ended the stream."""
+        self.reader.join(timeout)
+        return not self.reader.is_alive()
 
     def wait(self, txids, timeout: float = 20.0) -> dict:
         with self.cv:

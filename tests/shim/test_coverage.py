@@ -24,6 +24,7 @@ from fabric_protos.peer import chaincode_pb2, chaincode_shim_pb2 as shim, propos
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fabshim.compositekey import MAX_RUNE
+from fabshim.contract import Chaincode, Contract, transaction
 from fabshim.server import ChaincodeServer
 from fabshim.stub import Response
 
@@ -196,6 +197,10 @@ class CovCC:
     def tx_pvt_fail(self, stub):
         stub.get_transient()
         raise RuntimeError("private step failed")
+
+    def tx_leak(self, stub, value):
+        secret = stub.get_transient()["secret"].decode()
+        raise RuntimeError(f"cannot store {value} for {secret}")
 
     def tx_pvt_public(self, stub, op):
         if op == "get":
@@ -520,3 +525,64 @@ def test_no_transient_or_payload_bytes_in_debug_logs(server, caplog):
     text = caplog.text + "".join(repr(r.args) for r in caplog.records)
     for needle in (SECRET.decode(), SECRET.hex(), hashlib.sha256(SECRET).hexdigest(), "nonce-123", "-----PEM-----"):
         assert needle not in text, needle
+
+
+ARG_SECRET = "ARGUMENT-SECRET-51c0de"
+
+
+class LeakyContract(Contract):
+    """A contract whose unexpected exception text embeds its argument and a transient value."""
+    name = "leaky"
+
+    @transaction
+    def store(self, ctx, value: str) -> str:
+        secret = ctx.stub.get_transient()["secret"].decode()
+        raise ValueError(f"cannot store {value} for {secret}")
+
+
+def _record_text(r: logging.LogRecord) -> str:
+    """Everything a handler could print for a record: message, args, exception and stack text."""
+    parts = [r.getMessage(), repr(r.args), r.exc_text or "", r.stack_info or ""]
+    if r.exc_info:
+        parts.append(logging.Formatter().formatException(r.exc_info))
+    return "\n".join(parts)
+
+
+def _assert_clean_at_info_and_above(records: list, needles: tuple) -> list:
+    loud = [r for r in records if r.levelno >= logging.INFO]
+    for r in loud:
+        assert r.exc_info is None, (r.levelname, r.getMessage())  # tracebacks only at DEBUG
+        text = _record_text(r)
+        for needle in needles:
+            assert needle not in text, (r.levelname, r.name, needle)
+    return loud
+
+
+@pytest.mark.parametrize("path", ["handler", "contract"])
+def test_exception_text_with_argument_and_transient_never_logged_above_debug(path, cc, caplog):
+    caplog.set_level(logging.DEBUG)
+    if path == "handler":  # the shim answers ERROR
+        srv, fn, expect = ChaincodeServer(cc, "127.0.0.1:0", "cov:1"), b"leak", "RuntimeError"
+    else:                  # the contract router answers a status-500 Response
+        srv, fn, expect = ChaincodeServer(Chaincode([LeakyContract()]), "127.0.0.1:0", "leaky:1"), b"store", \
+            "ValueError"
+    srv.start()
+    txid = "f00dfeed" + "ab" * 28
+    try:
+        p = _peer(srv)
+        _send_with_proposal(p, txid, [fn, ARG_SECRET.encode()], {"secret": SECRET})
+        m = p.wait([txid])[txid]
+        reply = m.payload if m.type == M.ERROR else _resp(m).message.encode()
+        assert ARG_SECRET.encode() in reply and SECRET in reply  # the caller still gets the message
+        p.close()
+    finally:
+        srv.stop(0)
+    needles = (ARG_SECRET, SECRET.decode(), SECRET.hex())
+    loud = _assert_clean_at_info_and_above(caplog.records, needles)
+    errors = [r for r in loud if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    msg = errors[0].getMessage()
+    assert expect in msg and fn.decode() in msg and txid[:8] in msg and txid not in msg
+    # the traceback is still there for whoever turns DEBUG on
+    assert any(r.levelno == logging.DEBUG and r.exc_info and r.exc_info[0].__name__ == expect
+               for r in caplog.records)

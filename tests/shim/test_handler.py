@@ -175,3 +175,24 @@ def test_idle_stream_survives_keepalive():
         p.close()
     finally:
         s.stop(0)
+
+
+def test_caller_options_merge_with_defaults():
+    from fabshim.server import MAX_MSG, merge_options, server_options
+    s = ChaincodeServer(RawCC(), "127.0.0.1:0", "mycc:abc",
+                        options=[("grpc.keepalive_time_ms", 300), ("grpc.so_reuseport", 0)])
+    opts = dict(s.options)
+    assert opts["grpc.keepalive_time_ms"] == 300 and opts["grpc.so_reuseport"] == 0
+    assert opts["grpc.max_receive_message_length"] == MAX_MSG == opts["grpc.max_send_message_length"]
+    assert opts["grpc.keepalive_permit_without_calls"] == 1
+    assert len(s.options) == len(server_options()) + 1  # replaced, not duplicated
+    assert merge_options(server_options(), None) == server_options()
+    s.start()
+    try:  # the 100 MiB limit still applies: a 5 MiB message goes through both ways
+        p = _peer(s)
+        big = b"\x07" * (5 << 20)
+        p.send_tx("b", [b"big", big])
+        assert _resp(p.wait(["b"])["b"]).payload == big
+        p.close()
+    finally:
+        s.stop(0)

@@ -8,7 +8,7 @@ from fabric_protos.msp import identities_pb2
 
 from fabshim.compositekey import create_composite_key, split_composite_key
 from fabshim.contract import Chaincode, ChaincodeError, Contract, transaction
-from fabshim.identity import ClientIdentity
+from fabshim.identity import ClientIdentity, IdentityError
 
 from .certs import make_cert, pem
 
@@ -23,6 +23,61 @@ def test_composite_key_roundtrip_and_validation():
         create_composite_key("asset", ["x\U0010ffff"])
     with pytest.raises(ValueError):
         create_composite_key("asset", ["\ud800"])
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("\x00asset\x00a\x00b\x00", ("asset", ["a", "b"])),
+    ("\x00asset\x00", ("asset", [])),
+    ("\x00asset\x00\x00x\x00", ("asset", ["", "x"])),  # empty attributes are kept
+    ("a\x00b\x00", ("", ["b"])),                      # Go skips the first character whatever it is
+    ("xasset\x00a\x00", ("asset", ["a"])),
+    ("\x00t\x00x", ("t", [])),                         # text after the last separator is dropped
+    ("\x00t\x00x\x00tail", ("t", ["x"])),
+    ("\x00\x00", ("", [])),
+])
+def test_split_composite_key_like_go(key, expected):
+    assert split_composite_key(key) == expected
+
+
+@pytest.mark.parametrize("key", ["", "\x00", "plain", "\x00asset"])
+def test_split_composite_key_without_separator_is_refused(key):
+    with pytest.raises(ValueError, match="invalid composite key"):  # Go panics (index out of range)
+        split_composite_key(key)
+
+
+def _identity(**cert_kw) -> ClientIdentity:
+    ca = make_cert("ca.org1", ca=True)
+    cert, _ = make_cert("user1", issuer=ca, **cert_kw)
+    return ClientIdentity(identities_pb2.SerializedIdentity(mspid="Org1MSP", id_bytes=pem(cert)).SerializeToString())
+
+
+@pytest.mark.parametrize("raw, attrs", [
+    (b"null", {}), (b"{}", {}), (b'{"attrs":null}', {}), (b'{"attrs":{}}', {}),
+    (b'{"other":[1,2],"attrs":{"role":"admin"}}', {"role": "admin"}),
+    (b'{"Attrs":{"role":"admin"}}', {"role": "admin"}),          # Go matches member names case-insensitively
+    (b'{"attrs":{"role":"admin"},"attrs":{"x":null}}', {"role": "admin", "x": ""}),  # Go merges, null -> ""
+    (b'{"attrs":{"role":"admin"},"attrs":null}', {}),
+])
+def test_attribute_json_accepted_like_go(raw, attrs):
+    ci = _identity(attrs_raw=raw)
+    assert {n: ci.get_attribute(n) for n in attrs} == attrs
+    assert ci.get_attribute("missing") is None
+
+
+@pytest.mark.parametrize("raw", [
+    b"{not json", b"[]", b'"attrs"', b'{"attrs":["role"]}', b'{"attrs":{"role":1}}', b'{"attrs":{"a":true}}',
+    b'{"attrs":{"a":"b"},"x":NaN}', b"",
+])
+def test_malformed_attribute_json_fails_like_go_cid_new(raw):
+    with pytest.raises(IdentityError, match="failed to unmarshal attributes from certificate") as ei:
+        _identity(attrs_raw=raw)
+    assert isinstance(ei.value, ValueError)
+    assert "role" not in str(ei.value)  # the content is never quoted
+
+
+def test_client_identity_without_attribute_extension():
+    ci = _identity(ous=["client"])
+    assert ci.get_attribute("role") is None and ci.has_ou("client")
 
 
 def test_client_identity():
@@ -44,6 +99,9 @@ class FakeStub:
     def __init__(self, *args):
         self.args = [a.encode() if isinstance(a, str) else a for a in args]
         self.tx_id = "tx1"
+
+    def get_args(self):
+        return list(self.args)
 
     def get_string_args(self):
         return [a.decode() for a in self.args]
@@ -67,6 +125,11 @@ class Assets(Contract):
     @transaction
     def crash(self, ctx) -> None:
         raise KeyError("zz")
+
+
+    @transaction
+    def blob(self, ctx, data: bytes, label: str) -> bytes:
+        return data + b"|" + label.encode()
 
 
 class Other(Contract):
@@ -109,3 +172,24 @@ def test_metadata():
     assert txs["read"]["evaluate"] is True and txs["make"]["evaluate"] is False
     assert [p["name"] for p in txs["make"]["parameters"]] == ["n", "ok", "data", "label"]
     assert [p["type"] for p in txs["make"]["parameters"]] == ["int", "bool", "dict", "str"]
+
+
+def test_bytes_parameter_round_trips_non_utf8():
+    raw = bytes(range(256))  # not valid UTF-8
+    r = CC.invoke(FakeStub("blob", raw, "tag"))
+    assert (r.status, r.payload) == (200, raw + b"|tag")
+
+
+def test_non_utf8_for_a_text_parameter_is_refused_clearly():
+    r = CC.invoke(FakeStub("blob", b"ok", b"\xff\xfe"))
+    assert r.status == 500
+    assert r.message == ("blob: argument 'label' is not valid UTF-8 "
+                         "(declare the parameter as bytes to receive raw bytes)")
+    r = CC.invoke(FakeStub(b"\xffblob", b"ok", b"x"))
+    assert (r.status, r.message) == (500, "the function name must be valid UTF-8")
+
+
+def test_metadata_types_bytes():
+    md = json.loads(CC.invoke(FakeStub("org.hyperledger.fabric:GetMetadata")).payload)
+    blob = {t["name"]: t for t in md["contracts"]["assets"]["transactions"]}["blob"]
+    assert [p["type"] for p in blob["parameters"]] == ["bytes", "str"]

@@ -28,6 +28,9 @@ def pki(tmp_path_factory):
 
 def _roundtrip(port, creds):
     p = FakePeer(f"localhost:{port}", {}, creds=creds)
+    deadline = time.time() + 5
+    while p.register is None and p.reader.is_alive() and time.time() < deadline:  # a peer sends transactions only once READY
+        time.sleep(0.01)
     p.send_tx("t", [b"put", b"a", b"b"])
     try:
         return p.wait(["t"], timeout=5)["t"]

@@ -10,7 +10,7 @@ import grpc
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.peer import transaction_pb2
 
-from .errors import CommitError, CommitStatusError, EndorseError, EvaluateError, SubmitError
+from .errors import CommitError, CommitStatusError, EndorseError, EvaluateError, GatewayError, SubmitError
 from .proposal import Arg, result_from_envelope, sign_proposal
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ def validation_code_name(code: int) -> str:
         return f"CODE_{code}"
 
 
+def _deadline(timeout: float | None, default: float) -> float:
+    return timeout if timeout is not None else default
+
+
 class SubmittedTransaction:
     """A transaction accepted by the orderer; ``get_status`` waits for its commit."""
 
@@ -57,17 +61,22 @@ class SubmittedTransaction:
         self._status: CommitStatus | None = None
 
     def get_status(self, timeout: float | None = None) -> CommitStatus:
-        """Block until the transaction is committed; the signed CommitStatus request."""
+        """Block until the transaction is committed (the signed CommitStatus request).
+
+        ``timeout`` (seconds, default ``Timeouts.commit_status``) bounds the wait; running out
+        raises :class:`CommitStatusError` naming the peer and the transaction (``timed_out``).
+        """
         if self._status is not None:
             return self._status
         gw = self._network.gateway
+        wait = _deadline(timeout, gw.timeouts.commit_status)
         request = gateway_pb2.CommitStatusRequest(transaction_id=self.tx_id, channel_id=self._network.channel_id,
                                                   identity=gw.identity.serialized()).SerializeToString()
         signed = gateway_pb2.SignedCommitStatusRequest(request=request, signature=gw.identity.sign(request))
         try:
-            resp = gw.stub.CommitStatus(signed, timeout=timeout if timeout is not None else gw.timeouts.commit_status)
+            resp = gw.stub.CommitStatus(signed, timeout=wait)
         except grpc.RpcError as err:
-            raise CommitStatusError.from_rpc_error(err, self.tx_id) from None
+            raise CommitStatusError.from_rpc_error(err, self.tx_id, gw.endpoint, wait) from None
         code = validation_code_name(resp.result)
         self._status = CommitStatus(self.tx_id, code, resp.block_number, resp.result == transaction_pb2.VALID)
         return self._status
@@ -84,6 +93,14 @@ class Contract:
     def _fn(self, function: str) -> str:
         return f"{self.contract_name}:{function}" if self.contract_name else function
 
+    def _rpc(self, method: str, request, timeout: float, error: type[GatewayError], tx_id: str):
+        """Call a unary Gateway method; a gRPC failure becomes ``error`` naming the peer and tx."""
+        gw = self.network.gateway
+        try:
+            return getattr(gw.stub, method)(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise error.from_rpc_error(err, tx_id, gw.endpoint, timeout) from None
+
     def evaluate(self, function: str, args: Iterable[Arg] = (), transient: Mapping[str, bytes] | None = None,
                  endorsing_orgs: list[str] | None = None, timeout: float | None = None) -> bytes:
         """Run a query on a peer (nothing is ordered); the chaincode's response payload."""
@@ -91,10 +108,7 @@ class Contract:
         sp = sign_proposal(gw.identity, self.network.channel_id, self.chaincode_id, self._fn(function), args, transient)
         req = gateway_pb2.EvaluateRequest(transaction_id=sp.tx_id, channel_id=sp.channel_id,
                                           proposed_transaction=sp.signed, target_organizations=endorsing_orgs or [])
-        try:
-            resp = gw.stub.Evaluate(req, timeout=timeout if timeout is not None else gw.timeouts.evaluate)
-        except grpc.RpcError as err:
-            raise EvaluateError.from_rpc_error(err, sp.tx_id) from None
+        resp = self._rpc("Evaluate", req, _deadline(timeout, gw.timeouts.evaluate), EvaluateError, sp.tx_id)
         return resp.result.payload
 
     def submit_async(self, function: str, args: Iterable[Arg] = (), transient: Mapping[str, bytes] | None = None,
@@ -107,10 +121,7 @@ class Contract:
         sp = sign_proposal(gw.identity, self.network.channel_id, self.chaincode_id, self._fn(function), args, transient)
         req = gateway_pb2.EndorseRequest(transaction_id=sp.tx_id, channel_id=sp.channel_id,
                                          proposed_transaction=sp.signed, endorsing_organizations=endorsing_orgs or [])
-        try:
-            endorsed = gw.stub.Endorse(req, timeout=timeout if timeout is not None else gw.timeouts.endorse)
-        except grpc.RpcError as err:
-            raise EndorseError.from_rpc_error(err, sp.tx_id) from None
+        endorsed = self._rpc("Endorse", req, _deadline(timeout, gw.timeouts.endorse), EndorseError, sp.tx_id)
         envelope = endorsed.prepared_transaction
         try:
             result = result_from_envelope(envelope)
@@ -118,22 +129,22 @@ class Contract:
             raise EndorseError(f"unreadable prepared transaction: {exc}", tx_id=sp.tx_id) from None
         envelope.signature = gw.identity.sign(envelope.payload)
         sub = gateway_pb2.SubmitRequest(transaction_id=sp.tx_id, channel_id=sp.channel_id, prepared_transaction=envelope)
-        try:
-            gw.stub.Submit(sub, timeout=timeout if timeout is not None else gw.timeouts.submit)
-        except grpc.RpcError as err:
-            raise SubmitError.from_rpc_error(err, sp.tx_id) from None
+        self._rpc("Submit", sub, _deadline(timeout, gw.timeouts.submit), SubmitError, sp.tx_id)
         log.debug("submitted %s on %s/%s", sp.tx_id, self.network.channel_id, self.chaincode_id)
         return SubmittedTransaction(self.network, sp.tx_id, result)
 
     def submit(self, function: str, args: Iterable[Arg] = (), transient: Mapping[str, bytes] | None = None,
-               endorsing_orgs: list[str] | None = None, timeout: float | None = None) -> SubmitResult:
+               endorsing_orgs: list[str] | None = None, timeout: float | None = None,
+               commit_timeout: float | None = None) -> SubmitResult:
         """Endorse → sign → submit → wait for commit; raises :class:`CommitError` if invalid.
 
-        ``timeout`` bounds the endorse and submit calls; the commit wait uses the Gateway's
-        ``Timeouts.commit_status`` (use :meth:`submit_async` + ``get_status(timeout)`` to choose).
+        ``timeout`` bounds the endorse and the submit call each; ``commit_timeout`` bounds the
+        wait for the commit status (default: the Gateway's ``Timeouts.commit_status``). A commit
+        wait that runs out raises :class:`CommitStatusError` (``timed_out``) naming the peer and
+        the transaction, which may still commit later.
         """
         pending = self.submit_async(function, args, transient, endorsing_orgs, timeout)
-        status = pending.get_status()
+        status = pending.get_status(commit_timeout)
         if not status.successful:
             raise CommitError(status.tx_id, status.code, status.block_number)
         return SubmitResult(pending.result, pending.tx_id, status.block_number, status.code)

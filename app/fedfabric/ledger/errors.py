@@ -28,17 +28,24 @@ class ErrorDetail:
 
 
 class GatewayError(Exception):
-    """A failed Gateway call. ``code`` is the ``grpc.StatusCode`` (``None`` if not from gRPC)."""
+    """A failed Gateway call. ``code`` is the ``grpc.StatusCode`` (``None`` if not from gRPC).
+
+    ``endpoint`` is the Gateway peer that was called (named in the message when the Gateway
+    attached no per-peer details); ``timeout`` the deadline in seconds the call had.
+    """
 
     operation = "gateway call"
 
     def __init__(self, message: str, code: grpc.StatusCode | str | None = None,
-                 details: list[ErrorDetail] | None = None, tx_id: str | None = None) -> None:
+                 details: list[ErrorDetail] | None = None, tx_id: str | None = None,
+                 endpoint: str | None = None, timeout: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.details = list(details or [])
         self.tx_id = tx_id
+        self.endpoint = endpoint or None
+        self.timeout = timeout
 
     def __str__(self) -> str:
         if self.details:
@@ -46,14 +53,31 @@ class GatewayError(Exception):
         else:
             code = getattr(self.code, "name", self.code)
             body = f"{code}: {self.message}" if code else self.message
+            if self.endpoint:
+                body += f" [peer {self.endpoint}]"
         return f"{self.operation} failed: {body}"
 
+    @property
+    def timed_out(self) -> bool:
+        """True if the call ran out of its deadline."""
+        return self.code is grpc.StatusCode.DEADLINE_EXCEEDED
+
     @classmethod
-    def from_rpc_error(cls, err: grpc.RpcError, tx_id: str | None = None) -> "GatewayError":
+    def from_rpc_error(cls, err: grpc.RpcError, tx_id: str | None = None, endpoint: str | None = None,
+                       timeout: float | None = None) -> "GatewayError":
         """Wrap a gRPC error, extracting ``gateway.ErrorDetail`` from the status details."""
         code = err.code() if hasattr(err, "code") else None
         message = err.details() if hasattr(err, "details") else str(err)
-        return cls(message or "", code, error_details(err), tx_id=tx_id)
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED and (timeout is not None or tx_id):
+            message = deadline_message(tx_id, timeout)
+        return cls(message or "", code, error_details(err), tx_id=tx_id, endpoint=endpoint, timeout=timeout)
+
+
+def deadline_message(tx_id: str | None, timeout: float | None) -> str:
+    """What timed out: 'no answer within 5s for transaction <id>'."""
+    within = f" within {timeout:g}s" if timeout is not None else ""
+    what = f" for transaction {tx_id}" if tx_id else ""
+    return f"no answer{within}{what}"
 
 
 class EvaluateError(GatewayError):

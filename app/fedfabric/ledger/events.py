@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Iterator
 import grpc
 from fabric_protos.gateway import gateway_pb2
 from fabric_protos.orderer import ab_pb2
+from google.protobuf.message import DecodeError
 
-from .errors import EventsError
+from .errors import EventsError, GatewayError
 
 if TYPE_CHECKING:
     from .gateway import Gateway
@@ -48,6 +49,12 @@ class ChaincodeEventStream:
     ``checkpoint`` is ``(block_number, tx_id)`` of the last event handed out: pass them as
     ``start_block``/``after_tx_id`` to resume later without repeats. With ``reconnect`` the
     stream does so itself when the peer becomes unavailable.
+
+    Without ``start_block`` ("from the next commit") and with ``reconnect``, the stream reads the
+    channel height (qscc ``GetChainInfo``) when it is created and starts at that block, so a
+    reconnect before the first event resumes there and misses nothing committed meanwhile
+    (``start_block`` then holds that height). If the height cannot be read the request asks for
+    ``next_commit`` (a warning is logged): a reconnect before the first event may then skip events.
     """
 
     def __init__(self, gateway: "Gateway", channel_id: str, chaincode_id: str, start_block: int | None = None,
@@ -64,6 +71,30 @@ class ChaincodeEventStream:
         self._closed = threading.Event()
         self._call: grpc.Call | None = None
         self.checkpoint: tuple[int, str] | None = None
+        if start_block is None and reconnect:
+            self._start_block = self._chain_height()
+
+    @property
+    def start_block(self) -> int | None:
+        """The block the stream started from (``None``: the peer's next commit)."""
+        return self._start_block
+
+    def _chain_height(self) -> int | None:
+        """The channel height now (the number of the next block), or ``None`` if unreadable."""
+        from .network import Network  # network imports this module
+        from .qscc import Qscc
+
+        remaining = self._remaining()
+        timeout = self._gw.timeouts.evaluate
+        if remaining is not None:
+            timeout = max(0.05, min(remaining, timeout))
+        try:
+            return int(Qscc(Network(self._gw, self.channel_id), timeout).chain_info()["height"])
+        except (GatewayError, DecodeError, ValueError) as err:
+            log.warning("chain height of %s not readable (%s): events start at the next commit and a "
+                        "reconnect before the first event may skip events", self.channel_id,
+                        getattr(err, "code", None) or type(err).__name__)
+            return None
 
     # -- request ----------------------------------------------------------------------------
     def _signed_request(self) -> gateway_pb2.SignedChaincodeEventsRequest:
@@ -132,7 +163,7 @@ class ChaincodeEventStream:
                     delay = min(delay * 2, RECONNECT_MAX_DELAY)
                     continue
                 self.close()
-                raise EventsError.from_rpc_error(err) from None
+                raise EventsError.from_rpc_error(err, endpoint=self._gw.endpoint) from None
             delay = RECONNECT_MIN_DELAY
             for e in resp.events:
                 self._buffer.append(ChaincodeEvent(resp.block_number, e.tx_id, e.chaincode_id, e.event_name, e.payload))

@@ -36,10 +36,13 @@ class Network:
         return ChaincodeEventStream(self.gateway, self.channel_id, chaincode_id, start_block=start_block,
                                     after_tx_id=after_tx_id, timeout=timeout, reconnect=reconnect)
 
-    def qscc(self) -> "Qscc":
-        """Block and transaction queries (system chaincode ``qscc``) on this channel."""
+    def qscc(self, timeout: float | None = None) -> "Qscc":
+        """Block and transaction queries (system chaincode ``qscc``) on this channel.
+
+        ``timeout`` bounds each query (default: the Gateway's ``Timeouts.evaluate``).
+        """
         from .qscc import Qscc
-        return Qscc(self)
+        return Qscc(self, timeout)
 
     def __repr__(self) -> str:
         return f"Network({self.channel_id!r})"
