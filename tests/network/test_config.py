@@ -87,8 +87,8 @@ def test_configtx_has_raft_consenters_and_low_latency_batching(tmp_path) -> None
     assert all(x["Host"] == "127.0.0.1" for x in p["Orderer"]["EtcdRaft"]["Consenters"])
 
 
-def _mutate(path: str, value):
-    raw = default_raw()
+def _mutate(path: str, value, base=None):
+    raw = copy.deepcopy(base) if base is not None else default_raw()
     node = raw
     keys = path.split(".")
     for k in keys[:-1]:
@@ -133,6 +133,77 @@ def test_invalid_config_is_refused_with_the_field_named(path, value, message) ->
     with pytest.raises(ConfigError) as err:
         parse_config(_mutate(path, value))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("path,value,message", [
+    ("batch", [1, 2], "batch: expected a mapping, got a list ([1, 2])"),
+    ("batch", "fast", "batch: expected a mapping, got a string ('fast')"),
+    ("orderer_org", "orderers", "orderer_org: expected a mapping, got a string ('orderers')"),
+    ("orderer_org", [], "orderer_org: expected a mapping, got a list ([])"),
+    ("orderer_org.orderers", {"name": "orderer1"}, "orderer_org.orderers: expected a non-empty list, got a mapping"),
+    ("orderer_org.orderers.1", "orderer2", "orderer_org.orderers[1]: expected a mapping, got a string ('orderer2')"),
+    ("orderer_org.orderers.0.name", 7, "orderer_org.orderers[0].name: invalid name 7"),
+    ("orderer_org.msp_id", ["OrdererMSP"], "orderer_org.msp_id: invalid name ['OrdererMSP']"),
+    ("orgs", {"org1": {}}, "orgs: expected a non-empty list, got a mapping"),
+    ("orgs", "org1", "orgs: expected a non-empty list, got a string ('org1')"),
+    ("orgs.0", ["org1"], "orgs[0]: expected a mapping, got a list (['org1'])"),
+    ("orgs.2", 3, "orgs[2]: expected a mapping, got an integer (3)"),
+    ("orgs.0.peer", "peer0", "orgs[0].peer: expected a mapping, got a string ('peer0')"),
+    ("orgs.1.peer", [7051], "orgs[1].peer: expected a mapping, got a list ([7051])"),
+    ("orgs.0.peer.name", {"x": 1}, "orgs[0].peer.name: invalid name {'x': 1}"),
+    ("orgs.0.peer.port", "7051", "orgs[0].peer.port: expected an integer, got '7051'"),
+    ("orgs.0.peer.port", 7051.0, "orgs[0].peer.port: expected an integer, got 7051.0"),
+    ("orgs.0.peer.port", True, "orgs[0].peer.port: expected an integer, got True"),
+    ("orgs.0.ca", ["ca"], "orgs[0].ca: expected a mapping (port, operations_port), got a list (['ca'])"),
+    ("orgs.0.name", ["org1"], "orgs[0].name: invalid name ['org1']"),
+    ("orgs.0.stake", [100], "orgs[0].stake: expected an integer, got [100]"),
+    ("chaincode", "fedfabric", "chaincode: expected a mapping, got a string ('fedfabric')"),
+    ("chaincode", ["fedfabric"], "chaincode: expected a mapping, got a list (['fedfabric'])"),
+    ("chaincode.version", ["1.0"], "chaincode.version: expected a non-empty string, got a list (['1.0'])"),
+    ("chaincode.version", {"major": 1}, "chaincode.version: expected a non-empty string, got a mapping"),
+    ("chaincode.endorsement_quorum", [2, 3], "chaincode.endorsement_quorum: invalid fraction [2, 3]"),
+    ("chaincode.name", 5, "chaincode.name: invalid name 5"),
+    ("batch.absolute_max_bytes", ["99 MB"], "batch.absolute_max_bytes: invalid size ['99 MB']"),
+    ("batch.timeout_ms", "200ms", "batch.timeout_ms: expected an integer, got '200ms'"),
+    ("domain", ["fedfabric.local"], "domain: invalid name ['fedfabric.local']"),
+    ("domain", "Bad Domain", "domain: invalid name 'Bad Domain'"),
+    ("host", ["127.0.0.1"], "host: ['127.0.0.1'] -- the native network only listens on 127.0.0.1"),
+    ("channel", 12, "channel: invalid name 12"),
+])
+def test_wrong_types_are_config_errors_naming_the_field(path, value, message) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(_mutate(path, value))
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_top_level_not_a_mapping() -> None:
+    with pytest.raises(ConfigError, match=r"^consortium file: top level must be a mapping, got a list"):
+        parse_config(["channel", "fl"])
+
+
+def _paths(node, prefix=""):
+    """Every mapping key and list index of a YAML document, as dotted paths."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+    for k, v in items:
+        path = f"{prefix}{k}"
+        yield path
+        yield from _paths(v, path + ".")
+
+
+WRONG_VALUES = [None, 0, 7, -1, 1.5, True, "", "x", [], [1], {}, {"a": 1}]
+
+
+def test_any_wrong_value_anywhere_is_a_config_error_or_accepted() -> None:
+    """No structural mistake anywhere in the file escapes as a TypeError/AttributeError/KeyError."""
+    tried, base = 0, default_raw()
+    for path in _paths(base):
+        for value in WRONG_VALUES:
+            try:
+                parse_config(_mutate(path, value, base))
+            except ConfigError:
+                pass
+            tried += 1
+    assert tried > 400
 
 
 def test_all_zero_stake_refused() -> None:

@@ -1,11 +1,18 @@
-"""Channel membership and heights, through the Fabric CLIs (osnadmin, peer channel)."""
+"""Channel membership, heights and config updates, through the Fabric CLIs (osnadmin, peer channel,
+configtxlator)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-from .config import ConsortiumConfig, Orderer, PeerOrg
+from .config import Batch, ConsortiumConfig, Orderer, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
 from .layout import Layout
 
@@ -90,3 +97,138 @@ def peer_height(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
         return None
     m = re.search(r"Blockchain info:\s*(\{.*\})", out)
     return int(json.loads(m.group(1))["height"]) if m else None
+
+
+# -- channel config updates ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Admin:
+    """An org's admin identity, as the ``peer`` CLI signs with it."""
+
+    msp_id: str
+    msp_dir: Path
+
+    def env(self, layout: Layout) -> dict[str, str]:
+        return {"FABRIC_CFG_PATH": str(layout.fabric_cfg), "CORE_PEER_LOCALMSPID": self.msp_id,
+                "CORE_PEER_MSPCONFIGPATH": str(self.msp_dir), "CORE_PEER_TLS_ENABLED": "true",
+                "CORE_PEER_TLS_ROOTCERT_FILE": str(layout.orderer_tls_ca), "FABRIC_LOGGING_SPEC": "WARNING"}
+
+
+def orderer_admin(config: ConsortiumConfig, layout: Layout) -> Admin:
+    """Signs changes to the orderer group (/Channel/Orderer/Admins: MAJORITY of the orderer orgs)."""
+    return Admin(config.orderer_org.msp_id, layout.orderer_admin_dir / "msp")
+
+
+def org_admin(layout: Layout, org: PeerOrg) -> Admin:
+    return Admin(org.msp_id, layout.user_msp(org))
+
+
+def _orderer_args(config: ConsortiumConfig, layout: Layout) -> list[str]:
+    o = config.orderer_org.orderers[0]
+    return ["-o", f"{config.host}:{o.port}", "--tls", "--cafile", str(layout.orderer_tls_ca)]
+
+
+def _translate(fabric: FabricInstall, verb: str, kind: str, src: Path, dst: Path) -> None:
+    fabric.run("configtxlator", [verb, "--type", kind, "--input", str(src), "--output", str(dst)],
+               timeout=30, what=f"configtxlator {verb} {kind}")
+
+
+def fetch_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, workdir: Path,
+                 admin: Admin) -> dict[str, Any]:
+    """The channel's current config (``common.Config`` as JSON), from its last config block."""
+    block = workdir / "config_block.pb"
+    fabric.run("peer", ["channel", "fetch", "config", str(block), "-c", config.channel,
+                        *_orderer_args(config, layout)],
+               env=admin.env(layout), timeout=30, what=f"peer channel fetch config ({admin.msp_id})")
+    _translate(fabric, "proto_decode", "common.Block", block, workdir / "config_block.json")
+    decoded = json.loads((workdir / "config_block.json").read_text())
+    return decoded["data"]["data"][0]["payload"]["data"]["config"]
+
+
+def update_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
+                  modify: Callable[[dict[str, Any]], None], signers: Sequence[Admin]) -> bool:
+    """Apply ``modify`` to the channel config and submit the update, signed by every admin in
+    ``signers`` (``peer channel signconfigtx``; the last one submits it with ``peer channel
+    update``). Returns False, submitting nothing, when ``modify`` changes nothing."""
+    if not signers:
+        raise ValueError("a config update needs at least one signer")
+    parent = layout.root / "channel"
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="update-", dir=parent))
+    try:
+        original = fetch_config(fabric, config, layout, work, signers[-1])
+        updated = copy.deepcopy(original)
+        modify(updated)
+        if updated == original:
+            return False
+        envelope = _update_envelope(fabric, config, work, original, updated)
+        for admin in signers[:-1]:
+            fabric.run("peer", ["channel", "signconfigtx", "-f", str(envelope)], env=admin.env(layout),
+                       timeout=30, what=f"peer channel signconfigtx ({admin.msp_id})")
+        last = signers[-1]
+        fabric.run("peer", ["channel", "update", "-f", str(envelope), "-c", config.channel,
+                            *_orderer_args(config, layout)],
+                   env=last.env(layout), timeout=60, what=f"peer channel update ({last.msp_id})")
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _update_envelope(fabric: FabricInstall, config: ConsortiumConfig, work: Path,
+                     original: dict[str, Any], updated: dict[str, Any]) -> Path:
+    """configtxlator: encode both configs, compute the ConfigUpdate, wrap it in an Envelope."""
+    for name, doc in (("original", original), ("updated", updated)):
+        (work / f"{name}.json").write_text(json.dumps(doc))
+        _translate(fabric, "proto_encode", "common.Config", work / f"{name}.json", work / f"{name}.pb")
+    fabric.run("configtxlator", ["compute_update", "--channel_id", config.channel,
+                                 "--original", str(work / "original.pb"), "--updated", str(work / "updated.pb"),
+                                 "--output", str(work / "update.pb")],
+               timeout=30, what="configtxlator compute_update")
+    _translate(fabric, "proto_decode", "common.ConfigUpdate", work / "update.pb", work / "update.json")
+    envelope = {"payload": {"header": {"channel_header": {"channel_id": config.channel, "type": 2}},
+                            "data": {"config_update": json.loads((work / "update.json").read_text())}}}
+    (work / "envelope.json").write_text(json.dumps(envelope))
+    _translate(fabric, "proto_encode", "common.Envelope", work / "envelope.json", work / "envelope.pb")
+    return work / "envelope.pb"
+
+
+def _orderer_values(cfg: dict[str, Any]) -> dict[str, Any]:
+    return cfg["channel_group"]["groups"]["Orderer"]["values"]
+
+
+def batch_settings(cfg: dict[str, Any]) -> Batch:
+    """The block cutting settings of a channel config (as fetched by :func:`fetch_config`)."""
+    values = _orderer_values(cfg)
+    size = values["BatchSize"]["value"]
+    timeout = values["BatchTimeout"]["value"]["timeout"]
+    if not timeout.endswith("ms"):
+        raise FabricBinaryError(f"BatchTimeout {timeout!r} is not in milliseconds")
+    return Batch(timeout_ms=int(timeout[:-2]), max_message_count=int(size["max_message_count"]),
+                 absolute_max_bytes=int(size["absolute_max_bytes"]),
+                 preferred_max_bytes=int(size["preferred_max_bytes"]))
+
+
+def _set_batch(cfg: dict[str, Any], batch: Batch) -> None:
+    values = _orderer_values(cfg)
+    values["BatchTimeout"]["value"]["timeout"] = f"{batch.timeout_ms}ms"
+    values["BatchSize"]["value"].update(max_message_count=batch.max_message_count,
+                                        absolute_max_bytes=batch.absolute_max_bytes,
+                                        preferred_max_bytes=batch.preferred_max_bytes)
+
+
+def apply_batch(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, batch: Batch) -> bool:
+    """Make the running channel cut blocks with ``batch`` (a config transaction signed by the
+    orderer org's admin); False when it already does."""
+    return update_config(fabric, config, layout, lambda cfg: _set_batch(cfg, batch),
+                         [orderer_admin(config, layout)])
+
+
+def read_batch(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout) -> Batch:
+    """The batch settings the running channel uses now."""
+    parent = layout.root / "channel"
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fetch-", dir=parent))
+    try:
+        return batch_settings(fetch_config(fabric, config, layout, work, orderer_admin(config, layout)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -26,19 +26,23 @@ console = Console(stderr=True)
 
 EPILOG = """\
 commands:
-  build            build the pinned Fabric binaries from the Go module proxy (cached)
+  build            build the pinned Fabric binaries from the Go module proxy only (no 'direct' VCS
+                   fallback); cached, rebuilt when network/fabric.pin or the build script changes
   up               crypto material, genesis block, 3 Raft orderers + peers on the channel, one Fabric CA per
                    org (signing with the org's CA), all health-checked, then the consortium chaincode
-                   deployed (unless --no-deploy)
+                   deployed (unless --no-deploy); if it fails, the nodes this call started are stopped
+                   again and the error names the failed node and its log
   deploy           package the chaincode as a service, install on every peer, approve per org with the
                    stake-weighted endorsement policy, commit (next sequence if anything changed),
-                   start one supervised chaincode server per org (TLS, mutual auth)
+                   start one supervised chaincode server per org (TLS, mutual auth); a deploy that failed
+                   half-way can be rerun (orgs that already approved are not asked again)
   enroll           register and enroll a user at its org's Fabric CA (hfc) as a client with the attribute
                    fedfabric.role=<auditor|trainer|admin>; writes its MSP under the run dir's users/, so
                    every --user NAME option and fedfabric.connect(org, NAME) can act as it
   generate         crypto material, genesis block and CA configs only (what docker compose mounts)
   compose          regenerate docker-compose-fabric.yml from consortium.yaml
-  down             stop exactly the processes 'up' started and remove the run directory
+  down             stop exactly the processes 'up' started (each node's whole process group: SIGTERM,
+                   SIGKILL after 15 s, waited for) and remove the run directory
   status           table of every node (orderers, peers, CAs, chaincode servers): up/down, pid, ports,
                    channel block height
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows

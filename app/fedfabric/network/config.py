@@ -18,6 +18,7 @@ class ConfigError(ValueError):
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 _MSP = re.compile(r"^[A-Za-z][A-Za-z0-9.-]{0,62}$")
 _CHANNEL = re.compile(r"^[a-z][a-z0-9.-]{0,248}$")
+_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB)?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 * 1024}
 
@@ -153,9 +154,32 @@ class ConsortiumConfig:
         return out
 
 
-def _req(d: dict[str, Any], key: str, where: str) -> Any:
+def _map(value: Any, where: str, default: dict | None = None) -> dict[str, Any]:
+    """``value`` as a mapping; ``default`` when it is absent (None)."""
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {_kind(value)}")
+    return value
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"{where}: expected a non-empty list, got {_kind(value)}")
+    return value
+
+
+def _kind(value: Any) -> str:
+    """How a wrong value is shown in an error: its YAML-ish type and a short repr."""
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+             float: "a number", type(None): "nothing"}
+    text = repr(value)
+    return f"{names.get(type(value), type(value).__name__)} ({text[:40] + '...' if len(text) > 40 else text})"
+
+
+def _req(d: Any, key: str, where: str) -> Any:
     if not isinstance(d, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
+        raise ConfigError(f"{where}: expected a mapping, got {_kind(d)}")
     if key not in d or d[key] is None:
         raise ConfigError(f"{where}.{key}: missing")
     return d[key]
@@ -179,16 +203,25 @@ def _name(value: Any, where: str, pattern: re.Pattern[str] = _NAME) -> str:
     return value
 
 
+def _text(value: Any, where: str) -> str:
+    """A scalar written as text (YAML may read ``version: 1.0`` as a number)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+        raise ConfigError(f"{where}: expected a non-empty string, got {_kind(value)}")
+    return str(value)
+
+
 def _size(value: Any, where: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return _int(value, where, 1, 2**31 - 1)
-    m = _SIZE.match(str(value))
+    m = _SIZE.match(value) if isinstance(value, str) else None
     if not m:
         raise ConfigError(f"{where}: invalid size {value!r} (e.g. '2 MB', '512 KB', 1048576)")
     return _int(int(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()], where, 1, 2**31 - 1)
 
 
 def _fraction(value: Any, where: str) -> Fraction:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: invalid fraction {value!r} (e.g. '2/3')")
     try:
         f = Fraction(str(value))
     except (ValueError, ZeroDivisionError) as exc:
@@ -199,16 +232,33 @@ def _fraction(value: Any, where: str) -> Fraction:
 
 
 def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
-    """Validate a parsed YAML document and build the typed configuration."""
+    """Validate a parsed YAML document and build the typed configuration.
+
+    Every structural error (a mapping, list or scalar of the wrong type, a missing field) raises
+    :class:`ConfigError` naming the field, never a ``TypeError``/``AttributeError``.
+    """
     if not isinstance(raw, dict):
-        raise ConfigError("consortium file: top level must be a mapping")
+        raise ConfigError(f"consortium file: top level must be a mapping, got {_kind(raw)}")
     channel = _name(raw.get("channel", "fl"), "channel", _CHANNEL)
-    domain = str(raw.get("domain", "fedfabric.local"))
-    host = str(raw.get("host", "127.0.0.1"))
+    domain = _name(raw.get("domain", "fedfabric.local"), "domain", _DOMAIN)
+    host = raw.get("host", "127.0.0.1")
     if host not in ("127.0.0.1", "localhost"):
         raise ConfigError(f"host: {host!r} -- the native network only listens on 127.0.0.1")
+    batch = _batch(_map(raw.get("batch"), "batch", {}))
+    orderer_org = _orderer_org(_map(_req(raw, "orderer_org", "consortium"), "orderer_org"), domain)
+    orgs_raw = _list(_req(raw, "orgs", "consortium"), "orgs")
+    orgs = tuple(_peer_org(o, f"orgs[{i}]", domain) for i, o in enumerate(orgs_raw))
+    if sum(o.stake for o in orgs) <= 0:
+        raise ConfigError("orgs: total stake must be positive")
+    chaincode = _chaincode(_map(raw.get("chaincode"), "chaincode", {}))
+    config = ConsortiumConfig(channel=channel, domain=domain, host="127.0.0.1", batch=batch,
+                              orderer_org=orderer_org, orgs=orgs, chaincode=chaincode,
+                              source=source)
+    _check_unique(config)
+    return config
 
-    b = raw.get("batch") or {}
+
+def _batch(b: dict[str, Any]) -> Batch:
     batch = Batch(
         timeout_ms=_int(b.get("timeout_ms", 200), "batch.timeout_ms", 10, 2000),
         max_message_count=_int(b.get("max_message_count", 10), "batch.max_message_count", 1, 10000),
@@ -217,87 +267,77 @@ def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
     )
     if batch.preferred_max_bytes > batch.absolute_max_bytes:
         raise ConfigError("batch.preferred_max_bytes: larger than batch.absolute_max_bytes")
+    return batch
 
-    oo = _req(raw, "orderer_org", "consortium")
+
+def _orderer_org(oo: dict[str, Any], domain: str) -> OrdererOrg:
     oo_name = _name(oo.get("name", "orderer"), "orderer_org.name")
     oo_domain = f"{oo_name}.{domain}"
     consensus = oo.get("consensus", "etcdraft")
     if consensus != "etcdraft":
         raise ConfigError(f"orderer_org.consensus: {consensus!r} not supported (etcdraft)")
-    orderers_raw = _req(oo, "orderers", "orderer_org")
-    if not isinstance(orderers_raw, list) or not orderers_raw:
-        raise ConfigError("orderer_org.orderers: expected a non-empty list")
-    orderers = tuple(
-        Orderer(
-            name=_name(_req(o, "name", f"orderer_org.orderers[{i}]"), f"orderer_org.orderers[{i}].name"),
-            port=_port(_req(o, "port", f"orderer_org.orderers[{i}]"), f"orderer_org.orderers[{i}].port"),
-            admin_port=_port(_req(o, "admin_port", f"orderer_org.orderers[{i}]"),
-                             f"orderer_org.orderers[{i}].admin_port"),
-            operations_port=_port(_req(o, "operations_port", f"orderer_org.orderers[{i}]"),
-                                  f"orderer_org.orderers[{i}].operations_port"),
-            org_domain=oo_domain,
-        )
-        for i, o in enumerate(orderers_raw)
-    )
-    orderer_org = OrdererOrg(
+    orderers_raw = _list(_req(oo, "orderers", "orderer_org"), "orderer_org.orderers")
+    return OrdererOrg(
         name=oo_name,
         msp_id=_name(_req(oo, "msp_id", "orderer_org"), "orderer_org.msp_id", _MSP),
-        domain=oo_domain, consensus=consensus, orderers=orderers,
+        domain=oo_domain, consensus=consensus,
+        orderers=tuple(_orderer(o, f"orderer_org.orderers[{i}]", oo_domain) for i, o in enumerate(orderers_raw)),
     )
 
-    orgs_raw = _req(raw, "orgs", "consortium")
-    if not isinstance(orgs_raw, list) or not orgs_raw:
-        raise ConfigError("orgs: expected a non-empty list")
-    orgs = []
-    for i, o in enumerate(orgs_raw):
-        w = f"orgs[{i}]"
-        name = _name(_req(o, "name", w), f"{w}.name")
-        p = _req(o, "peer", w)
-        ca = _req(o, "ca", w)
-        if not isinstance(ca, dict):
-            raise ConfigError(f"{w}.ca: expected a mapping (port, operations_port), got {ca!r}")
-        org_domain = f"{name}.{domain}"
-        orgs.append(PeerOrg(
-            name=name,
-            msp_id=_name(_req(o, "msp_id", w), f"{w}.msp_id", _MSP),
-            domain=org_domain,
-            stake=_int(_req(o, "stake", w), f"{w}.stake", 0, 10**12),
-            peer=Peer(
-                name=_name(p.get("name", "peer0"), f"{w}.peer.name"),
-                port=_port(_req(p, "port", f"{w}.peer"), f"{w}.peer.port"),
-                chaincode_port=_port(_req(p, "chaincode_port", f"{w}.peer"), f"{w}.peer.chaincode_port"),
-                operations_port=_port(_req(p, "operations_port", f"{w}.peer"),
-                                      f"{w}.peer.operations_port"),
-                org_domain=org_domain,
-            ),
-            chaincode_server_port=_port(_req(o, "chaincode_server_port", w), f"{w}.chaincode_server_port"),
-            ca=CertificateAuthority(
-                name=_name(ca.get("name", "ca"), f"{w}.ca.name"),
-                port=_port(_req(ca, "port", f"{w}.ca"), f"{w}.ca.port"),
-                operations_port=_port(_req(ca, "operations_port", f"{w}.ca"), f"{w}.ca.operations_port"),
-                org_domain=org_domain,
-            ),
-        ))
-        if orgs[-1].ca.name in (orgs[-1].peer.name, "cc"):
-            raise ConfigError(f"{w}.ca.name: {orgs[-1].ca.name!r} is taken by the org's "
-                              f"{'peer' if orgs[-1].ca.name == orgs[-1].peer.name else 'chaincode server'}")
-    if sum(o.stake for o in orgs) <= 0:
-        raise ConfigError("orgs: total stake must be positive")
 
-    cc = raw.get("chaincode") or {}
-    chaincode = Chaincode(
+def _orderer(o: Any, w: str, org_domain: str) -> Orderer:
+    o = _map(o, w)
+    return Orderer(
+        name=_name(_req(o, "name", w), f"{w}.name"),
+        port=_port(_req(o, "port", w), f"{w}.port"),
+        admin_port=_port(_req(o, "admin_port", w), f"{w}.admin_port"),
+        operations_port=_port(_req(o, "operations_port", w), f"{w}.operations_port"),
+        org_domain=org_domain,
+    )
+
+
+def _peer_org(o: Any, w: str, domain: str) -> PeerOrg:
+    o = _map(o, w)
+    name = _name(_req(o, "name", w), f"{w}.name")
+    p = _map(_req(o, "peer", w), f"{w}.peer")
+    ca = _req(o, "ca", w)
+    if not isinstance(ca, dict):
+        raise ConfigError(f"{w}.ca: expected a mapping (port, operations_port), got {_kind(ca)}")
+    org_domain = f"{name}.{domain}"
+    org = PeerOrg(
+        name=name,
+        msp_id=_name(_req(o, "msp_id", w), f"{w}.msp_id", _MSP),
+        domain=org_domain,
+        stake=_int(_req(o, "stake", w), f"{w}.stake", 0, 10**12),
+        peer=Peer(
+            name=_name(p.get("name", "peer0"), f"{w}.peer.name"),
+            port=_port(_req(p, "port", f"{w}.peer"), f"{w}.peer.port"),
+            chaincode_port=_port(_req(p, "chaincode_port", f"{w}.peer"), f"{w}.peer.chaincode_port"),
+            operations_port=_port(_req(p, "operations_port", f"{w}.peer"), f"{w}.peer.operations_port"),
+            org_domain=org_domain,
+        ),
+        chaincode_server_port=_port(_req(o, "chaincode_server_port", w), f"{w}.chaincode_server_port"),
+        ca=CertificateAuthority(
+            name=_name(ca.get("name", "ca"), f"{w}.ca.name"),
+            port=_port(_req(ca, "port", f"{w}.ca"), f"{w}.ca.port"),
+            operations_port=_port(_req(ca, "operations_port", f"{w}.ca"), f"{w}.ca.operations_port"),
+            org_domain=org_domain,
+        ),
+    )
+    if org.ca.name in (org.peer.name, "cc"):
+        raise ConfigError(f"{w}.ca.name: {org.ca.name!r} is taken by the org's "
+                          f"{'peer' if org.ca.name == org.peer.name else 'chaincode server'}")
+    return org
+
+
+def _chaincode(cc: dict[str, Any]) -> Chaincode:
+    return Chaincode(
         name=_name(cc.get("name", "fedfabric"), "chaincode.name"),
-        version=str(cc.get("version", "1.0")),
+        version=_text(cc.get("version", "1.0"), "chaincode.version"),
         endorsement_quorum=_fraction(cc.get("endorsement_quorum", "2/3"), "chaincode.endorsement_quorum"),
         updates_block_to_live=_int(cc.get("updates_block_to_live", 20), "chaincode.updates_block_to_live",
                                    1, 10**9),
     )
-
-    config = ConsortiumConfig(channel=channel, domain=domain, host="127.0.0.1", batch=batch,
-                              orderer_org=orderer_org, orgs=tuple(orgs), chaincode=chaincode,
-                              source=source)
-    _check_unique(config)
-    return config
 
 
 def _check_unique(config: ConsortiumConfig) -> None:

@@ -11,6 +11,7 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from . import ccmaterial, lifecycle, paths
 from .config import ConsortiumConfig, PeerOrg
@@ -64,10 +65,12 @@ def members_collection(config: ConsortiumConfig, name: str, block_to_live: int) 
 
 
 def source_digest() -> str:
-    """SHA-256 over the chaincode's Python sources (and the app modules it imports): a change restarts
-    the servers on the next deploy, though the ccaas package itself stays the same."""
+    """SHA-256 over the Python sources the chaincode server runs (its packages ``fedfabric_cc`` and
+    ``fabshim``; the contract imports nothing from the app): a change restarts the servers on the next
+    deploy, though the ccaas package itself stays the same."""
     h = hashlib.sha256()
-    files = sorted((paths.REPO_ROOT / "chaincode").rglob("*.py")) + sorted((paths.REPO_ROOT / "app" / "fedfabric" / "fl").rglob("*.py"))
+    root = paths.REPO_ROOT / "chaincode"
+    files = [f for pkg in ("fedfabric_cc", "fabshim") for f in sorted((root / pkg).rglob("*.py"))]
     for f in files:
         h.update(str(f.relative_to(paths.REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()
@@ -136,9 +139,12 @@ def server_spec(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployme
 
 
 def run_lifecycle(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployment,
-                  package_ids: dict[str, str], previous_fingerprint: str | None) -> tuple[int, str, bool]:
+                  package_ids: dict[str, str], previous_fingerprint: str | None,
+                  report: Callable[[str], None] | None = None) -> tuple[int, str, bool]:
     """Approve and commit a new definition when anything changed. Returns (sequence, fingerprint,
-    changed)."""
+    changed). Orgs that already approved this definition and package for the next sequence (a
+    deploy that failed half-way) are not asked again: Fabric refuses an unchanged re-approval."""
+    report = report or (lambda _msg: None)
     policy = dep.endorsement_policy(config)
     fingerprint = definition_fingerprint(dep, policy, package_ids)
     current = lifecycle.committed(fabric, config, layout, config.orgs[0], dep.name)
@@ -146,10 +152,28 @@ def run_lifecycle(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
     if current and previous_fingerprint == fingerprint:
         return sequence, fingerprint, False
     sequence += 1
-    coll = collections_file(layout, dep)
+    definition = dict(name=dep.name, version=dep.version, sequence=sequence, policy=policy,
+                      collections=collections_file(layout, dep))
+    pending = pending_approvals(fabric, config, layout, dep.name, definition, package_ids)
     for org in config.orgs:
-        lifecycle.approve(fabric, config, layout, org, name=dep.name, version=dep.version,
-                          sequence=sequence, policy=policy, pkg_id=package_ids[org.name], collections=coll)
-    lifecycle.commit(fabric, config, layout, name=dep.name, version=dep.version, sequence=sequence,
-                     policy=policy, collections=coll)
+        if org not in pending:
+            report(f"{org.name} already approved {dep.name!r} sequence {sequence}: not asked again")
+        elif not lifecycle.approve(fabric, config, layout, org, pkg_id=package_ids[org.name], **definition):
+            report(f"{org.name} had already approved {dep.name!r} sequence {sequence} (unchanged content)")
+    lifecycle.commit(fabric, config, layout, **definition)
     return sequence, fingerprint, True
+
+
+def pending_approvals(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, name: str,
+                      definition: dict, package_ids: dict[str, str]) -> list[PeerOrg]:
+    """Orgs whose approval of ``definition`` (checkcommitreadiness) with their own package
+    (queryapproved) is not in place yet."""
+    ready = lifecycle.commit_readiness(fabric, config, layout, config.orgs[0], **definition)
+    pending = []
+    for org in config.orgs:
+        if ready.get(org.msp_id):
+            got = lifecycle.approved(fabric, config, layout, org, name, definition["sequence"])
+            if lifecycle.approved_package_id(got) == package_ids[org.name]:
+                continue
+        pending.append(org)
+    return pending

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .channel import peer_admin_env
@@ -62,12 +63,68 @@ def _definition_args(config: ConsortiumConfig, name: str, version: str, sequence
     return args
 
 
+# Fabric's answer to re-approving, for the next sequence, exactly what the org already approved
+# (core/chaincode/lifecycle: "attempted to redefine uncommitted sequence (N) for namespace X with
+# unchanged content"): the approval it asks for is in place.
+UNCHANGED_APPROVAL = re.compile(r"attempted to redefine uncommitted sequence \(\d+\) for namespace \S+ "
+                                r"with unchanged content")
+
+
 def approve(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg, *, name: str,
-            version: str, sequence: int, policy: str, pkg_id: str, collections: Path | None) -> None:
-    _peer_cli(fabric, config, layout, org,
-              ["approveformyorg", *_orderer_args(config, layout), "--package-id", pkg_id,
-               *_definition_args(config, name, version, sequence, policy, collections)],
-              "approveformyorg")
+            version: str, sequence: int, policy: str, pkg_id: str, collections: Path | None) -> bool:
+    """``approveformyorg``; True when approved now, False when the org had already approved exactly
+    this definition and package (Fabric refuses the repeat as 'unchanged content')."""
+    try:
+        _peer_cli(fabric, config, layout, org,
+                  ["approveformyorg", *_orderer_args(config, layout), "--package-id", pkg_id,
+                   *_definition_args(config, name, version, sequence, policy, collections)],
+                  "approveformyorg")
+    except FabricBinaryError as exc:
+        if UNCHANGED_APPROVAL.search(str(exc)):
+            return False
+        raise
+    return True
+
+
+def _json(out: str) -> dict:
+    """The first JSON object in a CLI's output (log lines may come before or after it)."""
+    if "{" not in out:
+        return {}
+    return json.JSONDecoder().raw_decode(out[out.index("{"):])[0]
+
+
+def approved(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg, name: str,
+             sequence: int) -> dict | None:
+    """``queryapproved``: what ``org`` approved for ``name`` at ``sequence``, None if nothing."""
+    try:
+        out = _peer_cli(fabric, config, layout, org,
+                        ["queryapproved", "--channelID", config.channel, "--name", name,
+                         "--sequence", str(sequence), "-O", "json"], "queryapproved")
+    except FabricBinaryError as exc:
+        if "could not fetch approved chaincode definition" in str(exc):
+            return None
+        raise
+    return _json(out)
+
+
+def approved_package_id(definition: dict | None) -> str | None:
+    """The package id in a ``queryapproved`` answer (``source.Type.LocalPackage.package_id``)."""
+    if not definition:
+        return None
+    local = definition.get("source", {}).get("Type", {}).get("LocalPackage", {})
+    return local.get("package_id") or None
+
+
+def commit_readiness(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg, *,
+                     name: str, version: str, sequence: int, policy: str,
+                     collections: Path | None) -> dict[str, bool]:
+    """``checkcommitreadiness``: which orgs (MSP id -> bool) approved exactly this definition
+    (version, sequence, policy, collections; package ids are each org's own and not compared)."""
+    out = _peer_cli(fabric, config, layout, org,
+                    ["checkcommitreadiness", *_definition_args(config, name, version, sequence, policy,
+                                                               collections), "-O", "json"],
+                    "checkcommitreadiness")
+    return {msp: bool(ok) for msp, ok in _json(out).get("approvals", {}).items()}
 
 
 def commit(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, *, name: str, version: str,

@@ -11,12 +11,40 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import ca as fabricca, channel, deploy as ccdeploy, identities, lifecycle, material, nodes, paths
-from .config import ConsortiumConfig, load_config
-from .fabricbin import FabricInstall, locate
+from .config import Batch, ConsortiumConfig, load_config
+from .fabricbin import FabricBinaryError, FabricInstall, locate
 from .layout import Layout
 from .nodes import NodeError, NodeSpec
 
 Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    """One node's view of the channel: its block height and, for an orderer, what osnadmin reports."""
+
+    height: int | None
+    status: str | None = None       # orderers: active | onboarding | inactive | failed
+    relation: str | None = None     # orderers: consenter | follower | config-tracker
+
+
+def convergence_problem(view: dict[str, ChannelState], min_height: int = 1) -> str | None:
+    """Why ``view`` is not one agreed channel (None when it is): a node off the channel, an orderer
+    that is not an active consenter, differing heights, or a height below ``min_height``."""
+    missing = sorted(n for n, st in view.items() if st.height is None)
+    if missing:
+        return f"not on the channel or not answering: {', '.join(missing)}"
+    odd = [f"{n} ({st.status}, {st.relation})" for n, st in sorted(view.items())
+           if st.status is not None and (st.status, st.relation) != ("active", "consenter")]
+    if odd:
+        return f"orderers not active consenters: {', '.join(odd)}"
+    heights = {n: st.height for n, st in view.items()}
+    if len(set(heights.values())) != 1:
+        return f"heights differ: {heights}"
+    height = next(iter(heights.values()))
+    if height is None or height < min_height:
+        return f"every node at height {height}, expected at least {min_height}"
+    return None
 
 
 @dataclass
@@ -93,40 +121,76 @@ class Network:
 
     # -- up ----------------------------------------------------------------------------------
     def up(self) -> None:
-        """Bring the network up (or finish bringing it up); a no-op when it already runs."""
+        """Bring the network up (or finish bringing it up); a no-op when it already runs.
+
+        If it fails, every node this call started is stopped again (nodes that already ran are left
+        alone) and the error names the node that failed and its log.
+        """
         self.fabric.check()
         t0 = time.monotonic()
+        started: list[str] = []
         with self._locked() as state:
             state.setdefault("nodes", {})
-            specs = self.orderer_specs() + self.peer_specs() + self.ca_specs()
-            to_start = {s.node_id for s in specs if self.running_pid(state, s.node_id) is None}
-            external = {s.node_id for s in specs if s.node_id in to_start and self._healthy_elsewhere(s)}
-            for node_id in sorted(external):
-                self.report(f"{node_id} already runs outside this tool (e.g. docker compose): left alone")
-            to_start -= external
-            self._preflight_ports([s for s in specs if s.node_id in to_start])
-            self._generate()
-
-            # the CAs need nothing from the channel: they start (and get health-checked) with the orderers
-            started = self._start_all(state, [s for s in self.orderer_specs() + self.ca_specs()
-                                              if s.node_id in to_start])
-            for o in self.config.orderer_org.orderers:
-                if channel.orderer_channel_info(self.fabric, self.config, self.layout, o) is None:
-                    channel.orderer_join(self.fabric, self.config, self.layout, o)
-                    self.report(f"{o.name} joined channel '{self.config.channel}' (osnadmin)")
-            started += self._start_all(state, [s for s in self.peer_specs() if s.node_id in to_start])
-            for org in self.config.orgs:
-                if self.config.channel not in channel.peer_channels(self.fabric, self.config,
-                                                                   self.layout, org):
-                    channel.peer_join(self.fabric, self.config, self.layout, org)
-                    self.report(f"{org.peer.name}.{org.name} joined channel '{self.config.channel}'")
-            self._wait_same_height()
-            started += self._start_all(state, [s for s in self.chaincode_specs(state)
-                                               if self.running_pid(state, s.node_id) is None])
+            try:
+                self._up(state, started)
+            except BaseException as exc:
+                self._rollback(state, started, exc)
+                raise
         if started:
             self.report(f"network up: {len(started)} node(s) started in {time.monotonic() - t0:.1f}s")
         else:
             self.report("network already up: nothing to do")
+
+    def _up(self, state: dict, started: list[str]) -> None:
+        specs = self.orderer_specs() + self.peer_specs() + self.ca_specs()
+        to_start = {s.node_id for s in specs if self.running_pid(state, s.node_id) is None}
+        external = {s.node_id for s in specs if s.node_id in to_start and self._healthy_elsewhere(s)}
+        for node_id in sorted(external):
+            self.report(f"{node_id} already runs outside this tool (e.g. docker compose): left alone")
+        to_start -= external
+        self._preflight_ports([s for s in specs if s.node_id in to_start])
+        self._generate()
+        # the CAs need nothing from the channel: they start (and get health-checked) with the orderers
+        self._start_all(state, [s for s in self.orderer_specs() + self.ca_specs() if s.node_id in to_start],
+                        started)
+        self._join_orderers()
+        self._start_all(state, [s for s in self.peer_specs() if s.node_id in to_start], started)
+        self._join_peers()
+        self._wait_same_height()
+        self._start_all(state, [s for s in self.chaincode_specs(state)
+                                if self.running_pid(state, s.node_id) is None], started)
+
+    def _join_orderers(self) -> None:
+        for o in self.config.orderer_org.orderers:
+            try:
+                if channel.orderer_channel_info(self.fabric, self.config, self.layout, o) is None:
+                    channel.orderer_join(self.fabric, self.config, self.layout, o)
+                    self.report(f"{o.name} joined channel '{self.config.channel}' (osnadmin)")
+            except FabricBinaryError as exc:
+                raise NodeError(f"{o.name}: joining channel '{self.config.channel}' failed: {exc}; "
+                                f"log: {self.layout.log_file(o.name)}") from exc
+
+    def _join_peers(self) -> None:
+        for org in self.config.orgs:
+            node_id = org.peer_node_id
+            try:
+                if self.config.channel not in channel.peer_channels(self.fabric, self.config, self.layout, org):
+                    channel.peer_join(self.fabric, self.config, self.layout, org)
+                    self.report(f"{node_id} joined channel '{self.config.channel}'")
+            except FabricBinaryError as exc:
+                raise NodeError(f"{node_id}: joining channel '{self.config.channel}' failed: {exc}; "
+                                f"log: {self.layout.log_file(node_id)}") from exc
+
+    def _rollback(self, state: dict, started: list[str], exc: BaseException) -> None:
+        """Stop the nodes this call started; note it in ``exc``'s message."""
+        if not started:
+            return
+        stopped = self._stop_nodes(state, started)
+        note = (f"rolled back: stopped {', '.join(stopped)} (started by this call; nodes that were "
+                "already running are left alone)")
+        self.report(note)
+        if isinstance(exc, (NodeError, FabricBinaryError)) and len(exc.args) == 1:
+            exc.args = (f"{exc.args[0]}\n{note}",)
 
     def generate(self) -> None:
         """Crypto material, node configuration and the genesis block; no process is started."""
@@ -150,55 +214,107 @@ class Network:
         return nodes.healthz(spec, timeout=1.0)[0]
 
     def _preflight_ports(self, specs: list[NodeSpec]) -> None:
+        """Refuse to start anything when a port of a node about to start is taken."""
         for spec in specs:
             for kind, port in spec.ports.items():
                 if nodes.port_in_use(self.config.host, port):
-                    raise NodeError(f"{spec.node_id}: {kind} port {self.config.host}:{port} is already in "
-                                    "use by another process; free it or change it in consortium.yaml")
+                    raise NodeError(self._port_taken(spec, kind, port))
 
-    def _start_all(self, state: dict, specs: list[NodeSpec]) -> list[str]:
+    def _port_taken(self, spec: NodeSpec, kind: str, port: int) -> str:
+        holder = nodes.port_holder(port)
+        by = f"by pid {holder[0]} ({holder[1]})" if holder else "by another process"
+        source = self.config.source or paths.DEFAULT_CONFIG
+        return (f"{spec.node_id}: {kind} port {self.config.host}:{port} ({nodes.port_role(spec.kind, kind)}) "
+                f"is already in use {by}; free it or change it in {source}. {spec.node_id} was not "
+                f"started (its log would be {self.layout.log_file(spec.node_id)})")
+
+    def _start_all(self, state: dict, specs: list[NodeSpec], started: list[str]) -> None:
+        """Start ``specs`` (each one appended to ``started`` at once), then wait until all are healthy;
+        NodeError names the first that is not. The caller stops ``started`` on failure."""
         procs = []
         for spec in specs:
             proc = nodes.start(spec, self.layout)
             state["nodes"][spec.node_id] = {"pid": proc.pid, "kind": spec.kind,
                                             "log": str(self.layout.log_file(spec.node_id))}
+            started.append(spec.node_id)
             procs.append((spec, proc))
             self.report(f"started {spec.node_id} (pid {proc.pid})")
-        try:
-            for spec, proc in procs:
-                nodes.wait_healthy(spec, proc, self.layout)
-                self.report(f"{spec.node_id} healthy")
-        except NodeError:
-            for spec, proc in procs:   # leave nothing half-started behind
-                nodes.stop_pid(proc.pid, grace=5)
-                state["nodes"].pop(spec.node_id, None)
-            raise
-        return [s.node_id for s, _ in procs]
+        for spec, proc in procs:
+            nodes.wait_healthy(spec, proc, self.layout)
+            self.report(f"{spec.node_id} healthy")
 
-    def _wait_same_height(self, timeout: float = 30.0) -> None:
+    def _stop_nodes(self, state: dict, node_ids: list[str]) -> list[str]:
+        """Stop these nodes of the run dir (chaincode servers, then peers, orderers, CAs; each tier
+        together), forget them in ``state``; the ids actually stopped."""
+        stopped = []
+        infos = {n: state.get("nodes", {}).get(n, {}) for n in node_ids}
+        tiers: dict[int, list[tuple[str, int]]] = {}
+        for node_id, info in sorted(infos.items(), key=_stop_order):
+            pid = info.get("pid")
+            if pid and nodes.is_our_process(pid, node_id, self.layout.root):
+                tiers.setdefault(_stop_order((node_id, info))[0], []).append((node_id, int(pid)))
+        for tier in sorted(tiers):
+            nodes.stop_pids([pid for _, pid in tiers[tier]])
+            for node_id, pid in tiers[tier]:
+                stopped.append(node_id)
+                self.report(f"stopped {node_id} (pid {pid})")
+        for node_id in node_ids:
+            state.get("nodes", {}).pop(node_id, None)
+        return stopped
+
+    def _wait_same_height(self, min_height: int = 1, timeout: float = 30.0) -> int:
+        """Wait until every orderer (an active Raft consenter) and every peer is at one channel
+        height of at least ``min_height``; that height."""
         deadline = time.monotonic() + timeout
-        heights: dict[str, int | None] = {}
-        while time.monotonic() < deadline:
-            heights = self.heights()
-            values = set(heights.values())
-            if len(values) == 1 and None not in values:
-                return
+        while True:
+            view = self.channel_view()
+            problem = convergence_problem(view, min_height)
+            if problem is None:
+                return next(iter(view.values())).height or 0
+            if time.monotonic() >= deadline:
+                logs = ", ".join(f"{n}: {self.layout.log_file(n)}" for n in view)
+                raise NodeError(f"nodes did not converge on one channel height within {timeout:.0f}s: "
+                                f"{problem}; logs: {logs}")
             time.sleep(0.5)
-        raise NodeError(f"nodes did not converge on one channel height within {timeout:.0f}s: {heights}")
 
-    def heights(self) -> dict[str, int | None]:
-        """Block height of the channel on every orderer and peer."""
-        out: dict[str, int | None] = {}
+    def channel_view(self) -> dict[str, ChannelState]:
+        """Every orderer's (osnadmin channel list) and peer's (peer channel getinfo) view of the channel."""
+        out: dict[str, ChannelState] = {}
         for o in self.config.orderer_org.orderers:
             try:
                 info = channel.orderer_channel_info(self.fabric, self.config, self.layout, o)
             except Exception:   # node down: reported as unknown height
                 info = None
-            out[o.name] = int(info["height"]) if info else None
+            out[o.name] = (ChannelState(int(info["height"]), info.get("status"), info.get("consensusRelation"))
+                           if info else ChannelState(None, "unknown", "unknown"))
         for org in self.config.orgs:
-            out[f"{org.peer.name}.{org.name}"] = channel.peer_height(self.fabric, self.config,
-                                                                     self.layout, org)
+            out[org.peer_node_id] = ChannelState(channel.peer_height(self.fabric, self.config, self.layout, org))
         return out
+
+    def heights(self) -> dict[str, int | None]:
+        """Block height of the channel on every orderer and peer."""
+        return {n: st.height for n, st in self.channel_view().items()}
+
+    # -- channel configuration -----------------------------------------------------------------
+    def apply_batch(self, batch: Batch | None = None) -> int:
+        """Make the running channel cut blocks with ``batch`` (default: the config's) through a config
+        transaction; returns the channel height every node agrees on afterwards."""
+        batch = batch or self.config.batch
+        with self._locked() as state:
+            self._require_up(state, "change the channel's batch settings")
+            before = max((h for h in self.heights().values() if h is not None), default=1)
+            if not channel.apply_batch(self.fabric, self.config, self.layout, batch):
+                self.report("channel already uses these batch settings: nothing to do")
+                return self._wait_same_height(min_height=before)
+            self.report(f"channel '{self.config.channel}' batch settings updated: timeout {batch.timeout_ms} ms, "
+                        f"max {batch.max_message_count} messages")
+            return self._wait_same_height(min_height=before + 1)
+
+    def _require_up(self, state: dict, what: str) -> None:
+        down = [s.node_id for s in self.orderer_specs() + self.peer_specs()
+                if self.running_pid(state, s.node_id) is None]
+        if down:
+            raise NodeError(f"cannot {what}: network not up ({', '.join(down)} down); run network/network.sh up")
 
     # -- deploy ----------------------------------------------------------------------------
     def deploy(self, dep: "ccdeploy.ChaincodeDeployment") -> int:
@@ -206,11 +322,7 @@ class Network:
         chaincode servers. Returns the committed sequence."""
         t0 = time.monotonic()
         with self._locked() as state:
-            down = [s.node_id for s in self.orderer_specs() + self.peer_specs()
-                    if self.running_pid(state, s.node_id) is None]
-            if down:
-                raise NodeError(f"cannot deploy {dep.name!r}: network not up ({', '.join(down)} down); "
-                                "run network/network.sh up")
+            self._require_up(state, f"deploy {dep.name!r}")
             previous = state.setdefault("chaincodes", {}).get(dep.name)
             package_ids: dict[str, str] = {}
             for org in self.config.orgs:
@@ -222,7 +334,7 @@ class Network:
                 package_ids[org.name] = pkg_id
             sequence, fingerprint, changed = ccdeploy.run_lifecycle(
                 self.fabric, self.config, self.layout, dep, package_ids,
-                previous["fingerprint"] if previous else None)
+                previous["fingerprint"] if previous else None, report=self.report)
             if changed:
                 self.report(f"chaincode {dep.name!r} v{dep.version} committed at sequence {sequence} "
                             f"(policy {dep.endorsement_policy(self.config)})")
@@ -231,17 +343,18 @@ class Network:
                                              "sequence": sequence, "fingerprint": fingerprint}
             new_specs = [ccdeploy.server_spec(self.config, self.layout, dep, org, package_ids[org.name])
                          for org in self.config.orgs]
-            to_start = []
-            for spec in new_specs:
-                pid = self.running_pid(state, spec.node_id)
-                if pid is not None and (changed or old.get(spec.node_id) != spec):
-                    nodes.stop_pid(pid)
-                    self.report(f"stopped {spec.node_id} (pid {pid}) for redeploy")
-                    pid = None
-                if pid is None:
-                    to_start.append(spec)
+            running = {s.node_id for s in new_specs if self.running_pid(state, s.node_id) is not None}
+            outdated = [s.node_id for s in new_specs
+                        if s.node_id in running and (changed or old.get(s.node_id) != s)]
+            self._stop_nodes(state, outdated)   # for the redeploy
+            to_start = [s for s in new_specs if s.node_id not in running or s.node_id in outdated]
             self._preflight_ports(to_start)
-            self._start_all(state, to_start)
+            started: list[str] = []
+            try:
+                self._start_all(state, to_start, started)
+            except BaseException as exc:
+                self._rollback(state, started, exc)
+                raise
         self.report(f"chaincode {dep.name!r} ready in {time.monotonic() - t0:.1f}s")
         return sequence
 
@@ -252,17 +365,22 @@ class Network:
         if not self.layout.root.exists():
             return stopped
         with self._locked() as state:
-            for node_id, info in sorted(state.get("nodes", {}).items(), key=_stop_order):
-                pid = info.get("pid")
-                if pid and nodes.is_our_process(pid, node_id, self.layout.root):
-                    nodes.stop_pid(pid)
-                    stopped.append(node_id)
-                    self.report(f"stopped {node_id} (pid {pid})")
+            stopped = self._stop_nodes(state, list(state.get("nodes", {})))
             state["nodes"] = {}
+            self._stop_strays()
         if not keep_state:
             shutil.rmtree(self.layout.root, ignore_errors=True)
             self.report(f"removed {self.layout.root}")
         return stopped
+
+    def _stop_strays(self) -> None:
+        """Safety net: any process still carrying this run dir's node tag (a child that left its
+        node's process group, a node whose pid was lost) is stopped too."""
+        strays = nodes.tagged_processes(self.layout.root)
+        if strays:
+            self.report("stopping stray processes of this run dir: "
+                        + ", ".join(f"{pid} ({node})" for pid, node in sorted(strays.items())))
+            nodes.stop_pids(sorted(strays), grace=5)
 
     # -- status ------------------------------------------------------------------------------
     def status(self) -> list[NodeStatus]:

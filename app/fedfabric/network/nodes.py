@@ -170,6 +170,52 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+_PORT_ROLES = {
+    ("orderer", "listen"): "the orderer's gRPC listener: broadcast, deliver, Raft cluster",
+    ("orderer", "admin"): "the orderer's admin endpoint: osnadmin channel participation",
+    ("peer", "listen"): "the peer's gRPC listener: endorser, gossip, gateway",
+    ("peer", "chaincode"): "the peer's chaincode listener",
+    ("ca", "listen"): "the Fabric CA's API",
+    ("chaincode", "chaincode-server"): "the chaincode server (chaincode as a service)",
+}
+
+
+def port_role(kind: str, port_kind: str) -> str:
+    """What a node's port is for, in words (``operations`` ports serve /healthz)."""
+    if port_kind == "operations":
+        return "the operations endpoint: /healthz"
+    return _PORT_ROLES.get((kind, port_kind), f"the {kind}'s {port_kind} port")
+
+
+def port_holder(port: int) -> tuple[int, str] | None:
+    """(pid, command name) of a process with a TCP socket bound to ``port``, when this user can see it
+    (/proc/net/tcp{,6} socket inode, found among the processes' open files)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # bound to the port and not connected anywhere (listening, or bound only)
+            if (len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port
+                    and fields[2].endswith(":0000") and fields[9] != "0"):
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            for fd in (d / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    return int(d.name), (d / "comm").read_text().strip()
+        except OSError:
+            continue
+    return None
+
+
 def accepting(port: int, host: str = "127.0.0.1") -> bool:
     """A TCP connect to ``host:port`` succeeds."""
     try:
@@ -257,28 +303,115 @@ def wait_healthy(spec: NodeSpec, proc: subprocess.Popen[bytes] | None, layout: L
                     f"--- last lines ---\n{tail(log)}")
 
 
-def stop_pid(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds."""
+# A supervisor (supervise.py) gives its chaincode child CHILD_GRACE seconds after SIGTERM before it
+# kills it; a node's whole process group gets longer before SIGKILL, so a supervisor normally stops
+# its own child, and the group SIGKILL catches whatever is left either way.
+STOP_GRACE = 15.0
+KILL_WAIT = 5.0       # after SIGKILL: how long to wait for the processes to disappear
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name: [state, ppid, pgrp, ...]; None if gone."""
     try:
-        os.kill(pid, signal.SIGTERM)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    fields = _stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            fields = _stat_fields(int(d.name))
+            if fields and fields[0] != "Z" and fields[2] == str(pgid):
+                out.append(int(d.name))
+    return out
+
+
+def _own_group(pid: int) -> bool:
+    """True when ``pid`` leads its own process group (nodes are started with a new session), or did:
+    its group outlives it while members remain (a kernel never reuses a pid that is a live pgid)."""
+    if pid == os.getpgrp():
+        return False
+    try:
+        return os.getpgid(pid) == pid
     except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-            return
-        time.sleep(0.1)
+        return bool(group_members(pid))
+
+
+def _send(pid: int, group: bool, sig: int) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)
+        if group:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
     except ProcessLookupError:
         pass
 
 
-def _is_zombie(pid: int) -> bool:
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is our child (no zombie left behind)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return True
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _running(targets: dict[int, bool]) -> list[int]:
+    """Processes still alive among ``targets`` (pid -> whole group?)."""
+    left = []
+    for pid, group in targets.items():
+        _reap(pid)
+        left += group_members(pid) if group else ([pid] if _alive(pid) else [])
+    return left
+
+
+def _wait_gone(targets: dict[int, bool], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := _running(targets)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for pid in targets:   # one that died after its last reap is a zombie now: collect it
+        _reap(pid)
+    return left
+
+
+def stop_pids(pids: list[int], grace: float = STOP_GRACE) -> None:
+    """Stop nodes together: SIGTERM to each one's process group, SIGKILL to the groups still alive
+    after ``grace`` seconds; return once every process of those groups is gone."""
+    targets = {pid: _own_group(pid) for pid in pids}
+    for pid, group in targets.items():
+        _send(pid, group, signal.SIGTERM)
+    if not _wait_gone(targets, grace):
+        return
+    for pid, group in targets.items():
+        _send(pid, group, signal.SIGKILL)
+    left = _wait_gone(targets, KILL_WAIT)
+    if left:
+        raise NodeError(f"process(es) {', '.join(map(str, left))} still alive {KILL_WAIT:.0f}s after SIGKILL")
+
+
+def stop_pid(pid: int, grace: float = STOP_GRACE) -> None:
+    """Stop one node and every process of its group (see :func:`stop_pids`)."""
+    stop_pids([pid], grace)
+
+
+def tagged_processes(run_root: Path) -> dict[int, str]:
+    """Live processes that a node of ``run_root`` started or is (they inherit FEDFABRIC_NODE and
+    FEDFABRIC_RUN_DIR): pid -> node id. This process itself is never listed."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        env = _proc_environ(int(d.name))
+        if env.get("FEDFABRIC_RUN_DIR") == str(run_root) and "FEDFABRIC_NODE" in env and _alive(int(d.name)):
+            out[int(d.name)] = env["FEDFABRIC_NODE"]
+    return out
 
 
 def load_state(layout: Layout) -> dict:

@@ -1,0 +1,134 @@
+"""Deploy retry after a partial failure: orgs whose approval is already in place are not asked again,
+and Fabric's 'unchanged content' refusal of a repeated approval counts as approved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedfabric.network import deploy, lifecycle
+from fedfabric.network.deploy import ChaincodeDeployment
+from fedfabric.network.fabricbin import FabricBinaryError, FabricInstall
+from fedfabric.network.layout import Layout
+
+from ..conftest import test_config
+
+CONFIG = test_config(20000)
+DEP = ChaincodeDeployment(name="echo", version="1", command=("true",), policy="OR('Org1MSP.peer')")
+PKGS = {"org1": "echo_1:aaa", "org2": "echo_1:bbb", "org3": "echo_1:ccc"}
+
+
+class FakeLifecycle:
+    """Records approve/commit; answers committed/checkcommitreadiness/queryapproved from its fields."""
+
+    def __init__(self, ready: dict[str, bool], approved: dict[str, str | None], committed: dict | None = None):
+        self.ready, self.approved_pkgs, self.committed_def = ready, approved, committed
+        self.calls: list[tuple] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(lifecycle, "committed", lambda *a, **k: self.committed_def)
+        monkeypatch.setattr(lifecycle, "commit_readiness", self.commit_readiness)
+        monkeypatch.setattr(lifecycle, "approved", self.approved)
+        monkeypatch.setattr(lifecycle, "approve", self.approve)
+        monkeypatch.setattr(lifecycle, "commit", lambda *a, **k: self.calls.append(("commit", k["sequence"])))
+
+    def commit_readiness(self, fabric, config, layout, org, **definition) -> dict[str, bool]:
+        self.calls.append(("checkcommitreadiness", definition["sequence"]))
+        return self.ready
+
+    def approved(self, fabric, config, layout, org, name, sequence) -> dict | None:
+        pkg = self.approved_pkgs.get(org.msp_id)
+        return None if pkg is None else {"sequence": sequence, "source": {"Type": {"LocalPackage": {"package_id": pkg}}}}
+
+    def approve(self, fabric, config, layout, org, **kw) -> bool:
+        self.calls.append(("approve", org.name, kw["sequence"], kw["pkg_id"]))
+        return True
+
+
+def _run(tmp_path: Path, fake: FakeLifecycle, monkeypatch, previous: str | None = None) -> tuple:
+    fake.install(monkeypatch)
+    layout = Layout(tmp_path, CONFIG)
+    notes: list[str] = []
+    out = deploy.run_lifecycle(FabricInstall(tmp_path, tmp_path), CONFIG, layout, DEP, PKGS, previous,
+                               report=notes.append)
+    return out, notes
+
+
+def test_fresh_deploy_approves_every_org_then_commits(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({"Org1MSP": False, "Org2MSP": False, "Org3MSP": False}, {})
+    (sequence, _, changed), _ = _run(tmp_path, fake, monkeypatch)
+    assert (sequence, changed) == (1, True)
+    assert [c for c in fake.calls if c[0] == "approve"] == [
+        ("approve", "org1", 1, "echo_1:aaa"), ("approve", "org2", 1, "echo_1:bbb"), ("approve", "org3", 1, "echo_1:ccc")]
+    assert fake.calls[-1] == ("commit", 1)
+
+
+def test_retry_skips_the_org_that_already_approved(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({"Org1MSP": True, "Org2MSP": False, "Org3MSP": False}, {"Org1MSP": "echo_1:aaa"},
+                         committed={"sequence": 3})
+    (sequence, _, _), notes = _run(tmp_path, fake, monkeypatch, previous="an older fingerprint")
+    assert sequence == 4
+    assert [c[1] for c in fake.calls if c[0] == "approve"] == ["org2", "org3"]
+    assert notes == ["org1 already approved 'echo' sequence 4: not asked again"]
+    assert fake.calls[-1] == ("commit", 4)
+
+
+def test_an_approval_of_another_package_is_renewed(tmp_path, monkeypatch) -> None:
+    """Same definition parameters (readiness true) but the org approved an older package id."""
+    fake = FakeLifecycle({"Org1MSP": True, "Org2MSP": True, "Org3MSP": True},
+                         {"Org1MSP": "echo_1:old", "Org2MSP": "echo_1:bbb", "Org3MSP": "echo_1:ccc"})
+    _run(tmp_path, fake, monkeypatch)
+    assert [c[1:] for c in fake.calls if c[0] == "approve"] == [("org1", 1, "echo_1:aaa")]
+
+
+def test_unchanged_definition_does_nothing(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({}, {}, committed={"sequence": 2})
+    fp = deploy.definition_fingerprint(DEP, DEP.endorsement_policy(CONFIG), PKGS)
+    (sequence, fingerprint, changed), _ = _run(tmp_path, fake, monkeypatch, previous=fp)
+    assert (sequence, fingerprint, changed) == (2, fp, False) and fake.calls == []
+
+
+class FailingFabric(FabricInstall):
+    """A FabricInstall whose CLI calls fail with a given message."""
+
+    message = ""
+
+    def run(self, name, args, env=None, timeout=120, what=None):  # type: ignore[override]
+        raise FabricBinaryError(f"{what} failed (exit 1): " + self.message)
+
+
+def test_unchanged_reapproval_counts_as_approved(tmp_path) -> None:
+    FailingFabric.message = ("Error: proposal failed with status: 500 - failed to invoke backing implementation "
+                             "of 'ApproveChaincodeDefinitionForMyOrg': attempted to redefine uncommitted sequence "
+                             "(2) for namespace echo with unchanged content")
+    assert lifecycle.approve(FailingFabric(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), CONFIG.orgs[0],
+                             name="echo", version="1", sequence=2, policy="OR('Org1MSP.peer')",
+                             pkg_id="echo_1:aaa", collections=None) is False
+
+
+@pytest.mark.parametrize("message", [
+    "Error: proposal failed with status: 500 - attempted to redefine the current committed sequence (1) for "
+    "namespace echo with different parameters",
+    "Error: failed to connect to peer: context deadline exceeded",
+])
+def test_other_approval_errors_still_fail(tmp_path, message) -> None:
+    FailingFabric.message = message
+    with pytest.raises(FabricBinaryError, match="approveformyorg"):
+        lifecycle.approve(FailingFabric(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), CONFIG.orgs[0],
+                          name="echo", version="1", sequence=2, policy="p", pkg_id="x", collections=None)
+
+
+def test_nothing_approved_yet_is_none(tmp_path) -> None:
+    FailingFabric.message = ("Error: query failed with status: 500 - failed to invoke backing implementation of "
+                             "'QueryApprovedChaincodeDefinition': could not fetch approved chaincode definition "
+                             "(name: 'echo', sequence: '1') on channel 'fl'")
+    assert lifecycle.approved(FailingFabric(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), CONFIG.orgs[0],
+                              "echo", 1) is None
+    assert lifecycle.approved_package_id(None) is None
+    assert lifecycle.approved_package_id({"source": {"Type": {"LocalPackage": {"package_id": "p:1"}}}}) == "p:1"
+
+
+def test_cli_json_is_found_between_log_lines() -> None:
+    assert lifecycle._json('2024 WARN something\n{"approvals": {"Org1MSP": true}}\n2024 WARN after') == {
+        "approvals": {"Org1MSP": True}}
