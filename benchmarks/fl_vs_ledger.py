@@ -28,6 +28,7 @@ import yaml  # noqa: E402
 
 from fedfabric.artifacts import ArtifactStore, model_hash  # noqa: E402
 from fedfabric.client import open_client  # noqa: E402
+from fedfabric.fl import dp as dpmod  # noqa: E402
 from fedfabric.fl import fixedpoint  # noqa: E402
 from fedfabric.fl.models import vector_to_model  # noqa: E402
 from fedfabric.fl.train import evaluate, local_train  # noqa: E402
@@ -42,12 +43,27 @@ from fedfabric_cc.aggregator import _apply_rule  # noqa: E402
 from tests.conftest import default_raw, shift_ports  # noqa: E402
 
 
-def in_process(spec: dict) -> tuple[list[float], np.ndarray]:
-    """Rounds without any ledger; returns per-round seconds and the final parameters."""
+def dp_config(spec: dict) -> dpmod.DPConfig | None:
+    """The job's DP settings as the nodes build them (None when DP is off)."""
+    d = spec["dp"]
+    if not d["enabled"]:
+        return None
+    return dpmod.DPConfig(clip_norm=d["clip_norm_milli"] / 1000, noise_multiplier=d["noise_multiplier_milli"] / 1000,
+                          delta=10.0 ** -d["delta_exp"])
+
+
+def in_process(spec: dict, dp_seed: int = 0) -> tuple[list[float], np.ndarray]:
+    """Rounds without any ledger; returns per-round seconds and the final parameters.
+
+    Without DP the result is bit-identical to the ledger path. With DP each update is clipped and
+    noised exactly as a node does it, from a seeded generator (the nodes draw fresh noise), so the run
+    is reproducible but not bit-identical to a given ledger run.
+    """
     job = {"job_id": spec["job_id"], "spec": spec}
     hyper = spec["hyperparams"]
     tasks = [task_for(job, m) for m in hyper["shards"]]
     vec = tasks[0].initial
+    dp_cfg, rng = dp_config(spec), np.random.default_rng(dp_seed)
     times = []
     for r in range(1, spec["rounds"] + 1):
         t0 = time.perf_counter()
@@ -58,6 +74,8 @@ def in_process(spec: dict) -> tuple[list[float], np.ndarray]:
                                        lr=float(hyper["lr"]), batch_size=int(hyper["batch_size"]),
                                        optimizer=hyper["optimizer"], mu=float(hyper["mu"]),
                                        seed=int(hyper["seed"]) * 1000 + r)
+            if dp_cfg is not None:
+                update = dpmod.privatize(update, dp_cfg, rng)
             if spec["privacy"] == "secure":
                 total = fixedpoint.add_mod(total, fixedpoint.encode_weighted(update, t.samples, headroom=len(tasks)))
             else:
@@ -96,7 +114,9 @@ def through_ledger(job_file: Path, offset: int, rounds: int | None) -> dict:
             spec = create_job(admin, job, {o.name: o.msp_id for o in config.orgs})["spec"]
             h0 = admin.contract.network.qscc().chain_info()["height"]
             t_start = time.perf_counter()
-            procs = start_nodes([o.name for o in config.orgs], job.job_id, net.layout.root, cfg_path)
+            members = set(spec.get("participants") or spec["hyperparams"]["shards"])
+            procs = start_nodes([o.name for o in config.orgs if o.msp_id in members], job.job_id,
+                                net.layout.root, cfg_path)
             marks, seen = [], 0
             while True:
                 j = admin.get_job(job.job_id)

@@ -6,7 +6,9 @@ Every command explains itself with ``--help``. The network commands are the same
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
+from typing import Any, Callable
 
 import typer
 
@@ -44,6 +46,20 @@ def version() -> None:
     pin = read_pin()
     typer.echo(f"fedfabric {__version__} (Hyperledger Fabric {pin['FABRIC_RELEASE']}, "
                f"{pin['FABRIC_MODULE']}@{pin['FABRIC_MODULE_VERSION']})")
+
+
+def manual(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Help that reads like a manual: each docstring paragraph becomes one line, so it wraps to the
+    terminal rather than to the source; a paragraph starting with ``\\b`` keeps its lines (examples)."""
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    paras = []
+    for para in doc.split("\n\n"):
+        if para.startswith("\b"):
+            paras.append(para[1:].strip("\n"))
+        else:
+            paras.append(" ".join(line.strip() for line in para.splitlines()))
+    fn.__doc__ = "\n\n".join(paras)
+    return fn
 
 
 # ---- shared options -----------------------------------------------------------------------------
@@ -123,33 +139,59 @@ def consortium_show(org: str = ORG_OPT, user: str = typer.Option("User1", help="
 
 
 @job_app.command("create")
+@manual
 def job_create(file: Path = typer.Argument(..., help="The YAML job file (see app/fedfabric/node/jobs/)."),
                org: str = ORG_OPT, config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT,
                job_id: str = typer.Option(None, "--job-id", help="Override the file's job_id.")) -> None:
-    """Create a training job from a YAML job file (as the org's admin).
+    """Create a training job from a YAML job file, as the org's admin.
 
-    The file names the dataset, model, partition, rounds, local training, privacy mode,
-    aggregation rule, DP, quorum, windows and participants; it is checked in full before anything is
-    written. The initial model is built from it and its hash becomes lineage version 0.
+    The job file names the dataset, the model, how the data is partitioned among the participants, the
+    number of rounds, local training (epochs, learning rate, batch size, optimizer, FedProx mu), the
+    privacy mode (secure or clear), the aggregation rule, optional differential privacy, the approval
+    quorum, the minimum number of participants, the round windows and the participants. See the bundled
+    examples in app/fedfabric/node/jobs/.
+
+    Everything is checked before anything is written: every field, the participants against
+    consortium.yaml, and every participant's data shard, built once exactly as its node will build it (a
+    partition that leaves an org empty or with too few samples is refused, naming the partition and the
+    org). The initial model is built from the file; its hash becomes version 0 of the job's lineage. The
+    job's participants (their MSP ids) are recorded with the job; only their nodes take part.
+
+    \b
+    [bold]Examples[/]
+      fedfabric job create app/fedfabric/node/jobs/breast_cancer_secure.yaml
+      fedfabric job create my-job.yaml --job-id bc-2 --org org2
+
+    [bold]Exit status.[/] 0 job created · 1 the ledger could not be reached or the transaction failed · 2
+    bad input (invalid job file, a partition some org cannot train on, unknown org, no admin identity, or
+    the contract refused the job, e.g. its id exists), with a one-line message; nothing is written on
+    failure.
     """
     from .client import Rejected
-    from .node.bootstrap import create_job
-    from .node.jobfile import JobFileError, load_job_file
+    from .ledger import GatewayError
+    from .node.bootstrap import job_spec, submit_spec
+    from .node.jobfile import ID_RE, JobFileError, load_job_file
 
     cfg = _config(config)
     try:
         job = load_job_file(file, [o.name for o in cfg.orgs])
+        if job_id:
+            if not ID_RE.match(job_id):
+                raise JobFileError(f"--job-id must match {ID_RE.pattern}, got {job_id!r}")
+            job.job_id = job_id
+        spec = job_spec(job, {o.name: o.msp_id for o in cfg.orgs})
     except JobFileError as exc:
         _fail(str(exc))
-    if job_id:
-        job.job_id = job_id
     gw, client = _client(org, "Admin", config, run_dir)
     with gw:
         try:
-            rec = create_job(client, job, {o.name: o.msp_id for o in cfg.orgs})
-        except (Rejected, ValueError) as exc:
+            rec = submit_spec(client, spec)
+        except (Rejected, JobFileError) as exc:
             _fail(str(exc))
+        except GatewayError as exc:
+            _fail(f"job {spec['job_id']} not created: {exc}", 1)
     typer.echo(f"job {rec['job_id']} created: {rec['spec']['rounds']} rounds, {rec['spec']['privacy']} mode, "
+               f"participants {', '.join(rec['spec'].get('participants', spec['participants']))}, "
                f"initial model {rec['spec']['model']['initial_hash'][:16]}…")
 
 
@@ -173,6 +215,7 @@ def job_show(job: str = typer.Argument(..., help="Job id."), org: str = ORG_OPT,
 
 
 @app.command()
+@manual
 def node(org: str = typer.Option(..., "--org", help="The organization this node trains for (e.g. org1)."),
          job: str = typer.Option(..., "--job", help="The job to follow."),
          user: str = typer.Option("User1", help="The org identity the node signs with."),
@@ -180,59 +223,107 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
          workdir: Path = typer.Option(None, help="Where keys and models live (default <run-dir>/fl/<org>)."),
          grace: float = typer.Option(4.0, help="Seconds to wait before covering for a silent round leader."),
          timeout: float = typer.Option(None, help="Give up after this many seconds."),
-         crash_in_round: int = typer.Option(None, hidden=True, help="Testing: exit when this round is collecting."),
+         wait_for_job: float = typer.Option(10.0, "--wait-for-job",
+                                            help="Seconds to wait for the job to reach this org's peer."),
          ) -> None:
     """Run one organization's training node for a job until the job completes.
 
-    The node follows the contract's events on its own peer and does this org's duty in each
-    round: register a fresh key, train on its own data shard, mask and submit the update, reveal
-    seeds for dropped peers, fetch and check the aggregate, evaluate it on its own validation data
-    and vote. There is no coordinator: start one node per org. A restarted node rejoins the
-    current round.
+    Start one node per participating org, each on its own org's machine and peer: there is no coordinator.
+    The node follows the contract's events on its own peer and does this org's duty in every round:
+    register a fresh X25519 key, train on its own data shard, mask and submit the update, reveal seeds for
+    peers that dropped out, fetch the aggregate and check it against the ledger's hash, evaluate it on its
+    own validation data and vote. A leader that stays silent is covered for after --grace seconds; a round
+    stuck past its deadline is expired.
+
+    The round's private key and every model version are kept under --workdir, so a node that crashed or
+    was stopped rejoins the current round when started again, and rebuilds (hash-checked) any version
+    finalized while it was down. Transient trouble (peer unreachable, a transaction refused for now, an
+    aggregate that does not check out) is logged and retried; the node never approves a model it could not
+    verify.
+
+    On a terminal the node shows a live status line (round, state, what it is doing) under its log;
+    otherwise it prints plain log lines. Keys and update payloads are never logged.
+
+    \b
+    [bold]Examples[/]
+      fedfabric node --org org1 --job breast-cancer
+      fedfabric node --org org2 --job bc-2 --run-dir /srv/run 2>>org2.log
+
+    [bold]Exit status.[/] 0 the job completed · 1 --timeout passed first · 2 bad input (unknown org or
+    job, the org is not a participant of the job, a recipe this machine cannot follow, bad config, no
+    identity), with a one-line message · 3 stopped (SIGTERM) before the job completed · 130 interrupted
+    (Ctrl-C).
     """
-    import logging
+    import signal as _signal
 
     from .network import paths
-    from .node.runtime import NodeOptions, NodeStopped, OrgNode
+    from .node.runtime import NodeError, NodeOptions, NodeStopped, OrgNode
+    from .node.status import StatusLine, setup_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("fedfabric.ledger").setLevel(logging.WARNING)
     cfg = _config(config)
     gw, client = _client(org, user, config, run_dir)
     o = cfg.org(org)
     root = (run_dir or paths.run_dir()).resolve()
-    events = gw.get_network(cfg.channel).chaincode_events("fedfabric")
-    opts = NodeOptions(grace=grace, stop_after_round=crash_in_round)
-    n = OrgNode(client, o.msp_id, job, workdir or root / "fl" / o.name, opts, events=events)
-    import signal as _signal
-
-    _signal.signal(_signal.SIGTERM, lambda *_: n.stop())
+    status = StatusLine(o.msp_id, job)
+    setup_logging(status)
     try:
-        n.run(timeout=timeout)
+        events = gw.get_network(cfg.channel).chaincode_events("fedfabric")
+        n = OrgNode(client, o.msp_id, job, workdir or root / "fl" / o.name,
+                    NodeOptions(grace=grace, job_wait=wait_for_job), events=events, progress=status)
+        _signal.signal(_signal.SIGTERM, lambda *_: n.stop())
+        with status:
+            done = n.run(timeout=timeout)
+    except NodeError as exc:
+        _fail(str(exc))
+    except TimeoutError as exc:
+        _fail(str(exc), 1)
     except NodeStopped as exc:
-        typer.echo(f"node stopped: {exc}", err=True)
-        raise typer.Exit(3)
+        _fail(f"node stopped: {exc}", 3)
+    except KeyboardInterrupt:
+        _fail(f"interrupted; start the node again to rejoin job {job}", 130)
     finally:
         gw.close()
+    if not done:
+        _fail(f"stopped before job {job} completed; start the node again to rejoin", 3)
+    typer.echo(f"job {job} complete")
 
 
 @app.command()
+@manual
 def demo(keep_network: bool = typer.Option(False, help="Leave the network running afterwards."),
          job_file: Path = typer.Option(None, help="Job file (default: 3 orgs, breast cancer, 10 secure rounds)."),
          out: Path = typer.Option(None, help="Report directory (default: reports/<job-id>)."),
          config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
     """The whole thing, end to end, on this machine.
 
-    Brings up the Fabric network (3 Raft orderers, 3 org peers, the fedfabric chaincode), records
-    the consortium, creates a job (3 orgs, breast-cancer data split non-IID, secure aggregation,
-    10 rounds), starts one training node per org, follows the rounds, writes the audit report and
-    compares the final model with a centrally trained one, then takes the network down.
+    Brings up the Fabric network (3 Raft orderers, one peer and one CA per org, the fedfabric chaincode),
+    records the consortium, creates a job (by default 3 orgs, breast-cancer data split non-IID, secure
+    aggregation, 10 rounds), starts one training node per participating org, follows the rounds, writes
+    the audit report and compares the final model with a centrally trained one, then takes the network
+    down (unless --keep-network). The job file is checked in full before the network comes up; if any step
+    fails, the error is printed and the network is still taken down.
+
+    \b
+    [bold]Examples[/]
+      fedfabric demo
+      fedfabric demo --keep-network
+      fedfabric demo --job-file app/fedfabric/node/jobs/breast_cancer_dp.yaml
+
+    [bold]Exit status.[/] 0 the job ran and the report was written · 1 a step failed (network, chaincode,
+    a node, the job; the message names it) · 2 bad input (job file, consortium config).
     """
     from .network import paths
-    from .node.demo import DEFAULT_JOB, run_demo
+    from .network.config import ConfigError
+    from .node.demo import DEFAULT_JOB, DemoError, run_demo
+    from .node.jobfile import JobFileError
 
-    run_demo(config_path=config or paths.DEFAULT_CONFIG, run_root=run_dir, job_file=job_file or DEFAULT_JOB,
-             out_dir=out, keep_network=keep_network)
+    try:
+        run_demo(config_path=config or paths.DEFAULT_CONFIG, run_root=run_dir, job_file=job_file or DEFAULT_JOB,
+                 out_dir=out, keep_network=keep_network)
+    except (JobFileError, ConfigError) as exc:
+        _fail(str(exc))
+    except DemoError as exc:
+        _fail(str(exc), 1)
 
 
 def main() -> None:

@@ -10,14 +10,28 @@ from rich.console import Console
 from fedfabric.node.demo import DEFAULT_JOB, run_demo
 from fedfabric.network import nodes
 
-from tests.conftest import default_raw, shift_ports
+from tests.conftest import TEST_PORT_OFFSET, default_raw, shift_ports
 
 pytestmark = pytest.mark.live
 
+# The demo brings up its own network while the session's live_network (TEST_PORT_OFFSET) may be up:
+# its ports sit just above that network's (every port of consortium.yaml lies in 7050..9993).
+DEMO_PORT_OFFSET = TEST_PORT_OFFSET + 3000
+
+
+def _ports(raw) -> list[int]:
+    if isinstance(raw, dict):
+        return [p for k, v in raw.items() for p in ([v] if (k == "port" or k.endswith("_port")) and
+                                                      isinstance(v, int) else _ports(v))]
+    return [p for v in raw for p in _ports(v)] if isinstance(raw, list) else []
+
 
 def test_demo_end_to_end_and_leaves_nothing_running(tmp_path):
+    raw = shift_ports(default_raw(), DEMO_PORT_OFFSET)
+    ours, theirs = set(_ports(raw)), set(_ports(shift_ports(default_raw(), TEST_PORT_OFFSET)))
+    assert max(ours) < 65536 and not ours & theirs, "pick a FEDFABRIC_TEST_PORT_OFFSET that leaves room for the demo"
     cfg = tmp_path / "consortium.yaml"
-    cfg.write_text(yaml.safe_dump(shift_ports(default_raw(), 25000)))
+    cfg.write_text(yaml.safe_dump(raw))
     job = yaml.safe_load(DEFAULT_JOB.read_text())
     job["rounds"] = 2
     job_file = tmp_path / "job.yaml"

@@ -1,7 +1,17 @@
-"""End to end on the real network: three org processes train a secure job; one crashes mid-round
-and is recovered by seed reveals, then restarts and rejoins; the final model verifies against the chain."""
+"""End to end on the real network: three org processes train a secure job. org3's process is
+SIGKILLed mid-round (registered for round 2, never submits) and the survivors' seed reveals recover
+the round; org3 is started again and votes in that same round. org2 is SIGKILLed after submitting its
+round-3 update and started again: it rejoins round 3 (votes) and catches up. The final model verifies
+against the chain.
+
+The job's quorum is 3/3 of stake so that a round can only finalize once the restarted org has voted:
+that is what proves each restarted process rejoined the round it was killed in."""
 from __future__ import annotations
 
+import json
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -21,11 +31,11 @@ pytestmark = pytest.mark.live
 
 JOB = {"job_id": "e2e-secure", "dataset": "breast_cancer", "model": {"arch": "logreg"}, "rounds": 3,
        "partition": {"kind": "dirichlet", "alpha": 0.5}, "training": {"epochs": 2, "lr": 0.01},
-       "privacy": "secure", "quorum": "2/3", "min_participants": 2, "participants": ["org1", "org2", "org3"],
+       "privacy": "secure", "quorum": "3/3", "min_participants": 2, "participants": ["org1", "org2", "org3"],
        "windows": {"registration_s": 60, "submission_s": 8, "approval_s": 60}}
 
 
-def _wait(pred, timeout: float, what: str, poll: float = 0.5):
+def _wait(pred, timeout: float, what: str, poll: float = 0.25):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         v = pred()
@@ -33,6 +43,35 @@ def _wait(pred, timeout: float, what: str, poll: float = 0.5):
             return v
         time.sleep(poll)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Killer:
+    """Watches the contract's events and SIGKILLs a node process the moment a trigger event commits."""
+
+    def __init__(self, events, job_id: str, procs: dict) -> None:
+        self.events, self.job_id, self.procs = events, job_id, procs
+        self.triggers: dict[tuple[str, int, str], str] = {}    # (event, round, msp) -> org to kill
+        self.killed: dict[str, float] = {}
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+
+    def kill_on(self, event: str, round_: int, msp: str, org: str) -> None:
+        self.triggers[(event, round_, msp)] = org
+
+    def _watch(self) -> None:
+        for ev in self.events:
+            body = json.loads(ev.payload)
+            if body.get("job_id") != self.job_id:
+                continue
+            org = self.triggers.pop((ev.event_name, body.get("round"), body.get("msp_id")), None)
+            if org is not None:
+                os.kill(self.procs[org].pid, signal.SIGKILL)
+                self.killed[org] = time.time()
+
+
+def _records(root: Path, org: str, job_id: str) -> list[dict]:
+    path = root / "fl" / org / f"{job_id}.log.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
 
 @pytest.fixture(scope="module")
@@ -43,40 +82,64 @@ def fed(live_network, tmp_path_factory):
     gw, admin = open_client("org1", "Admin", config=net.config, run_root=net.layout.root)
     admin.wait_ready()
     init_consortium(admin, net.config)
-    yield net, cfg_path, admin
+    yield net, cfg_path, admin, gw
     gw.close()
 
 
-def test_secure_job_with_crash_recovery_and_restart(fed):
-    net, cfg_path, admin = fed
+def test_secure_job_with_a_killed_org_and_a_restart_mid_round(fed):
+    net, cfg_path, admin, gw = fed
     root = net.layout.root
     rec = create_job(admin, parse_job(dict(JOB)), {o.name: o.msp_id for o in net.config.orgs})
     job_id = rec["job_id"]
-    procs = start_nodes(["org1", "org2"], job_id, root, cfg_path)
-    # org3 crashes as soon as round 2 starts collecting: it registered a key but never submits
-    procs.update(start_nodes(["org3"], job_id, root, cfg_path, extra={"org3": ["--crash-in-round", "2"]}))
+    events = gw.get_network(net.config.channel).chaincode_events("fedfabric")
+    procs: dict = {}
+    killer = Killer(events, job_id, procs)
+    killer.kill_on("Registered", 2, "Org3MSP", "org3")         # mid-round: registered, update not yet sent
+    killer.kill_on("UpdateSubmitted", 3, "Org2MSP", "org2")    # mid-round: submitted, not yet voted
+    t0 = time.monotonic()
+    procs.update(start_nodes(["org1", "org2", "org3"], job_id, root, cfg_path))
     try:
-        _wait(lambda: procs["org3"].poll() is not None, 120, "org3 to crash in round 2")
-        assert procs["org3"].returncode == 3
-        r2 = _wait(lambda: (lambda r: r if r["state"] in ("finalized", "failed") else None)(
-            admin.get_round(job_id, 2)), 120, "round 2 to close without org3")
-        assert r2["state"] == "finalized", r2.get("reason")
-        assert r2["dropped"] == ["Org3MSP"]
+        # org3 is killed in round 2; its peers recover the round from their seed reveals
+        _wait(lambda: procs["org3"].poll() is not None, 90, "org3 to be killed in round 2")
+        assert procs["org3"].returncode == -signal.SIGKILL
+        r2 = _wait(lambda: (lambda r: r if r["state"] not in ("open", "registration", "collecting") else None)(
+            admin.get_round(job_id, 2)), 60, "round 2 to be aggregated without org3")
+        assert r2["state"] == "aggregated", r2.get("reason")
+        assert r2["dropped"] == ["Org3MSP"], "org3 submitted before the kill landed"
         report = admin.round_report(job_id, 2)
         assert report["participants"]["Org1MSP"]["revealed_for"] == ["Org3MSP"]
         assert report["participants"]["Org2MSP"]["revealed_for"] == ["Org3MSP"]
-        # org3 restarts (same work dir) and rejoins at the current round
+        # org3 starts again (same work dir) and, the quorum being all stake, round 2 waits for its vote
+        restarted3 = time.time()
         procs.update(start_nodes(["org3"], job_id, root, cfg_path))
-        job = _wait(lambda: (lambda j: j if j["status"] != "active" else None)(admin.get_job(job_id)), 180,
+        # org2 is killed right after it submits in round 3, then started again
+        _wait(lambda: "org2" in killer.killed and procs["org2"].poll() is not None, 90,
+              "org2 to be killed after submitting in round 3")
+        assert procs["org2"].returncode == -signal.SIGKILL
+        assert admin.get_round(job_id, 3)["state"] in ("collecting", "aggregated")   # mid-round
+        restarted2 = time.time()
+        procs.update(start_nodes(["org2"], job_id, root, cfg_path))
+        job = _wait(lambda: (lambda j: j if j["status"] != "active" else None)(admin.get_job(job_id)), 90,
                     "the job to complete")
+        for org in ("org1", "org2", "org3"):
+            assert procs[org].wait(30) == 0, f"{org} did not finish cleanly"
     finally:
+        events.close()
         stop_nodes(procs)
+    took = time.monotonic() - t0
     logs = {o: (root / "fl" / o / "node.log").read_text() for o in ("org1", "org2", "org3")}
-    assert job["rounds_finalized"] == 3, (job, logs["org1"][-2000:])
+    assert job["rounds_finalized"] == 3 and job["rounds_failed"] == 0, (job, logs["org1"][-2000:])
     v = {i: admin.get_version(job_id, i) for i in range(4)}
     assert [c["msp_id"] for c in v[1]["contributors"]] == ["Org1MSP", "Org2MSP", "Org3MSP"]
     assert [c["msp_id"] for c in v[2]["contributors"]] == ["Org1MSP", "Org2MSP"]
     assert [c["msp_id"] for c in v[3]["contributors"]] == ["Org1MSP", "Org2MSP", "Org3MSP"], logs["org3"][-3000:]
+    # each restarted process voted in the very round its predecessor was killed in
+    for n, (org, msp, r, since) in enumerate((("org3", "Org3MSP", 2, restarted3), ("org2", "Org2MSP", 3, restarted2))):
+        approvals = {a["msp_id"]: a for a in v[r]["approvals"]}
+        assert approvals[msp]["approve"] and approvals[msp]["model_hash"] == v[r]["model_hash"]
+        mine = [x for x in _records(root, org, job_id) if x["t"] >= since]
+        assert any(x["what"] == "voted" and x.get("round") == r for x in mine), (org, mine)
+        assert any(x["what"] == "version stored" and x.get("version") == 3 for x in mine), (org, mine)
     assert [x["version"] for x in admin.lineage(job_id, "latest")] == [3, 2, 1, 0]
     # every org's store holds the final model, and its bytes hash to the ledger's record
     for org in ("org1", "org2", "org3"):
@@ -91,10 +154,12 @@ def test_secure_job_with_crash_recovery_and_restart(fed):
     # secrets and payloads stay out of the logs
     for text in logs.values():
         assert data.hex()[:32] not in text
-    keys = list((root / "fl" / "org1" / "keys" / job_id).iterdir())
-    assert keys and all(k.stat().st_mode & 0o077 == 0 for k in keys)
-    for k in keys:
-        assert k.read_bytes().hex() not in logs["org1"]
+    for org in ("org1", "org2", "org3"):
+        keys = list((root / "fl" / org / "keys" / job_id).iterdir())
+        assert keys and all(k.stat().st_mode & 0o077 == 0 for k in keys)
+        for k in keys:
+            assert k.read_bytes().hex() not in logs[org]
+    assert took < 150, f"the federation took {took:.0f}s"
 
 
 def test_export_verify_and_report_on_the_live_ledger(fed, tmp_path):
@@ -104,7 +169,7 @@ def test_export_verify_and_report_on_the_live_ledger(fed, tmp_path):
 
     from fedfabric.cli import app
 
-    net, cfg_path, admin = fed
+    net, cfg_path, admin, _ = fed
     jobs = [j["job_id"] for j in admin.list_jobs()["jobs"] if j["status"] == "completed"]
     assert "e2e-secure" in jobs, "run after the federation test (same module)"
     common = ["--run-dir", str(net.layout.root), "--config", str(cfg_path)]

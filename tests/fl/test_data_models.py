@@ -55,3 +55,14 @@ def test_partitioners():
     assert skew(0.1) > skew(100.0) + 0.2
     labs = [set(y[q]) for q in partition.by_label(y, 4, 0)]
     assert all(not (labs[i] & labs[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+def test_partition_errors_name_the_org_left_without_data():
+    y = np.repeat([0, 1], 100)
+    with pytest.raises(partition.PartitionError) as ei:
+        partition.by_label(y, 3, 0)
+    assert (ei.value.org, ei.value.size) == (2, 0) and "org #3 would get no data" in str(ei.value)
+    with pytest.raises(partition.PartitionError) as ei:
+        partition.dirichlet(y, 3, 0.001, 0)
+    assert 0 <= ei.value.org < 3 and ei.value.size < 10 and "raise alpha" in str(ei.value)
+    assert isinstance(ei.value, ValueError)          # callers catching ValueError keep working

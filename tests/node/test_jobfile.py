@@ -6,7 +6,8 @@ import yaml
 from typer.testing import CliRunner
 
 from fedfabric.cli import app
-from fedfabric.node.bootstrap import job_spec
+from fedfabric.client import Rejected
+from fedfabric.node.bootstrap import create_job, job_spec
 from fedfabric.node.demo import DEFAULT_JOB
 from fedfabric.node.jobfile import JobFileError, load_job_file, parse_job
 
@@ -24,8 +25,9 @@ def test_bundled_job_files_are_valid_and_accepted_by_the_contract():
     admin = MemClient(led, ORGS[0], "admin")
     for path in sorted(DEFAULT_JOB.parent.glob("*.yaml")):
         job = load_job_file(path)
-        rec = admin.create_job(job_spec(job, MSP_OF)).value
+        rec = create_job(admin, job, MSP_OF)
         assert rec["spec"]["hyperparams"]["shards"] == ["Org1MSP", "Org2MSP", "Org3MSP"]
+        assert rec["spec"]["participants"] == ["Org1MSP", "Org2MSP", "Org3MSP"]
         assert rec["spec"]["model"]["num_params"] > 0
 
 
@@ -96,3 +98,91 @@ def test_cli_bad_input_gives_a_clear_error_and_exit_code(tmp_path):
     assert res.exit_code == 2 and "is the network generated?" in res.output
     res = runner.invoke(app, ["node", "--org", "org1", "--job", "j1", "--config", str(bad)])
     assert res.exit_code == 2 and "bad consortium config" in res.output
+
+
+# ---- shards built and checked before anything reaches the ledger
+@pytest.mark.parametrize("partition,match", [
+    ({"kind": "by_label"}, "partition by_label of breast_cancer over 3 orgs gives org3 (Org3MSP) no usable shard"),
+    ({"kind": "dirichlet", "alpha": 0.001}, "partition dirichlet (alpha=0.001) of breast_cancer over 3 orgs gives org"),
+])
+def test_a_partition_that_leaves_an_org_without_data_is_refused_before_the_ledger(partition, match):
+    led = Ledger()
+    init(led)
+    admin = MemClient(led, ORGS[0], "admin")
+    before = led.snapshot()
+    with pytest.raises(JobFileError, match=match.replace("(", r"\(").replace(")", r"\)")):
+        create_job(admin, parse_job({**GOOD, "partition": partition}), MSP_OF)
+    assert admin.calls == [] and led.snapshot() == before
+
+
+def test_a_shard_too_small_to_train_on_is_refused_naming_the_org():
+    many = {f"org{i}": f"Org{i}MSP" for i in range(1, 61)}
+    job = parse_job({**GOOD, "dataset": "breast_cancer", "partition": {"kind": "iid"},
+                     "participants": sorted(many, key=lambda o: int(o[3:]))})
+    with pytest.raises(JobFileError, match=r"partition iid of breast_cancer over 60 orgs gives org1 \(Org1MSP\) "
+                                           r"no usable shard: its shard has 8 samples"):
+        job_spec(job, many)
+
+
+def test_by_label_with_as_many_labels_as_orgs_is_accepted():
+    spec = job_spec(parse_job({**GOOD, "participants": ["org1", "org2"], "partition": {"kind": "by_label"}}), MSP_OF)
+    assert spec["hyperparams"]["partition"] == "by_label"
+
+
+def test_the_spec_names_its_participants_sorted_while_shards_keep_the_file_order():
+    spec = job_spec(parse_job({**GOOD, "participants": ["org3", "org1"]}), MSP_OF)
+    assert spec["participants"] == ["Org1MSP", "Org3MSP"]
+    assert spec["hyperparams"]["shards"] == ["Org3MSP", "Org1MSP"]
+    led = Ledger()
+    init(led)
+    rec = create_job(MemClient(led, ORGS[0], "admin"), parse_job({**GOOD, "participants": ["org3", "org1"]}), MSP_OF)
+    assert rec["spec"]["participants"] == ["Org1MSP", "Org3MSP"]
+
+
+class _OldContract:
+    """A client whose contract predates ``spec.participants``."""
+
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+
+    def create_job(self, spec):
+        if "participants" in spec:
+            raise Rejected("create_job", "spec: unknown field(s) participants", 400)
+        self.created.append(spec)
+        return type("W", (), {"value": {"job_id": spec["job_id"], "spec": spec}})()
+
+    def list_orgs(self):
+        return [{"msp_id": m, "status": "active", "stake": 100} for m in ORGS]
+
+
+def test_an_older_contract_gets_the_job_without_participants_only_when_everyone_takes_part():
+    old = _OldContract()
+    rec = create_job(old, parse_job(dict(GOOD)), MSP_OF)
+    assert "participants" not in rec["spec"] and len(old.created) == 1
+    with pytest.raises(JobFileError, match="does not support a subset of participants"):
+        create_job(old, parse_job({**GOOD, "participants": ["org1", "org2"]}), MSP_OF)
+    assert len(old.created) == 1
+
+
+def test_cli_refuses_an_unusable_partition_before_connecting(tmp_path):
+    bad = tmp_path / "job.yaml"
+    bad.write_text(yaml.safe_dump({**GOOD, "partition": {"kind": "by_label"}}))
+    res = CliRunner().invoke(app, ["job", "create", str(bad), "--run-dir", str(tmp_path)])
+    assert res.exit_code == 2, res.output
+    assert "org3 (Org3MSP) no usable shard" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["job", "create", str(bad), "--job-id", "bad id", "--run-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "--job-id must match" in res.output
+
+
+def test_the_krum_job_file_does_not_claim_robustness_it_lacks():
+    """3 orgs force krum_f=0 (n >= 2f+3); Multi-Krum then keeps every update, an outlier included."""
+    import numpy as np
+    from fedfabric_cc import aggregation
+
+    job = load_job_file(DEFAULT_JOB.parent / "mnist_clear_krum.yaml")
+    assert job.aggregation == {"rule": "multi_krum", "krum_f": 0} and len(job.participants) == 3
+    honest = [np.array([1, 2, 3], np.int64), np.array([1, 2, 4], np.int64)]
+    _, kept = aggregation.multi_krum(honest + [np.array([10**6] * 3, np.int64)], 0)
+    assert kept == [0, 1, 2]                                     # the outlier steers the mean
+    text = (DEFAULT_JOB.parent / "mnist_clear_krum.yaml").read_text()
+    assert "cannot steer" not in text and "CAN steer" in text

@@ -8,7 +8,7 @@ import pytest
 
 from fedfabric.artifacts import ArtifactStore, model_hash
 from fedfabric.fl import fixedpoint
-from fedfabric.node.bootstrap import job_spec
+from fedfabric.node.bootstrap import create_job
 from fedfabric.node.jobfile import parse_job
 from fedfabric.node.runtime import NodeOptions, NodeStopped, OrgNode
 
@@ -33,7 +33,7 @@ def _setup(tmp_path, doc):
     init(led)
     lock = threading.Lock()
     admin = MemClient(led, ORGS[0], "admin", lock)
-    admin.create_job(job_spec(parse_job(doc), MSP_OF))
+    create_job(admin, parse_job(doc), MSP_OF)
     nodes = [OrgNode(MemClient(led, m, lock=lock), m, doc["job_id"], tmp_path / m, NodeOptions(grace=0.0, tick=0.01))
              for m in ORGS]
     return led, admin, nodes
@@ -62,13 +62,36 @@ def test_three_nodes_finish_a_secure_job_with_verified_lineage(tmp_path):
             h = admin.get_version("j-sec", v)["model_hash"]
             vec = ArtifactStore(n.store.root).get_model(h)
             assert model_hash(vec) == h
-    # secure aggregate equals plain FedAvg of the same quantized updates: recompute from the version chain
+    # the version is base + the aggregate, bit for bit
     agg_rec, data = admin.get_aggregate("j-sec", 2)
     base = nodes[0].store.get_model(admin.get_version("j-sec", 1)["model_hash"])
     new = nodes[0].store.get_model(v2["model_hash"])
     delta = fixedpoint.decode(np.frombuffer(data, "<u4").astype(np.uint32))
     assert np.array_equal((base.astype(np.float64) + delta).astype(np.float32), new)
     assert agg_rec["aggregate_hash"] == v2["aggregate_hash"]
+    # secure == plain FedAvg of the same quantized updates, bit for bit: redo each org's round-2 training
+    # (same base, shard and seed), quantize it as the node does, sum WITHOUT masks, take the integer FedAvg
+    assert data == _plain_fedavg_words(admin.get_job("j-sec"), admin.get_round("j-sec", 2), base)
+
+
+def _plain_fedavg_words(job: dict, rec: dict, base: np.ndarray) -> bytes:
+    """The unmasked FedAvg of the round's quantized updates, as the aggregate's bytes."""
+    from fedfabric.fl.train import local_train
+    from fedfabric.node.task import task_for
+    from fedfabric_cc import aggregation, codec
+
+    hyper, r = job["spec"]["hyperparams"], rec["round"]
+    total, samples = np.zeros(base.size, np.uint32), 0
+    for m in rec["submitted"]:
+        t = task_for(job, m)
+        _, update, _ = local_train(t.new_model(), base, t.X_train, t.y_train, epochs=int(hyper["epochs"]),
+                                   lr=float(hyper["lr"]), batch_size=int(hyper["batch_size"]),
+                                   optimizer=hyper["optimizer"], mu=float(hyper["mu"]), seed=int(hyper["seed"]) * 1000 + r)
+        q = fixedpoint.encode_weighted(update, t.samples, headroom=len(rec["participants"]))
+        total = fixedpoint.add_mod(total, q)
+        samples += t.samples
+    assert samples == sum(c["sample_count"] for c in rec["aggregate"]["contributors"])
+    return codec.pack(codec.from_signed(aggregation.fedavg_from_weighted_sum(total, samples)))
 
 
 def test_dropped_org_is_recovered_by_seed_reveals(tmp_path):

@@ -12,7 +12,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+from rich.markup import escape
 
 from ..network import paths
 from ..network.config import ConsortiumConfig, load_config
@@ -67,72 +69,96 @@ def stop_nodes(procs: dict[str, subprocess.Popen], timeout: float = 10.0) -> Non
             p.wait()
 
 
+class DemoError(RuntimeError):
+    """A demo step failed; the message names the step and the cause."""
+
+
+def _step(what: str, fn: Callable[[], Any]) -> Any:
+    """Run one demo step; any failure becomes a :class:`DemoError` naming the step."""
+    try:
+        return fn()
+    except DemoError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised with the step's name, the cause chained
+        raise DemoError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _take_down(net: Any, con: Any) -> None:
+    """``net.down()``, reporting (not raising) a failure so it never hides the demo's own error."""
+    con.print("Taking the network down …")
+    try:
+        net.down()
+    except Exception as exc:  # noqa: BLE001 - the operator gets the message and the command to finish it
+        con.print(f"[bold red]could not take the network down[/]: {type(exc).__name__}: {exc} "
+                  f"(finish with: network/network.sh down, run dir {net.layout.root})")
+
+
 def run_demo(*, config_path: Path = paths.DEFAULT_CONFIG, run_root: Path | None = None,
              job_file: Path = DEFAULT_JOB, out_dir: Path | None = None, keep_network: bool = False,
              timeout: float = 1200.0, console: Any = None) -> DemoResult:
-    """Network up → consortium → job → three nodes → report → network down."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Network up → consortium → job → three nodes → report → network down.
 
-    from ..client import open_client
-    from ..network.deploy import product_deployment
+    The job file is checked in full (fields, shards, model) before the network comes up; once it is
+    up, the network is taken down whatever happens (unless ``keep_network``). A failed step raises
+    :class:`DemoError` after printing it.
+    """
+    from rich.console import Console
+
     from ..network.manager import Network
-    from .bootstrap import create_job, init_consortium
+    from .bootstrap import job_spec
 
     con = console or Console()
     config: ConsortiumConfig = load_config(config_path)
     run_root = (run_root or paths.run_dir()).resolve()
     job = load_job_file(job_file, [o.name for o in config.orgs])
     job.job_id = f"{job.job_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    msp_of = {o.name: o.msp_id for o in config.orgs}
+    spec = job_spec(job, msp_of)   # JobFileError here: nothing started yet
     t0 = time.monotonic()
     net = Network(config, run_root, report=lambda m: con.print(f"[dim]network:[/] {m}"))
     con.rule("[bold]fedfabric demo")
+    try:
+        return _run(con, net, config, Path(config_path), run_root, job, spec, out_dir, timeout, t0)
+    except DemoError as exc:
+        con.print(f"[bold red]demo failed[/]: {escape(str(exc))}")
+        raise
+    finally:
+        if not keep_network:
+            _take_down(net, con)
+
+
+def _run(con: Any, net: Any, config: ConsortiumConfig, config_path: Path, run_root: Path, job: Any, spec: dict,
+         out_dir: Path | None, timeout: float, t0: float) -> DemoResult:
+    """The demo's steps on a network that ``run_demo`` takes down afterwards."""
+    from ..client import open_client
+    from ..network.deploy import product_deployment
+    from .bootstrap import init_consortium, submit_spec
+
     con.print(f"Bringing up the consortium network ({len(config.orgs)} orgs, "
               f"{len(config.orderer_org.orderers)} Raft orderers, channel '{config.channel}') …")
-    net.up()
-    net.deploy(product_deployment(config))
+    _step("bringing the network up", net.up)
+    _step("deploying the fedfabric chaincode", lambda: net.deploy(product_deployment(config)))
     procs: dict[str, subprocess.Popen] = {}
     gw = None
     try:
-        gw, admin = open_client(config.orgs[0].name, "Admin", config=config, run_root=run_root)
-        admin.wait_ready()
-        if init_consortium(admin, config):
+        gw, admin = _step("connecting to org1's peer", lambda: open_client(config.orgs[0].name, "Admin",
+                                                                           config=config, run_root=run_root))
+        _step("waiting for the chaincode", admin.wait_ready)
+        if _step("recording the consortium", lambda: init_consortium(admin, config)):
             con.print("Consortium recorded on the ledger: "
                       + ", ".join(f"{o.msp_id} (stake {o.stake})" for o in config.orgs))
-        msp_of = {o.name: o.msp_id for o in config.orgs}
-        rec = create_job(admin, job, msp_of)
-        spec = rec["spec"]
+        spec = _step(f"creating job {job.job_id}", lambda: submit_spec(admin, spec))["spec"]
         con.print(f"Job [bold]{job.job_id}[/]: {spec['hyperparams']['dataset']} · {spec['model']['arch_id']} "
                   f"({spec['model']['num_params']} parameters) · {spec['rounds']} rounds · {spec['privacy']} "
                   f"aggregation · quorum {spec['quorum'][0]}/{spec['quorum'][1]} of stake")
-        procs = start_nodes([o.name for o in config.orgs if o.msp_id in spec["hyperparams"]["shards"]],
-                            job.job_id, run_root, Path(config_path))
+        members = set(spec.get("participants") or spec["hyperparams"]["shards"])
+        procs = start_nodes([o.name for o in config.orgs if o.msp_id in members], job.job_id, run_root, config_path)
         con.print(f"Started {len(procs)} org nodes (logs: {run_root / 'fl'}/<org>/node.log)")
-        with Progress(TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-                      TimeElapsedColumn(), console=con) as progress:
-            task = progress.add_task("", total=spec["rounds"])
-            deadline = time.monotonic() + timeout
-            while True:
-                j = admin.get_job(job.job_id)
-                done = j["rounds_finalized"] + j["rounds_failed"]
-                state = ""
-                if j["current_round"]:
-                    state = admin.get_round(job.job_id, j["current_round"])["state"]
-                progress.update(task, completed=done,
-                                description=f"round {j['current_round']}: {state}" if state else "starting")
-                if j["status"] != "active":
-                    break
-                dead = [o for o, p in procs.items() if p.poll() is not None]
-                if len(dead) == len(procs):
-                    raise RuntimeError(f"all node processes exited; see {run_root / 'fl'}/<org>/node.log")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"job {job.job_id} not finished after {timeout:.0f}s")
-                time.sleep(0.5)
+        _step("following the rounds", lambda: _follow(con, admin, job.job_id, spec, procs, run_root, timeout))
         stop_nodes(procs)
         procs = {}
-        result = summarize(admin, job.job_id, config, run_root, out_dir, t0)
-        net_height = result.ledger_height
-        con.print(render_summary(result, net_height))
+        result = _step("writing the report", lambda: summarize(admin, job.job_id, config, run_root, out_dir, t0))
+        con.print(render_summary(result, result.ledger_height))
         if result.report_dir:
             con.print(f"Audit report: [bold]{result.report_dir / 'report.html'}[/] (plots, contributors, votes, "
                       "stake, rewards, lineage with tx ids)")
@@ -141,9 +167,29 @@ def run_demo(*, config_path: Path = paths.DEFAULT_CONFIG, run_root: Path | None 
         stop_nodes(procs)
         if gw is not None:
             gw.close()
-        if not keep_network:
-            con.print("Taking the network down …")
-            net.down()
+
+
+def _follow(con: Any, admin: Any, job_id: str, spec: dict, procs: dict[str, subprocess.Popen], run_root: Path,
+            timeout: float) -> None:
+    """A progress bar of the rounds until the job is over; errors if every node died or time ran out."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=con) as progress:
+        task = progress.add_task("", total=spec["rounds"])
+        deadline = time.monotonic() + timeout
+        while True:
+            j = admin.get_job(job_id)
+            state = admin.get_round(job_id, j["current_round"])["state"] if j["current_round"] else ""
+            progress.update(task, completed=j["rounds_finalized"] + j["rounds_failed"],
+                            description=f"round {j['current_round']}: {state}" if state else "starting")
+            if j["status"] != "active":
+                return
+            if all(p.poll() is not None for p in procs.values()):
+                raise DemoError(f"all node processes exited; see {run_root / 'fl'}/<org>/node.log")
+            if time.monotonic() > deadline:
+                raise DemoError(f"job {job_id} not finished after {timeout:.0f}s")
+            time.sleep(0.5)
 
 
 def summarize(admin: Any, job_id: str, config: ConsortiumConfig, run_root: Path, out_dir: Path | None,
@@ -160,7 +206,9 @@ def summarize(admin: Any, job_id: str, config: ConsortiumConfig, run_root: Path,
     spec = job["spec"]
     hyper = spec["hyperparams"]
     latest = admin.get_version(job_id, "latest")
-    store = ArtifactStore(run_root / "fl" / config.orgs[0].name / "artifacts")
+    members = set(spec.get("participants") or hyper["shards"])
+    org = next(o.name for o in config.orgs if o.msp_id in members)
+    store = ArtifactStore(run_root / "fl" / org / "artifacts")   # a participant's store holds every version
     ds = load_dataset(hyper["dataset"], seed=int(hyper["seed"]))
     kw = resolve_arch_kwargs(hyper, ds)
     from ..fl.models import build_model

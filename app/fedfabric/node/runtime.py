@@ -21,6 +21,17 @@ finalized      store the new version in the artifact store (hash checked against
 undone after a grace period, so a crashed leader cannot stall the consortium. Races are harmless:
 the contract refuses a second transition and the node moves on. State that must survive a crash
 (the round's private key, models) is on disk, so a restarted node rejoins the current round.
+
+Only the job's participants (``spec.participants``; every staked member when the field is absent)
+take part; a node whose org is not one of them stops with :class:`NodeError` at once.
+
+What a running node survives (logged, retried on the next tick): an unreachable peer, a commit that
+timed out or was invalidated, a transient refusal (status 503 such as "not available on this peer",
+or an endorsement hiccup without a contract status), a local artifact that does not check out. A
+refusal that is final for one duty (4xx other than 409) is logged as an error and that duty is left
+to the round's deadlines. An aggregate whose bytes do not hash to the ledger's value is never used:
+the node votes no. What stops it: :class:`NodeError` (unknown job, not a participant, a recipe this
+node cannot follow).
 """
 from __future__ import annotations
 
@@ -46,12 +57,14 @@ from ..fl import dp as dpmod
 from ..fl import fixedpoint, secagg
 from ..fl.models import vector_to_model
 from ..fl.train import evaluate, local_train
-from .task import TrainingTask, task_for
+from .task import TaskError, TrainingTask, task_for
 
 log = logging.getLogger("fedfabric.node")
 
 TERMINAL = ("finalized", "failed")
 MAX_ACCURACY_DROP = 0.25   # vote no if the candidate loses more than this on our own validation data
+TRANSIENT_STATUSES = (502, 503, 504)   # "not available on this peer" and the like: try again later
+REPEAT_LOG_S = 30.0        # the same problem is logged again (at its level) at most this often
 
 
 @dataclass
@@ -60,6 +73,7 @@ class NodeOptions:
     tick: float = 1.0             # wake-up interval when no event arrives
     stop_after_round: int | None = None   # testing: exit (as if crashed) once this round reaches a state
     stop_in_state: str = "collecting"
+    job_wait: float = 10.0        # seconds an unknown job id is waited for (this peer may lag) before giving up
 
 
 @dataclass
@@ -72,6 +86,33 @@ class RoundLog:
 
 class NodeStopped(Exception):
     """Raised inside the loop to stop the node (test crash hook)."""
+
+
+class NodeError(Exception):
+    """This node cannot follow the job at all (unknown job, org not a participant, unusable recipe)."""
+
+
+class TransientRefusal(Exception):
+    """A ledger write refused for a reason that may pass (status 503, endorsement hiccup): retry later."""
+
+    def __init__(self, what: str, exc: Rejected) -> None:
+        super().__init__(f"{what} refused for now: {exc.message} (status {exc.status or 'none'})")
+        self.rejected = exc
+
+
+class AggregateMismatch(ArtifactError):
+    """The aggregate bytes this peer served do not hash to the value the ledger recorded."""
+
+
+def is_transient(exc: Rejected) -> bool:
+    """A refusal worth retrying: no contract status (endorsement/commit hiccup) or a 50x 'not now'."""
+    return exc.status is None or exc.status in TRANSIENT_STATUSES
+
+
+def job_participants(job: dict) -> list[str] | None:
+    """The job's ``spec.participants`` (sorted MSP ids), or None when the job predates the field."""
+    parts = job["spec"].get("participants")
+    return sorted(parts) if isinstance(parts, list) else None
 
 
 class OrgNode:
@@ -94,6 +135,9 @@ class OrgNode:
         self._done_local: set[tuple] = set()
         self._wake: "queue.Queue[Any]" = queue.Queue()
         self._stop = threading.Event()
+        self._started: float | None = None
+        self._prepared: dict[int, tuple[dict, bytes, float]] = {}
+        self._problems: dict[str, float] = {}
 
     # ---- small helpers
     def _note(self, what: str, **info: Any) -> None:
@@ -110,15 +154,36 @@ class OrgNode:
         first = self._seen.setdefault(key, now)
         return leader == self.msp or now - first >= self.opt.grace
 
+    def _doing(self, text: str, **info: Any) -> None:
+        """Tell the progress hook what the node is busy with (not logged: it changes every tick)."""
+        self.progress("doing", {"text": text, **info})
+
+    def _problem(self, level: int, text: str) -> None:
+        """Log ``text`` at ``level`` unless the same text was logged there in the last REPEAT_LOG_S."""
+        now = time.monotonic()
+        if len(self._problems) > 256:
+            self._problems.clear()
+        if now - self._problems.get(text, -REPEAT_LOG_S) >= REPEAT_LOG_S:
+            self._problems[text] = now
+            log.log(level, "%s: %s", self.msp, text)
+            self.progress("problem", {"text": text, "level": logging.getLevelName(level)})
+        else:
+            log.debug("%s: %s", self.msp, text)
+
     def _try(self, what: str, fn: Callable[[], Any]) -> Any:
-        """Run a ledger write; a refusal caused by a race (someone else did it) is not an error."""
+        """Run a ledger write. A lost race (409) is not an error; a transient refusal is retried on the
+        next tick (raises :class:`TransientRefusal`); a final refusal is logged as an error and the duty
+        is left to the round's deadlines (returns None, as for a race)."""
         try:
             return fn()
         except Rejected as exc:
             if exc.status in (409,):
                 log.debug("%s %s: %s", self.msp, what, exc.message)
                 return None
-            raise
+            if is_transient(exc):
+                raise TransientRefusal(what, exc) from None
+            self._problem(logging.ERROR, f"{what} refused by the contract: {exc.message} (status {exc.status})")
+            return None
 
     # ---- keys (the round's X25519 private key must survive a restart; never logged)
     def _key_path(self, r: int) -> Path:
@@ -164,13 +229,30 @@ class OrgNode:
         self._note("caught up", version=version, model=digest[:12])
         return cand
 
+    def _aggregate_bytes(self, r: int) -> bytes:
+        """The round's aggregate, its bytes checked against the ledger's hash (:class:`AggregateMismatch`)."""
+        try:
+            _, data = self.client.get_aggregate(self.job_id, r)
+        except ValueError as exc:  # the client's own hash check failed: never use these bytes
+            raise AggregateMismatch(f"round {r}: the aggregate served by this peer is corrupt ({exc})") from None
+        return data
+
     def _candidate(self, rec: dict) -> tuple[np.ndarray, str]:
         """Base version + the ledger's aggregate (hash-checked), as float32."""
-        agg, data = self.client.get_aggregate(self.job_id, rec["round"])
+        data = self._aggregate_bytes(rec["round"])
         delta = fixedpoint.decode(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         base = self._model(rec["base_hash"], rec["base_version"])
         cand = (base.astype(np.float64) + delta).astype(np.float32)
         return cand, model_hash(cand)
+
+    # ---- who takes part
+    @staticmethod
+    def _expected(job: dict, rec: dict) -> set[str]:
+        """Orgs expected to register and vote in a round: the job's participants that had stake when it
+        opened (every staked member when the job has no participants list)."""
+        staked = {m for m, s in rec["stakes"].items() if s > 0}
+        parts = job_participants(job)
+        return staked if parts is None else staked & set(parts)
 
     # ---- duties
     def _open_next(self, job: dict, leader: str | None) -> None:
@@ -180,18 +262,21 @@ class OrgNode:
             if out is not None:
                 self._note("round opened", round=r, leader=out.value["leader"])
 
-    def _registration(self, rec: dict, report: dict) -> None:
+    def _registration(self, job: dict, rec: dict, report: dict) -> None:
         r = rec["round"]
         parts = report["participants"]
         me = parts.get(self.msp, {})
-        if me.get("registered_at") is None and rec["stakes"].get(self.msp, 0) > 0:
+        expected = self._expected(job, rec)
+        if me.get("registered_at") is None and self.msp in expected:
             priv = self._round_key(r, create=True)
             assert priv is not None
+            self._doing("registering a fresh round key", round=r)
             if self._try("register", lambda: self.client.register(self.job_id, r, self._public(priv))) is not None:
                 self._note("registered", round=r)
             return
-        registered = [m for m, p in parts.items() if p.get("registered_at") is not None]
-        everyone = len(registered) == len(rec["stakes"])
+        registered = {m for m, p in parts.items() if p.get("registered_at") is not None}
+        everyone = registered >= expected
+        self._doing(f"waiting for registrations ({len(registered & expected)}/{len(expected)})", round=r)
         if everyone or time.time() > rec["deadlines"]["registration"]:
             if self._due(("close_reg", r), rec["leader"]):
                 out = self._try("close_registration", lambda: self.client.close_registration(self.job_id, r))
@@ -199,15 +284,38 @@ class OrgNode:
                     self._note("registration closed", round=r, state=out.value["state"])
 
     def _train_and_submit(self, job: dict, rec: dict, report: dict) -> None:
-        assert self.task is not None
         r, spec = rec["round"], job["spec"]
         priv = self._round_key(r, create=False)
         if spec["privacy"] == "secure" and priv is None:
             self._note("cannot submit: the round key was lost (this org counts as dropped)", round=r)
             self._done_local.add(("submit", r))
             return
+        if r not in self._prepared:   # a retried submission resends the same bytes (same DP noise draw)
+            try:
+                self._prepared = {r: self._prepare_update(job, rec, report, priv)}
+            except fixedpoint.FixedPointError as exc:   # e.g. training diverged: nothing sensible to send
+                self._problem(logging.ERROR, f"round {r}: the update cannot be encoded ({exc}); "
+                                             "this org sits this round out")
+                self._done_local.add(("submit", r))
+                return
+        meta, payload, loss = self._prepared[r]
+        self._doing("submitting the update", round=r)
+        out = self._try("submit_update", lambda: self.client.submit_update(self.job_id, r, meta, payload))
+        self._done_local.add(("submit", r))
+        self._prepared.pop(r, None)
+        if out is not None:
+            self._note("update submitted", round=r, samples=meta["sample_count"], sha256=meta["sha256"][:12],
+                       train_loss=round(loss, 4))
+
+    def _prepare_update(self, job: dict, rec: dict, report: dict,
+                        priv: X25519PrivateKey | None) -> tuple[dict, bytes, float]:
+        """Train from the base version, privatize (DP), encode and mask: (meta, payload, last loss)."""
+        assert self.task is not None
+        r, spec = rec["round"], job["spec"]
         hyper = self.task.hyper
         base = self._model(rec["base_hash"], rec["base_version"])
+        epochs = int(hyper["epochs"])
+        self._doing(f"training on {self.task.samples} samples ({epochs} epoch{'s' if epochs != 1 else ''})", round=r)
         t0 = int(time.time())
         new, update, record = local_train(self.task.new_model(), base, self.task.X_train, self.task.y_train,
                                           epochs=int(hyper["epochs"]), lr=float(hyper["lr"]),
@@ -244,11 +352,7 @@ class OrgNode:
                    "train_loss_micro": training["loss_per_epoch"][-1]}
         meta = update_meta(payload, self.task.facts["shape_digest"], n, training, metrics,
                            meta_extra.get("dp_epsilon_milli"))
-        out = self._try("submit_update", lambda: self.client.submit_update(self.job_id, r, meta, payload))
-        self._done_local.add(("submit", r))
-        if out is not None:
-            self._note("update submitted", round=r, samples=n, sha256=meta["sha256"][:12],
-                       train_loss=round(record["loss_per_epoch"][-1], 4))
+        return meta, payload, float(record["loss_per_epoch"][-1])
 
     @staticmethod
     def _registered_keys(report: dict) -> dict[str, str]:
@@ -265,6 +369,7 @@ class OrgNode:
             return
         everyone = submitted >= set(rec["participants"])
         if not everyone and time.time() <= rec["deadlines"]["submission"]:
+            self._doing(f"waiting for updates ({len(submitted)}/{len(rec['participants'])})", round=r)
             return
         dropped = sorted(set(rec["participants"]) - submitted)
         if dropped and rec["privacy"] == "secure":
@@ -292,11 +397,17 @@ class OrgNode:
         r = rec["round"]
         parts = report["participants"]
         me = parts.get(self.msp, {})
-        if me.get("vote") is None and rec["stakes"].get(self.msp, 0) > 0 and ("vote", r) not in self._done_local:
+        expected = self._expected(job, rec)
+        if me.get("vote") is None and self.msp in expected and ("vote", r) not in self._done_local:
             if time.time() > rec["deadlines"]["approval"]:
                 self._done_local.add(("vote", r))
                 return
-            cand, digest = self._candidate(rec)
+            self._doing("checking and evaluating the aggregate", round=r)
+            try:
+                cand, digest = self._candidate(rec)
+            except AggregateMismatch as exc:
+                self._vote_no_unverified(r, exc)
+                return
             self.store.put_model(cand)
             base = self._model(rec["base_hash"], rec["base_version"])
             m_new = evaluate(vector_to_model(self.task.new_model(), cand), self.task.X_val, self.task.y_val)
@@ -318,13 +429,23 @@ class OrgNode:
         for m, v in votes.items():
             if v["approve"]:
                 by_hash[v["model_hash"]] = by_hash.get(v["model_hash"], 0) + rec["stakes"].get(m, 0)
-        decided = any(s * den >= num * total for s in by_hash.values()) or len(votes) == len(rec["stakes"])
+        decided = any(s * den >= num * total for s in by_hash.values()) or set(votes) >= expected
+        if not decided:
+            self._doing(f"waiting for votes ({len(set(votes) & expected)}/{len(expected)})", round=r)
         if decided or time.time() > rec["deadlines"]["approval"]:
             if self._due(("finalize", r), rec["leader"]):
                 out = self._try("finalize_round", lambda: self.client.finalize_round(self.job_id, r))
                 if out is not None:
                     self._note("round closed", round=r, state=out.value.get("state"),
                                version=out.value.get("version"))
+
+    def _vote_no_unverified(self, r: int, exc: AggregateMismatch) -> None:
+        """The candidate cannot be verified here: say so loudly and vote no (never approve unchecked bytes)."""
+        self._problem(logging.ERROR, f"{exc}; voting NO in round {r}")
+        out = self._try("vote", lambda: self.client.vote(self.job_id, r, False, None, {"aggregate_verified": 0}))
+        self._done_local.add(("vote", r))
+        if out is not None:
+            self._note("voted", round=r, approve=False, reason="aggregate does not match the ledger's hash")
 
     def _finalized(self, rec: dict) -> None:
         """Keep the finalized version's parameters locally (computed from the aggregate, hash-checked)."""
@@ -345,20 +466,48 @@ class OrgNode:
         self._note("version stored", version=v, model=ver["model_hash"][:12])
 
     # ---- the loop
+    def _load_job(self) -> dict:
+        """The job record; an id this peer still does not know after ``job_wait`` s is a :class:`NodeError`."""
+        if self._started is None:
+            self._started = time.monotonic()
+        try:
+            return self.client.get_job(self.job_id)
+        except Rejected as exc:
+            if exc.status == 404 and self.task is None and time.monotonic() - self._started >= self.opt.job_wait:
+                raise NodeError(f"job {self.job_id!r} does not exist on the ledger ({exc.message})") from None
+            raise
+
+    def _join(self, job: dict) -> None:
+        """Check this org takes part in the job and build its training task (once)."""
+        parts = job_participants(job)
+        if parts is not None and self.msp not in parts:
+            raise NodeError(f"{self.msp} is not a participant of job {self.job_id} (participants: "
+                            f"{', '.join(parts)}); this node has nothing to do")
+        try:
+            self.task = task_for(job, self.msp)
+        except TaskError as exc:
+            raise NodeError(f"job {self.job_id}: {exc}") from None
+        self._note("joined", participants=",".join(parts or sorted(self.task.hyper["shards"])),
+                   samples=self.task.samples, validation=len(self.task.y_val))
+
     def step(self) -> bool:
         """One look at the ledger and at most one duty; False once the job is over."""
-        job = self.client.get_job(self.job_id)
+        job = self._load_job()
         if self.task is None:
-            self.task = task_for(job, self.msp)
+            self._join(job)
         r = job["current_round"]
         rec = self.client.get_round(self.job_id, r) if r else None
+        self.progress("state", {"round": r, "rounds": job["spec"]["rounds"], "state": rec["state"] if rec else "-",
+                                "leader": rec["leader"] if rec else "-"})
         if rec is not None and rec["state"] in TERMINAL:
             if rec["state"] == "finalized":
                 self._finalized(rec)
         if job["status"] != "active":
             return False
         if rec is None or rec["state"] in TERMINAL:
-            leader = rec["leader"] if rec else sorted(job["spec"]["hyperparams"]["shards"])[0]
+            first = (job_participants(job) or sorted(job["spec"]["hyperparams"]["shards"]))[0]
+            leader = rec["leader"] if rec else first
+            self._doing("opening the next round")
             self._open_next(job, leader)
             return True
         if self.opt.stop_after_round == r and rec["state"] == self.opt.stop_in_state:
@@ -369,12 +518,38 @@ class OrgNode:
                 if self._try("start_registration", lambda: self.client.start_registration(self.job_id, r)) is not None:
                     self._note("registration started", round=r)
         elif rec["state"] == "registration":
-            self._registration(rec, report)
+            self._registration(job, rec, report)
         elif rec["state"] == "collecting":
             self._collecting(job, rec, report)
         elif rec["state"] == "aggregated":
             self._aggregated(job, rec, report)
+        self._expire_if_stuck(rec)
         return True
+
+    @staticmethod
+    def _state_deadline(rec: dict) -> int | None:
+        """When the round's current state times out (the contract's rule; None if it has no deadline)."""
+        d, s = rec.get("deadlines", {}), rec["state"]
+        if s == "collecting" and "submission" in d:
+            opened = rec.get("times", {}).get("collecting", d["submission"])
+            return d.get("reveal", d["submission"] + (d["submission"] - opened))
+        return d.get({"open": "open", "registration": "registration", "aggregated": "approval"}.get(s, ""))
+
+    def _expire_if_stuck(self, rec: dict) -> None:
+        """Liveness: a round still in a state whose deadline passed (plus the grace) is failed with
+        ``expire_round``; the contract refuses (409) while the normal duty can still move it on."""
+        deadline = self._state_deadline(rec)
+        expire = getattr(self.client, "expire_round", None)
+        if deadline is None or expire is None or time.time() <= deadline + self.opt.grace + 1:
+            return
+        key = ("expire", rec["round"], rec["state"])
+        last = self._seen.get(key)
+        if last is not None and time.monotonic() - last < max(5.0, self.opt.grace):
+            return
+        self._seen[key] = time.monotonic()
+        out = self._try("expire_round", lambda: expire(self.job_id, rec["round"]))
+        if out is not None:
+            self._note("round expired", round=rec["round"], state=rec["state"], reason=out.value.get("reason"))
 
     def _listen(self) -> None:
         """Wake the loop on every contract event of this job (reconnects are the stream's job)."""
@@ -394,8 +569,28 @@ class OrgNode:
             if not self._stop.is_set():
                 log.warning("%s: event stream ended (%s); continuing on the tick", self.msp, type(exc).__name__)
 
-    def run(self, timeout: float | None = None) -> None:
-        """Follow the job until it completes (or ``timeout`` seconds pass)."""
+    def safe_step(self) -> bool:
+        """:meth:`step`, surviving what a running node must survive (logged, retried on the next tick);
+        :class:`NodeError` and :class:`NodeStopped` still end the node. False once the job is over."""
+        try:
+            return self.step()
+        except TransientRefusal as exc:
+            self._problem(logging.WARNING, f"{exc}; retrying on the next tick")
+        except Rejected as exc:   # a read refused (e.g. 503 private data not here yet)
+            level = logging.WARNING if is_transient(exc) else logging.ERROR
+            self._problem(level, f"{exc.function} refused: {exc.message} (status {exc.status or 'none'}); "
+                                 "retrying on the next tick")
+        except ArtifactError as exc:
+            # a model or aggregate that does not check out is never used; loud, and retried
+            self._problem(logging.ERROR, f"{exc}; not used, retrying on the next tick")
+        except GatewayError as exc:
+            # peer briefly unavailable, a commit timed out or was invalidated: retry on the tick
+            self._problem(logging.WARNING, f"{exc}; retrying on the next tick")
+        return True
+
+    def run(self, timeout: float | None = None) -> bool:
+        """Follow the job until it completes (True) or :meth:`stop` is called (False); TimeoutError once
+        ``timeout`` seconds pass."""
         listener = threading.Thread(target=self._listen, daemon=True, name=f"events-{self.msp}")
         listener.start()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -403,13 +598,9 @@ class OrgNode:
             while not self._stop.is_set():
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError(f"{self.msp}: job {self.job_id} not finished after {timeout:.0f}s")
-                try:
-                    if not self.step():
-                        self._note("job complete")
-                        return
-                except (GatewayError, ArtifactError) as exc:
-                    # peer briefly unavailable, a commit timed out, private data not yet here: retry on the tick
-                    log.warning("%s: %s; retrying", self.msp, exc)
+                if not self.safe_step():
+                    self._note("job complete")
+                    return True
                 try:
                     self._wake.get(timeout=self.opt.tick)
                     while not self._wake.empty():
@@ -421,6 +612,7 @@ class OrgNode:
             close = getattr(self.events, "close", None)
             if close:
                 close()
+        return False
 
     def stop(self) -> None:
         self._stop.set()

@@ -23,7 +23,10 @@ class TaskError(ValueError):
 
 @lru_cache(maxsize=8)
 def _dataset(name: str, seed: int) -> Dataset:
-    return load_dataset(name, seed=seed)
+    try:
+        return load_dataset(name, seed=seed)
+    except KeyError:
+        raise TaskError(f"unknown dataset {name!r}") from None
 
 
 def resolve_arch_kwargs(hyper: dict, ds: Dataset) -> dict:
@@ -53,13 +56,36 @@ def model_facts(hyper: dict) -> tuple[dict, np.ndarray]:
     return facts, vec
 
 
+MIN_SHARD = 10   # samples an org needs: a validation split and a few training batches
+
+
 def shards(hyper: dict, y: np.ndarray) -> list[np.ndarray]:
+    """Every org's training indices, in ``hyper["shards"]`` order (:class:`PartitionError` if impossible)."""
     n, seed = len(hyper["shards"]), int(hyper["seed"])
     if hyper["partition"] == "iid":
         return partition.iid(y, n, seed=seed)
     if hyper["partition"] == "by_label":
         return partition.by_label(y, n, seed=seed)
-    return partition.dirichlet(y, n, float(hyper["alpha"]), seed=seed)
+    return partition.dirichlet(y, n, float(hyper["alpha"]), seed=seed, min_size=MIN_SHARD)
+
+
+def _split_sizes(n: int, hyper: dict) -> tuple[int, int]:
+    """(training, validation) sample counts of a shard of ``n`` samples."""
+    n_val = max(1, int(round(n * float(hyper["val_fraction"]))))
+    return n - n_val, n_val
+
+
+def check_shards(hyper: dict) -> list[int]:
+    """Shard sizes of a recipe; :class:`partition.PartitionError` for the first org whose shard is unusable
+    (empty, or too small for a validation split plus training data)."""
+    ds = _dataset(hyper["dataset"], int(hyper["seed"]))
+    parts = shards(hyper, ds.y_train)
+    for i, idx in enumerate(parts):
+        n_train, n_val = _split_sizes(len(idx), hyper)
+        if len(idx) < MIN_SHARD or n_train < 1:
+            raise partition.PartitionError(f"its shard has {len(idx)} samples ({n_train} for training, "
+                                           f"{n_val} for validation); at least {MIN_SHARD} are needed", i, len(idx))
+    return [len(p) for p in parts]
 
 
 @dataclass
@@ -98,11 +124,16 @@ def task_for(job: dict, org: str) -> TrainingTask:
         if facts[k] != spec["model"][k]:
             raise TaskError(f"the initial model built here differs from the ledger's ({k}: {facts[k]} vs "
                             f"{spec['model'][k]}); check the fedfabric version")
-    idx = shards(hyper, ds.y_train)[hyper["shards"].index(org)]
+    try:
+        idx = shards(hyper, ds.y_train)[hyper["shards"].index(org)]
+    except partition.PartitionError as exc:
+        raise TaskError(f"the job's {hyper['partition']} partition cannot be built: {exc}") from None
     rng = np.random.default_rng(int(hyper["seed"]) + 7919 * (hyper["shards"].index(org) + 1))
     perm = rng.permutation(idx)
-    n_val = max(1, int(round(len(perm) * float(hyper["val_fraction"]))))
+    _, n_val = _split_sizes(len(perm), hyper)
     val, tr = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    if len(tr) < 1:
+        raise TaskError(f"{org}'s shard in job {job['job_id']} has {len(idx)} samples: none left for training")
     return TrainingTask(job_id=job["job_id"], org=org, hyper=hyper, arch_kwargs=kw,
                         X_train=ds.X_train[tr], y_train=ds.y_train[tr], X_val=ds.X_train[val], y_val=ds.y_train[val],
                         initial=vec, facts=facts)
