@@ -138,6 +138,138 @@ def consortium_show(org: str = ORG_OPT, user: str = typer.Option("User1", help="
         Console().print(f"endorsement policy: {client.get_policy()['policy']}")
 
 
+# ---- stake and membership: every change is a transaction, approved by a stake quorum where it must be
+def _write(org: str, user: str, config: Path | None, run_dir: Path | None, what: str,
+           call: Callable[[Any], Any]) -> Any:
+    """Run one ledger write as ``org``'s ``user``; the contract's refusal or a ledger failure is one line."""
+    from .client import Rejected
+    from .ledger import GatewayError
+
+    gw, client = _client(org, user, config, run_dir)
+    with gw:
+        try:
+            written = call(client)
+        except Rejected as exc:
+            _fail(exc.message)
+        except GatewayError as exc:
+            _fail(f"{what}: {exc}", 1)
+    typer.echo(f"{what}: committed in block {written.block_number} (tx {written.tx_id[:16]}…)")
+    return written.value
+
+
+def _proposal_outcome(value: dict) -> None:
+    prop = value.get("proposal", value)
+    typer.echo(f"proposal {prop.get('proposal_id')}: {prop.get('status')}, approved by "
+               f"{', '.join(prop.get('approvals', [])) or 'nobody yet'}")
+
+
+PROPOSAL_KINDS = ("stake", "status")
+
+
+@consortium_app.command("transfer")
+@manual
+def consortium_transfer(to: str = typer.Argument(..., help="MSP id of the receiving org (e.g. Org2MSP)."),
+                        amount: int = typer.Argument(..., help="Stake to move (a positive integer)."),
+                        org: str = ORG_OPT, config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+    """Move some of your org's stake to another member, as your org's admin.
+
+    Stake weighs approval votes, the round-leader draw and rewards. After the transfer the contract
+    recompiles the stake-weighted endorsement policy and sets it on every job and model key.
+
+    [bold]Exit status.[/] 0 committed · 1 the ledger could not be reached · 2 refused (not an admin, not
+    enough stake, unknown org, ...), with the contract's message.
+    """
+    _write(org, "Admin", config, run_dir, f"transfer {amount} stake to {to}",
+           lambda c: c.transfer_stake(to, amount))
+
+
+@consortium_app.command("propose")
+@manual
+def consortium_propose(kind: str = typer.Argument(..., help="stake (mint or burn) or status (suspend or reinstate)."),
+                       proposal_id: str = typer.Argument(..., help="A new, unique proposal id."),
+                       msp_id: str = typer.Argument(..., help="The org the change is about (e.g. Org3MSP)."),
+                       change: str = typer.Argument(..., help="stake: a signed integer (+50, -20); status: "
+                                                              "active or suspended."),
+                       reason: str = typer.Option(..., "--reason", help="Why (recorded on the ledger)."),
+                       org: str = ORG_OPT, config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+    """Propose a change of an org's stake or status, as your org's admin; your org approves it at once.
+
+    The change is applied when admins of orgs holding the consortium's approval quorum of stake have
+    approved it (`fedfabric consortium approve`). A suspended org cannot write, is never drawn as round
+    leader and carries no weight in votes or the endorsement policy.
+
+    \b
+    [bold]Examples[/]
+      fedfabric consortium propose stake grant-7 Org3MSP +50 --reason "joined the second study"
+      fedfabric consortium propose status pause-3 Org3MSP suspended --reason "audit pending" --org org2
+
+    [bold]Exit status.[/] 0 committed · 1 the ledger could not be reached · 2 bad input or refused by the
+    contract, with its message.
+    """
+    if kind not in PROPOSAL_KINDS:
+        _fail(f"proposal kind must be one of {', '.join(PROPOSAL_KINDS)}, got {kind!r}")
+    if kind == "stake":
+        try:
+            delta = int(change)
+        except ValueError:
+            _fail(f"a stake change is a signed integer such as +50 or -20, got {change!r}")
+        value = _write(org, "Admin", config, run_dir, f"propose stake {delta:+d} for {msp_id}",
+                       lambda c: c.propose_stake_adjustment(proposal_id, msp_id, delta, reason))
+    else:
+        value = _write(org, "Admin", config, run_dir, f"propose status {change} for {msp_id}",
+                       lambda c: c.propose_status_change(proposal_id, msp_id, change, reason))
+    _proposal_outcome(value)
+
+
+@consortium_app.command("approve")
+@manual
+def consortium_approve(kind: str = typer.Argument(..., help="stake or status."),
+                       proposal_id: str = typer.Argument(..., help="The proposal to approve."),
+                       org: str = ORG_OPT, config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+    """Approve a pending stake or status proposal, as your org's admin.
+
+    Once the approving orgs hold the quorum of stake, the change is applied in the same transaction and
+    the endorsement policy is recompiled.
+
+    [bold]Exit status.[/] 0 committed · 1 the ledger could not be reached · 2 refused (already approved,
+    not pending, unknown proposal, ...), with the contract's message.
+    """
+    if kind not in PROPOSAL_KINDS:
+        _fail(f"proposal kind must be one of {', '.join(PROPOSAL_KINDS)}, got {kind!r}")
+    call = ((lambda c: c.approve_stake_adjustment(proposal_id)) if kind == "stake"
+            else (lambda c: c.approve_status_change(proposal_id)))
+    _proposal_outcome(_write(org, "Admin", config, run_dir, f"approve {kind} proposal {proposal_id}", call))
+
+
+@consortium_app.command("history")
+def consortium_history(msp_id: str = typer.Argument(..., help="The org (e.g. Org2MSP)."), org: str = ORG_OPT,
+                       user: str = typer.Option("User1", help="Identity to read as."),
+                       config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+    """Every change of an org's stake, balance and status, with the transaction that made it."""
+    import datetime as _dt
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .client import Rejected
+
+    gw, client = _client(org, user, config, run_dir)
+    with gw:
+        try:
+            rows = client.org_history(msp_id)
+        except Rejected as exc:
+            _fail(exc.message)
+    t = Table(title=f"history of {msp_id}")
+    for c in ("time (UTC)", "field", "before", "after", "delta", "reason", "tx"):
+        t.add_column(c)
+    for h in rows:
+        when = _dt.datetime.fromtimestamp(h["ts"], _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if "ts" in h else ""
+        t.add_row(when, str(h.get("field", "")), str(h.get("before", "")),
+                  str(h.get("after", "")), str(h.get("delta", "")), str(h.get("reason", "")),
+                  str(h.get("tx_id", ""))[:16])
+    Console().print(t)
+
+
 @job_app.command("create")
 @manual
 def job_create(file: Path = typer.Argument(..., help="The YAML job file (see app/fedfabric/node/jobs/)."),

@@ -498,6 +498,35 @@ def model_show(job: Annotated[str, typer.Argument(help="Training job id.", show_
     con.print(txs)
 
 
+@model_app.command("promote")
+@_manual
+def model_promote(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
+                  version: Annotated[int, typer.Argument(help="The finalized version to point the alias at.",
+                                                         show_default=False)],
+                  alias: Annotated[str, typer.Option("--alias", help="The alias to set.")] = "production",
+                  org: Org = "org1",
+                  user: Annotated[str, typer.Option("--user", help="Identity to sign with: an org admin "
+                                                                   "(trainers and auditors are refused).")] = "Admin",
+                  run_dir: RunDir = None, config: Config = None, as_json: Json = False) -> None:
+    """Point an alias such as [cyan]production[/] or [cyan]staging[/] at a finalized version, on the ledger.
+
+    Like a model registry's aliases, but every move is a transaction, so the alias key's history on the
+    ledger shows who pointed it where and when. [cyan]latest[/] is kept by the ledger itself and
+    cannot be set. Afterwards every command that takes a version accepts the alias
+    ([cyan]model export JOB production[/]).
+
+    Exit 2 if the version is not finalized, the alias is reserved or malformed, or the identity may not
+    write.
+    """
+    with _session(org, user, config, run_dir, as_json) as client:
+        w = client.set_alias(job, alias, version)
+    if as_json:
+        _emit_json({"ok": True, "job_id": job, "alias": alias, "version": version, "tx_id": w.tx_id,
+                    "block": w.block_number})
+        return
+    _console().print(f"{alias} → version {version} of job {job} (tx {short(w.tx_id, 16)}, block {w.block_number})")
+
+
 @model_app.command("export")
 @_manual
 def model_export(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],

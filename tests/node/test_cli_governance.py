@@ -1,0 +1,129 @@
+"""`fedfabric consortium transfer|propose|approve|history` and `fedfabric model promote` through typer's
+CliRunner, on the real contract over the in-memory stub (tests.node.memledger)."""
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fedfabric import cli, cli_audit
+
+from tests.audit.ledger import JOB, build_world
+from tests.chaincode.harness import ORGS, Ledger, init
+from tests.node.memledger import MemClient
+
+runner = CliRunner()
+
+
+def _connect(monkeypatch, ledger: Ledger, seen: list[tuple[str, str]]) -> None:
+    """cli._client(org, user, ...) -> (gateway context, client) of that org on ``ledger``."""
+    def fake(org: str, user: str, config, run_dir):
+        seen.append((org, user))
+        msp = f"Org{org[-1]}MSP"
+        return contextlib.nullcontext(), MemClient(ledger, msp, "admin" if user == "Admin" else "trainer")
+    monkeypatch.setattr(cli, "_client", fake)
+
+
+def run(*args: str):
+    res = runner.invoke(cli.app, list(args))
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    return res
+
+
+def _stakes(led: Ledger) -> dict[str, int]:
+    return {o["msp_id"]: o["stake"] for o in MemClient(led, ORGS[0]).list_orgs()}
+
+
+@pytest.fixture
+def led(monkeypatch) -> tuple[Ledger, list]:
+    ledger, seen = Ledger(), []
+    init(ledger)
+    _connect(monkeypatch, ledger, seen)
+    return ledger, seen
+
+
+def test_stake_proposal_needs_the_quorum_and_is_in_the_history(led) -> None:
+    ledger, seen = led
+    res = run("consortium", "propose", "stake", "grant-1", "Org3MSP", "+50", "--reason", "second study")
+    assert res.exit_code == 0, res.output
+    assert "proposal grant-1: pending, approved by Org1MSP" in res.output
+    assert seen[-1] == ("org1", "Admin")
+    assert _stakes(ledger)["Org3MSP"] == 100                        # 1/3 of stake < 2/3 quorum
+
+    res = run("consortium", "approve", "stake", "grant-1", "--org", "org2")
+    assert res.exit_code == 0, res.output
+    assert "proposal grant-1: applied, approved by Org1MSP, Org2MSP" in res.output
+    assert _stakes(ledger) == {"Org1MSP": 100, "Org2MSP": 100, "Org3MSP": 150}
+
+    again = run("consortium", "approve", "stake", "grant-1", "--org", "org3")
+    assert again.exit_code == 2 and "stake proposal grant-1 is already applied" in again.output
+
+    hist = run("consortium", "history", "Org3MSP")
+    assert hist.exit_code == 0, hist.output
+    row = next(line for line in hist.output.splitlines() if "adjustment" in line)
+    assert re.search(r"stake\s*│\s*100\s*│\s*150\s*│\s*50", row), row
+
+
+def test_transfer_moves_stake_and_refusals_change_nothing(led) -> None:
+    ledger, _ = led
+    assert run("consortium", "transfer", "Org2MSP", "30").exit_code == 0
+    assert _stakes(ledger) == {"Org1MSP": 70, "Org2MSP": 130, "Org3MSP": 100}
+    before = ledger.snapshot()
+    too_much = run("consortium", "transfer", "Org2MSP", "500")
+    assert too_much.exit_code == 2
+    assert "Org1MSP holds 70 stake, cannot transfer 500" in too_much.output
+    unknown = run("consortium", "transfer", "Org9MSP", "1")
+    assert unknown.exit_code == 2 and "Org9MSP is not a member of the consortium" in unknown.output
+    assert ledger.snapshot() == before
+
+
+def test_suspension_by_status_proposal(led) -> None:
+    ledger, _ = led
+    assert run("consortium", "propose", "status", "pause-3", "Org3MSP", "suspended", "--reason", "audit",
+               "--org", "org1").exit_code == 0
+    res = run("consortium", "approve", "status", "pause-3", "--org", "org2")
+    assert res.exit_code == 0 and "applied" in res.output, res.output
+    status = {o["msp_id"]: o["status"] for o in MemClient(ledger, ORGS[0]).list_orgs()}
+    assert status == {"Org1MSP": "active", "Org2MSP": "active", "Org3MSP": "suspended"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (("consortium", "propose", "votes", "p1", "Org3MSP", "+1", "--reason", "x"), "proposal kind must be one of stake, status"),
+    (("consortium", "propose", "stake", "p1", "Org3MSP", "lots", "--reason", "x"), "a stake change is a signed integer"),
+    (("consortium", "approve", "stake", "nope"), "nope"),
+    (("consortium", "propose", "status", "p2", "Org3MSP", "gone", "--reason", "x"), "status must be one of"),
+])
+def test_bad_governance_input_is_refused_and_writes_nothing(led, args, message) -> None:
+    ledger, _ = led
+    before = ledger.snapshot()
+    res = run(*args)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert ledger.snapshot() == before
+
+
+def test_model_promote_sets_an_alias_on_a_finalized_version(tmp_path: Path, monkeypatch) -> None:
+    world = build_world(tmp_path)
+    asked: list[str] = []
+
+    def factory(org, user, config, run_dir):
+        asked.append(user)
+        return contextlib.nullcontext(MemClient(world.ledger, ORGS[1], "admin" if user == "Admin" else "trainer"))
+    monkeypatch.setattr(cli_audit, "client_factory", factory)
+    writer = MemClient(world.ledger, ORGS[1])
+    trainer = run("model", "promote", JOB, "1", "--user", "User1")
+    assert trainer.exit_code == 2 and "role 'trainer' is not allowed (requires admin)" in trainer.output
+    res = run("model", "promote", JOB, "1")
+    assert asked == ["User1", "Admin"]
+    assert res.exit_code == 0, res.output
+    assert "production → version 1 of job job1" in res.output
+    assert writer.list_aliases(JOB)["production"] == 1
+    for bad, message in ((("model", "promote", JOB, "3"), "version 3 of job job1 not found"),
+                         (("model", "promote", JOB, "2", "--alias", "latest"), "managed by the ledger")):
+        before = world.ledger.snapshot()
+        out = run(*bad)
+        assert out.exit_code == 2 and message in out.output, out.output
+        assert world.ledger.snapshot() == before
