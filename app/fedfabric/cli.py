@@ -157,6 +157,18 @@ def _write(org: str, user: str, config: Path | None, run_dir: Path | None, what:
     return written.value
 
 
+def _read(org: str, user: str, config: Path | None, run_dir: Path | None, call: Callable[[Any], Any]) -> Any:
+    """Run ledger reads as ``org``'s ``user``; the contract's refusal is one line."""
+    from .client import Rejected
+
+    gw, client = _client(org, user, config, run_dir)
+    with gw:
+        try:
+            return call(client)
+        except Rejected as exc:
+            _fail(exc.message)
+
+
 def _proposal_outcome(value: dict) -> None:
     prop = value.get("proposal", value)
     typer.echo(f"proposal {prop.get('proposal_id')}: {prop.get('status')}, approved by "
@@ -251,14 +263,7 @@ def consortium_history(msp_id: str = typer.Argument(..., help="The org (e.g. Org
     from rich.console import Console
     from rich.table import Table
 
-    from .client import Rejected
-
-    gw, client = _client(org, user, config, run_dir)
-    with gw:
-        try:
-            rows = client.org_history(msp_id)
-        except Rejected as exc:
-            _fail(exc.message)
+    rows = _read(org, user, config, run_dir, lambda c: c.org_history(msp_id))
     t = Table(title=f"history of {msp_id}")
     for c in ("time (UTC)", "field", "before", "after", "delta", "reason", "tx"):
         t.add_column(c)
@@ -334,15 +339,7 @@ def job_show(job: str = typer.Argument(..., help="Job id."), org: str = ORG_OPT,
     """A job's spec, status and its rounds so far."""
     import json as _json
 
-    from .client import Rejected
-
-    gw, client = _client(org, user, config, run_dir)
-    with gw:
-        try:
-            rec = client.get_job(job)
-            rounds = client.list_rounds(job)
-        except Rejected as exc:
-            _fail(exc.message)
+    rec, rounds = _read(org, user, config, run_dir, lambda c: (c.get_job(job), c.list_rounds(job)))
     typer.echo(_json.dumps({"job": rec, "rounds": rounds}, indent=2, sort_keys=True))
 
 
