@@ -14,15 +14,9 @@ from fedfabric.ledger import ChaincodeEvent, Gateway, Identity
 from fedfabric.ledger.errors import EventsError
 
 from .fake_gateway import FakeGateway, serve
+from tests.polling import wait_until
 
 
-def _wait_for(cond, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _ev(tx: str, name: str, cc: str = "fedfabric") -> chaincode_event_pb2.ChaincodeEvent:
@@ -136,7 +130,7 @@ def test_close_from_other_thread(gateway: Gateway, blocks: FakeGateway) -> None:
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()
-    assert _wait_for(lambda: got == ["t7a"])
+    assert wait_until(lambda: got == ["t7a"])
     time.sleep(0.1)
     assert not done.is_set()  # the stream stays open while the peer holds it
     stream.close()
@@ -195,7 +189,7 @@ def test_closing_gateway_ends_stream_quietly(fake: FakeGateway, identity: Identi
 
     t = threading.Thread(target=consume, daemon=True)
     t.start()
-    assert _wait_for(lambda: got == ["t7a"])
+    assert wait_until(lambda: got == ["t7a"])
     gw.close()
     t.join(5)
     assert not t.is_alive() and errors == [] and got == ["t7a"] and stream.closed

@@ -11,6 +11,7 @@ from fabshim.server import ChaincodeServer
 from fabshim.stub import Response
 
 from .fakepeer import FakePeer
+from tests.polling import wait_until
 
 M = shim.ChaincodeMessage
 SHUTDOWN = b"chaincode server shutting down"
@@ -37,25 +38,18 @@ class GateCC:
         return Response(200, "", fn.encode())
 
 
-def _wait(cond, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _peer(server: ChaincodeServer, **kw) -> FakePeer:
     p = FakePeer(f"127.0.0.1:{server.port}", {}, **kw)
-    assert _wait(lambda: p.register is not None)
+    assert wait_until(lambda: p.register is not None)
     return p
 
 
 def _ready(p: FakePeer) -> None:
     """Wait until READY was processed (a KEEPALIVE sent after it comes back)."""
     p.out.put(M(type=M.KEEPALIVE))
-    assert _wait(lambda: M.KEEPALIVE in p.requests)
+    assert wait_until(lambda: M.KEEPALIVE in p.requests)
 
 
 def _payload(m: M) -> bytes:
@@ -98,7 +92,7 @@ def _drain_scenario(s: ChaincodeServer, cc: GateCC) -> None:
     queued = [f"q{i}" for i in range(5)]
     for t in queued:
         p.send_tx(t, [b"quick"])
-    assert _wait(lambda: all(h.busy() for h in list(s._handlers)))
+    assert wait_until(lambda: all(h.busy() for h in list(s._handlers)))
     stopper, took = _stop_in_thread(s, grace=10.0)
     # the queued ones are answered at once, while the running one is still held
     got = p.wait(queued, timeout=3)
