@@ -6,14 +6,13 @@ Every command explains itself with ``--help``. The network commands are the same
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Callable
 
 import typer
 
 from . import __version__
-from .cli_audit import audit_app, model_app
+from .cli_audit import audit_app, manual, model_app
 
 app = typer.Typer(
     name="fedfabric",
@@ -46,20 +45,6 @@ def version() -> None:
     pin = read_pin()
     typer.echo(f"fedfabric {__version__} (Hyperledger Fabric {pin['FABRIC_RELEASE']}, "
                f"{pin['FABRIC_MODULE']}@{pin['FABRIC_MODULE_VERSION']})")
-
-
-def manual(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Help that reads like a manual: each docstring paragraph becomes one line, so it wraps to the
-    terminal rather than to the source; a paragraph starting with ``\\b`` keeps its lines (examples)."""
-    doc = inspect.cleandoc(fn.__doc__ or "")
-    paras = []
-    for para in doc.split("\n\n"):
-        if para.startswith("\b"):
-            paras.append(para[1:].strip("\n"))
-        else:
-            paras.append(" ".join(line.strip() for line in para.splitlines()))
-    fn.__doc__ = "\n\n".join(paras)
-    return fn
 
 
 # ---- shared options -----------------------------------------------------------------------------

@@ -124,10 +124,17 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False, width=160 if wide else None)
 
 
-def _manual(fn: Any) -> Any:
-    """Join each docstring paragraph into one line so the help wraps to the terminal, not the source."""
+def manual(fn: Any) -> Any:
+    """Help that reads like a manual: each docstring paragraph becomes one line, so it wraps to the
+    terminal rather than to the source; a paragraph starting with ``\\b`` keeps its lines (examples)."""
     doc = inspect.cleandoc(fn.__doc__ or "")
-    fn.__doc__ = "\n\n".join(" ".join(line.strip() for line in para.splitlines()) for para in doc.split("\n\n"))
+    paras = []
+    for para in doc.split("\n\n"):
+        if para.startswith("\b"):
+            paras.append(para[1:].strip("\n"))
+        else:
+            paras.append(" ".join(line.strip() for line in para.splitlines()))
+    fn.__doc__ = "\n\n".join(paras)
     return fn
 
 
@@ -216,7 +223,7 @@ StoreOpt = Annotated[Optional[Path], typer.Option(
 
 # ======================================================================= audit
 @audit_app.command("lineage")
-@_manual
+@manual
 def audit_lineage(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                   ref: Annotated[str, typer.Option("--ref", help="Version number or alias to start from.")] = "latest",
                   org: Org = "org1", user: AuditUser = "Auditor", run_dir: RunDir = None, config: Config = None,
@@ -248,7 +255,7 @@ def audit_lineage(job: Annotated[str, typer.Argument(help="Training job id.", sh
 
 
 @audit_app.command("round")
-@_manual
+@manual
 def audit_round(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                 round_: Annotated[int, typer.Argument(metavar="N", min=1, help="Round number (1, 2, …).",
                                                       show_default=False)],
@@ -296,7 +303,7 @@ def audit_round(job: Annotated[str, typer.Argument(help="Training job id.", show
 
 
 @audit_app.command("org")
-@_manual
+@manual
 def audit_org(msp: Annotated[str, typer.Argument(metavar="MSP", help="Org MSP id (Org2MSP) or name (org2).",
                                                  show_default=False)],
               org: Org = "org1", user: AuditUser = "Auditor", run_dir: RunDir = None, config: Config = None,
@@ -330,7 +337,7 @@ def audit_org(msp: Annotated[str, typer.Argument(metavar="MSP", help="Org MSP id
 
 
 @audit_app.command("verify")
-@_manual
+@manual
 def audit_verify(file: Annotated[Path, typer.Argument(metavar="FILE", help="Model file written by "
                                                       "`fedfabric model export`.", show_default=False)],
                  store: Annotated[Optional[Path], typer.Option(
@@ -372,7 +379,7 @@ def audit_verify(file: Annotated[Path, typer.Argument(metavar="FILE", help="Mode
 
 
 @audit_app.command("report")
-@_manual
+@manual
 def audit_report(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                  out: Annotated[Optional[Path], typer.Option(
                      "--out", show_default=False, file_okay=False,
@@ -422,7 +429,7 @@ def _headline_metric(v: dict) -> str:
 
 
 @model_app.command("list")
-@_manual
+@manual
 def model_list(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                org: Org = "org1", user: ModelUser = "User1", run_dir: RunDir = None, config: Config = None,
                as_json: Json = False) -> None:
@@ -447,7 +454,7 @@ def model_list(job: Annotated[str, typer.Argument(help="Training job id.", show_
 
 
 @model_app.command("show")
-@_manual
+@manual
 def model_show(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                ref: Annotated[str, typer.Argument(metavar="REF", help="Version number or alias (latest).",
                                                   show_default=False)],
@@ -499,7 +506,7 @@ def model_show(job: Annotated[str, typer.Argument(help="Training job id.", show_
 
 
 @model_app.command("promote")
-@_manual
+@manual
 def model_promote(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                   version: Annotated[int, typer.Argument(help="The finalized version to point the alias at.",
                                                          show_default=False)],
@@ -528,7 +535,7 @@ def model_promote(job: Annotated[str, typer.Argument(help="Training job id.", sh
 
 
 @model_app.command("export")
-@_manual
+@manual
 def model_export(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
                  ref: Annotated[str, typer.Argument(metavar="REF", help="Version number or alias (latest).",
                                                     show_default=False)],
@@ -565,7 +572,7 @@ __all__ = ["audit_app", "model_app", "client_factory", "default_store", "EXIT_OK
 
 
 @audit_app.command("chain")
-@_manual
+@manual
 def audit_chain(start: Annotated[int, typer.Option("--from", min=0, help="First block to check.")] = 0,
                 org: Org = "org1", user: AuditUser = "Auditor", run_dir: RunDir = None, config: Config = None,
                 as_json: Json = False) -> None:
