@@ -25,18 +25,19 @@ def _payload(ctx: Context, k: str, want_sha: str, who: str) -> bytes:
     return data
 
 
-def _reveals(ctx: Context, job_id: str, r: int) -> dict[str, dict]:
-    return {attrs[-1]: rv for attrs, rv in state.scan(ctx, state.REVEAL, job_id, state.rnd(r))}
+def missing_reveals(rec: dict, metas: dict[str, dict], reveals: dict[str, dict]) -> list[str]:
+    """Survivors of a secure round with dropouts that have not revealed their seeds yet."""
+    dropped = set(rec["participants"]) - set(metas)
+    return sorted(set(metas) - set(reveals)) if rec["privacy"] == "secure" and dropped else []
 
 
 def secure_aggregate(ctx: Context, job_id: str, r: int, metas: dict[str, dict], dropped: list[str],
-                     length: int) -> tuple[np.ndarray, dict]:
+                     reveals: dict[str, dict], length: int) -> tuple[np.ndarray, dict]:
     """FedAvg from the masked updates and (for dropped orgs) the survivors' revealed seeds."""
     masked = [codec.unpack(_payload(ctx, updates.upd_key(ctx, job_id, r, m), metas[m]["sha256"], m), length)
               for m in sorted(metas)]
     recovered = []
     if dropped:
-        reveals = _reveals(ctx, job_id, r)
         for s in sorted(metas):
             for d in dropped:
                 seed = ctx.stub.get_private_data(UPDATES_COLLECTION, updates.seed_key(ctx, job_id, r, s, d))
@@ -97,19 +98,22 @@ def clear_aggregate(ctx: Context, job: dict, r: int, metas: dict[str, dict], len
 
 
 def collecting_failure(rec: dict, job: dict, metas: dict[str, dict], reveals: dict[str, dict],
-                       t: int) -> Optional[dict]:
+                       t: int, expired: bool = False) -> Optional[dict]:
     """Why a collecting round whose submission window closed must fail now (``fail_round`` keyword
-    arguments), or None while it can still be aggregated. Public state only: every endorser agrees."""
+    arguments), or None while it can still be aggregated; with ``expired`` (its reveal deadline has
+    passed unaggregated) there is always a reason. Public state only: every endorser agrees."""
     need = job["spec"]["min_participants"]
     dropped = sorted(set(rec["participants"]) - set(metas))
     base = {"submitted": sorted(metas), "dropped": dropped, "absent": dropped}
     if len(metas) < need:
         return {**base, "reason": f"only {len(metas)} updates submitted, {need} required"}
     deadline = rounds.reveal_deadline(rec)
-    missing = sorted(set(metas) - set(reveals)) if rec["privacy"] == "secure" and dropped else []
+    missing = missing_reveals(rec, metas, reveals)
     if missing and t > deadline:
         return {**base, "no_reveal": missing,
                 "reason": f"{', '.join(missing)} did not reveal their seeds for {', '.join(dropped)} by {deadline}"}
+    if expired:
+        return {**base, "reason": f"not aggregated by the deadline {deadline}"}
     return None
 
 
@@ -146,25 +150,25 @@ def aggregate_round(ctx: Context, job_id: str, r: int) -> dict:
     rounds.expect(rec, rounds.COLLECTING)
     t = state.now(ctx)
     deadline = rec["deadlines"]["submission"]
-    metas = {attrs[-1]: u for attrs, u in state.scan(ctx, state.UPD, job_id, state.rnd(r))}
+    metas = state.by_org(ctx, state.UPD, job_id, r)
     everyone = set(metas) == set(rec["participants"])
     if not everyone and t <= deadline:
         raise fail(f"round {r} is collecting until {deadline} ({len(metas)} of {len(rec['participants'])} submitted)", 409)
     if org["msp_id"] != rec["leader"] and t <= deadline:
         raise fail(f"only the round leader {rec['leader']} may aggregate before the window closes at {deadline}", 403)
     dropped = sorted(set(rec["participants"]) - set(metas))
-    reveals = _reveals(ctx, job_id, r) if dropped and rec["privacy"] == "secure" else {}
+    reveals = state.by_org(ctx, state.REVEAL, job_id, r) if dropped and rec["privacy"] == "secure" else {}
     why = collecting_failure(rec, job, metas, reveals, t)
     if why is not None:
         return rounds.fail_round(ctx, job, rec, **why)
-    missing = sorted(set(metas) - set(reveals)) if dropped and rec["privacy"] == "secure" else []
+    missing = missing_reveals(rec, metas, reveals)
     if missing:
         raise fail(f"waiting for seed reveals from {', '.join(missing)} (dropped: {', '.join(dropped)}) "
                    f"until {rounds.reveal_deadline(rec)}", 409)
     length = job["spec"]["model"]["num_params"]
     try:
         if rec["privacy"] == "secure":
-            result, extra = secure_aggregate(ctx, job_id, r, metas, dropped, length)
+            result, extra = secure_aggregate(ctx, job_id, r, metas, dropped, reveals, length)
         else:
             result, extra = clear_aggregate(ctx, job, r, metas, length)
     except agg.AggregationError as exc:

@@ -14,11 +14,8 @@ MAX_HISTORY = 1000
 def round_report(ctx: Context, job_id: str, r: int) -> dict:
     roles.require_reader(ctx)
     rec = rounds.load(ctx, job_id, r)
-    rr = state.rnd(r)
-    regs = {a[-1]: v for a, v in state.scan(ctx, state.REG, job_id, rr)}
-    upds = {a[-1]: v for a, v in state.scan(ctx, state.UPD, job_id, rr)}
-    votes = {a[-1]: v for a, v in state.scan(ctx, state.VOTE, job_id, rr)}
-    reveals = {a[-1]: v for a, v in state.scan(ctx, state.REVEAL, job_id, rr)}
+    regs, upds, votes, reveals = (state.by_org(ctx, t, job_id, r)
+                                  for t in (state.REG, state.UPD, state.VOTE, state.REVEAL))
     participants = {}
     for m in sorted(set(regs) | set(upds) | set(votes) | set(rec["stakes"])):
         u = upds.get(m)

@@ -34,14 +34,9 @@ def _deadline(rec: dict) -> int:
 
 def _collecting(ctx: Context, job: dict, rec: dict, t: int) -> dict:
     job_id, r = job["job_id"], rec["round"]
-    metas = {attrs[-1]: u for attrs, u in state.scan(ctx, state.UPD, job_id, state.rnd(r))}
-    reveals = {attrs[-1]: v for attrs, v in state.scan(ctx, state.REVEAL, job_id, state.rnd(r))}
-    why = aggregator.collecting_failure(rec, job, metas, reveals, t)
-    if why is None:
-        dropped = sorted(set(rec["participants"]) - set(metas))
-        why = {"reason": f"not aggregated by the deadline {rounds.reveal_deadline(rec)}", "submitted": sorted(metas),
-               "dropped": dropped, "absent": dropped}
-    return rounds.fail_round(ctx, job, rec, **why)
+    metas = state.by_org(ctx, state.UPD, job_id, r)
+    reveals = state.by_org(ctx, state.REVEAL, job_id, r)
+    return rounds.fail_round(ctx, job, rec, **aggregator.collecting_failure(rec, job, metas, reveals, t, expired=True))
 
 
 def expire_round(ctx: Context, job_id: str, r: int) -> dict:
@@ -66,7 +61,7 @@ def expire_round(ctx: Context, job_id: str, r: int) -> dict:
                                                 f"{need} required", participants=sorted(regs))
     if rec["state"] == rounds.COLLECTING:
         return _collecting(ctx, job, rec, t)
-    tl = models.round_tally(ctx, job_id, rec)
+    tl = models.round_tally(ctx, rec, state.by_org(ctx, state.VOTE, job_id, r))
     if tl["winner"] is not None:
         raise fail(f"round {r} of job {job_id} reached the approval quorum: finalize_round finalizes it", 409)
     return models.fail_vote(ctx, job, rec, tl)

@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from .codec import CodecError
+from .codec import CodecError, add_mod, sub_mod
 
 SEED_BYTES = 32
 
@@ -30,9 +30,7 @@ def mask_sign(me: str, peer: str) -> int:
 
 def apply_mask(words: np.ndarray, mask: np.ndarray, sign: int) -> np.ndarray:
     """``words + sign * mask`` mod 2^32."""
-    w = np.asarray(words, dtype=np.uint32)
-    m = np.asarray(mask, dtype=np.uint32)
-    return (w + m).astype(np.uint32) if sign > 0 else (w - m).astype(np.uint32)
+    return add_mod(words, mask) if sign > 0 else sub_mod(words, mask)
 
 
 def add_masks(encoded: np.ndarray, me: str, seeds: dict[str, bytes]) -> np.ndarray:

@@ -74,9 +74,8 @@ def tally(rec: dict, votes: dict[str, dict], excluded: AbstractSet[str] = frozen
             "excluded": sorted(set(rec["stakes"]) & set(excluded))}
 
 
-def round_tally(ctx: Context, job_id: str, rec: dict) -> dict:
-    """The tally of an aggregated round now: its votes, suspended orgs left out."""
-    votes = {attrs[-1]: v for attrs, v in state.scan(ctx, state.VOTE, job_id, state.rnd(rec["round"]))}
+def round_tally(ctx: Context, rec: dict, votes: dict[str, dict]) -> dict:
+    """The tally of an aggregated round now: its ``votes`` (``state.by_org`` VOTE), suspended orgs left out."""
     suspended = {m for m, o in members.all_orgs(ctx).items() if o["status"] != members.ACTIVE}
     return tally(rec, votes, suspended)
 
@@ -96,8 +95,8 @@ def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
     job = jobs.load(ctx, job_id)
     rec = rounds.load(ctx, job_id, r)
     rounds.expect(rec, rounds.AGGREGATED)
-    votes = {attrs[-1]: v for attrs, v in state.scan(ctx, state.VOTE, job_id, state.rnd(r))}
-    tl = round_tally(ctx, job_id, rec)
+    votes = state.by_org(ctx, state.VOTE, job_id, r)
+    tl = round_tally(ctx, rec, votes)
     t = state.now(ctx)
     closed = t > rec["deadlines"]["approval"]
     if tl["winner"] is None:
@@ -114,7 +113,7 @@ def _finalize(ctx: Context, job: dict, rec: dict, votes: dict[str, dict], tl: di
     job_id, r, a = job["job_id"], rec["round"], rec["aggregate"]
     parent = load_version(ctx, job_id, job["latest_version"])
     v = job["latest_version"] + 1
-    update_txs = {attrs[-1]: u["tx_id"] for attrs, u in state.scan(ctx, state.UPD, job_id, state.rnd(r))}
+    update_txs = {m: u["tx_id"] for m, u in state.by_org(ctx, state.UPD, job_id, r).items()}
     eps_total = a.get("dp_epsilon_total_milli", parent.get("dp_epsilon_total_milli", 0) + a["dp_epsilon_milli"])
     version = {"job_id": job_id, "version": v, "round": r, "parents": [parent["version"]],
                "parent_hash": parent["model_hash"], "model_hash": tl["winner"], "aggregate_hash": a["aggregate_hash"],

@@ -63,8 +63,8 @@ def draw_leader(stake_map: dict[str, int], prev_hash: str, job_id: str, r: int) 
 
 def eligible_stakes(job: dict, orgs: dict[str, dict]) -> dict[str, int]:
     """Stake of the job's participants that are active members with stake now: the round's electorate."""
-    return {m: orgs[m]["stake"] for m in job["spec"].get("participants", sorted(orgs))
-            if m in orgs and orgs[m]["status"] == members.ACTIVE and orgs[m]["stake"] > 0}
+    active = members.stakes(orgs)
+    return {m: active[m] for m in job["spec"].get("participants", sorted(orgs)) if active.get(m, 0) > 0}
 
 
 def open_round(ctx: Context, job_id: str) -> dict:
@@ -150,7 +150,7 @@ def register(ctx: Context, job_id: str, r: int, public_key: str) -> dict:
 
 
 def registrations(ctx: Context, job_id: str, r: int) -> dict[str, dict]:
-    return {attrs[-1]: reg for attrs, reg in state.scan(ctx, state.REG, job_id, state.rnd(r))}
+    return state.by_org(ctx, state.REG, job_id, r)
 
 
 def close_registration(ctx: Context, job_id: str, r: int) -> dict:

@@ -5,7 +5,7 @@ import re
 from typing import Any
 
 from . import codec
-from .members import parse_fraction
+from .members import ACTIVE, parse_fraction, stakes
 from .state import fail
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -149,7 +149,7 @@ def _check_feasible(agg: dict, privacy: str, min_p: int) -> None:
 def _participants(spec: dict, orgs: dict[str, dict], min_p: int) -> list[str]:
     """The job's participants, sorted: the given member MSP ids, else every active member with stake."""
     if "participants" not in spec:
-        out = sorted(m for m, o in orgs.items() if o["status"] == "active" and o["stake"] > 0)
+        out = sorted(m for m, s in stakes(orgs).items() if s > 0)
         if len(out) < min_p:
             raise fail(f"spec.min_participants={min_p} exceeds the {len(out)} active member orgs with stake")
         return out
@@ -159,7 +159,7 @@ def _participants(spec: dict, orgs: dict[str, dict], min_p: int) -> list[str]:
     for p in given:
         if p not in orgs:
             raise fail(f"spec.participants: {p} is not a member of the consortium")
-        if orgs[p]["status"] != "active":
+        if orgs[p]["status"] != ACTIVE:
             raise fail(f"spec.participants: {p} is {orgs[p]['status']}, not active")
     dup = sorted({p for p in given if given.count(p) > 1})
     if dup:

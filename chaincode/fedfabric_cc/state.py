@@ -64,6 +64,12 @@ def scan(ctx: Context, object_type: str, *attrs: Any) -> Iterator[tuple[list[str
         yield ctx.stub.split_composite_key(k)[1], json.loads(v)
 
 
+def by_org(ctx: Context, object_type: str, job_id: str, r: int) -> dict[str, dict]:
+    """A round's records of one type (registrations, updates, reveals, votes), keyed by the org's MSP id
+    (the last key attribute)."""
+    return {attrs[-1]: rec for attrs, rec in scan(ctx, object_type, job_id, rnd(r))}
+
+
 def now(ctx: Context) -> int:
     """Transaction time in whole seconds (the only clock the chaincode has)."""
     return int(ctx.stub.get_tx_timestamp().seconds)

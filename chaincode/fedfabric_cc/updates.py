@@ -135,7 +135,7 @@ def reveal_seeds(ctx: Context, job_id: str, r: int) -> dict:
         raise fail(f"the submission window is open until {rec['deadlines']['submission']}; reveal after it closes", 409)
     if t > rounds.reveal_deadline(rec):
         raise fail(f"too late: the seed-reveal window of round {r} closed at {rounds.reveal_deadline(rec)} (now {t})", 409)
-    submitted = {attrs[-1] for attrs, _ in state.scan(ctx, state.UPD, job_id, state.rnd(r))}
+    submitted = set(state.by_org(ctx, state.UPD, job_id, r))
     if msp not in submitted:
         raise fail(f"{msp} did not submit in round {r}; only survivors reveal seeds", 403)
     rk = state.key(ctx, state.REVEAL, job_id, state.rnd(r), msp)
