@@ -21,7 +21,8 @@ from . import aggregator, jobs, models, roles, rounds, state
 from .state import fail
 
 
-def _deadline(rec: dict) -> int:
+def state_deadline(rec: dict) -> int:
+    """When a non-final round's current state times out (transaction-time seconds)."""
     s, d = rec["state"], rec["deadlines"]
     if s == rounds.OPEN:
         return d.get(rounds.OPEN, rec["times"][rounds.OPEN])
@@ -46,7 +47,7 @@ def expire_round(ctx: Context, job_id: str, r: int) -> dict:
     rec = rounds.load(ctx, job_id, r)
     rounds.expect(rec, rounds.OPEN, rounds.REGISTRATION, rounds.COLLECTING, rounds.AGGREGATED)
     t = state.now(ctx)
-    deadline = _deadline(rec)
+    deadline = state_deadline(rec)
     if t <= deadline:
         raise fail(f"round {r} of job {job_id} is {rec['state']} until {deadline} (now {t}); nothing to expire yet", 409)
     if rec["state"] == rounds.OPEN:

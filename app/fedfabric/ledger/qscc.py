@@ -9,7 +9,7 @@ from fabric_protos.common import common_pb2, ledger_pb2
 from fabric_protos.peer import transaction_pb2
 
 from .blocks import decode_block, decode_envelope, validation_name
-from .contract import SubmittedTransaction
+from .contract import SubmittedTransaction, _deadline
 from .errors import GatewayError
 
 if TYPE_CHECKING:
@@ -67,8 +67,7 @@ class Qscc:
 
     def _block_number(self, tx_id: str) -> int | None:
         """Number of the block holding ``tx_id``, known to be committed on this peer (else ``None``)."""
-        gw = self.network.gateway
-        timeout = self._timeout if self._timeout is not None else gw.timeouts.evaluate
+        timeout = _deadline(self._timeout, self.network.gateway.timeouts.evaluate)
         try:
             return SubmittedTransaction(self.network, tx_id, b"").get_status(timeout).block_number
         except GatewayError as err:

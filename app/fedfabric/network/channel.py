@@ -8,9 +8,10 @@ import json
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .config import Batch, ConsortiumConfig, Orderer, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
@@ -152,10 +153,7 @@ def update_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
     update``). Returns False, submitting nothing, when ``modify`` changes nothing."""
     if not signers:
         raise ValueError("a config update needs at least one signer")
-    parent = layout.root / "channel"
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="update-", dir=parent))
-    try:
+    with _workdir(layout, "update-") as work:
         original = fetch_config(fabric, config, layout, work, signers[-1])
         updated = copy.deepcopy(original)
         modify(updated)
@@ -170,6 +168,16 @@ def update_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
                             *_orderer_args(config, layout)],
                    env=last.env(layout), timeout=60, what=f"peer channel update ({last.msp_id})")
         return True
+
+
+@contextmanager
+def _workdir(layout: Layout, prefix: str) -> Iterator[Path]:
+    """A scratch directory under the run dir's ``channel/`` for config blocks, removed afterwards."""
+    parent = layout.root / "channel"
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -225,10 +233,5 @@ def apply_batch(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
 
 def read_batch(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout) -> Batch:
     """The batch settings the running channel uses now."""
-    parent = layout.root / "channel"
-    parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="fetch-", dir=parent))
-    try:
+    with _workdir(layout, "fetch-") as work:
         return batch_settings(fetch_config(fabric, config, layout, work, orderer_admin(config, layout)))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)

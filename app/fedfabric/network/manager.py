@@ -162,24 +162,26 @@ class Network:
 
     def _join_orderers(self) -> None:
         for o in self.config.orderer_org.orderers:
-            try:
+            with self._joining(o.name):
                 if channel.orderer_channel_info(self.fabric, self.config, self.layout, o) is None:
                     channel.orderer_join(self.fabric, self.config, self.layout, o)
                     self.report(f"{o.name} joined channel '{self.config.channel}' (osnadmin)")
-            except FabricBinaryError as exc:
-                raise NodeError(f"{o.name}: joining channel '{self.config.channel}' failed: {exc}; "
-                                f"log: {self.layout.log_file(o.name)}") from exc
 
     def _join_peers(self) -> None:
         for org in self.config.orgs:
-            node_id = org.peer_node_id
-            try:
+            with self._joining(org.peer_node_id):
                 if self.config.channel not in channel.peer_channels(self.fabric, self.config, self.layout, org):
                     channel.peer_join(self.fabric, self.config, self.layout, org)
-                    self.report(f"{node_id} joined channel '{self.config.channel}'")
-            except FabricBinaryError as exc:
-                raise NodeError(f"{node_id}: joining channel '{self.config.channel}' failed: {exc}; "
-                                f"log: {self.layout.log_file(node_id)}") from exc
+                    self.report(f"{org.peer_node_id} joined channel '{self.config.channel}'")
+
+    @contextmanager
+    def _joining(self, node_id: str) -> Iterator[None]:
+        """A failed channel-join CLI call becomes a NodeError naming the node and its log."""
+        try:
+            yield
+        except FabricBinaryError as exc:
+            raise NodeError(f"{node_id}: joining channel '{self.config.channel}' failed: {exc}; "
+                            f"log: {self.layout.log_file(node_id)}") from exc
 
     def _rollback(self, state: dict, started: list[str], exc: BaseException) -> None:
         """Stop the nodes this call started; note it in ``exc``'s message."""

@@ -323,15 +323,20 @@ def _alive(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    out = []
+def _groups() -> dict[int, list[int]]:
+    """Live (non-zombie) processes by process group, from one pass over /proc."""
+    out: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             fields = _stat_fields(int(d.name))
-            if fields and fields[0] != "Z" and fields[2] == str(pgid):
-                out.append(int(d.name))
+            if fields and fields[0] != "Z":
+                out.setdefault(int(fields[2]), []).append(int(d.name))
     return out
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    return _groups().get(pgid, [])
 
 
 def _own_group(pid: int) -> bool:
@@ -365,10 +370,12 @@ def _reap(pid: int) -> None:
 
 def _running(targets: dict[int, bool]) -> list[int]:
     """Processes still alive among ``targets`` (pid -> whole group?)."""
+    for pid in targets:
+        _reap(pid)
+    groups = _groups() if any(targets.values()) else {}
     left = []
     for pid, group in targets.items():
-        _reap(pid)
-        left += group_members(pid) if group else ([pid] if _alive(pid) else [])
+        left += groups.get(pid, []) if group else ([pid] if _alive(pid) else [])
     return left
 
 

@@ -58,6 +58,7 @@ from ..fl import fixedpoint, secagg
 from ..fl.models import vector_to_model
 from ..fl.train import evaluate, local_train
 from .task import TaskError, TrainingTask, task_for
+from fedfabric_cc.expiry import state_deadline
 
 log = logging.getLogger("fedfabric.node")
 
@@ -526,28 +527,17 @@ class OrgNode:
         self._expire_if_stuck(rec)
         return True
 
-    @staticmethod
-    def _state_deadline(rec: dict) -> int | None:
-        """When the round's current state times out (the contract's rule; None if it has no deadline)."""
-        d, s = rec.get("deadlines", {}), rec["state"]
-        if s == "collecting" and "submission" in d:
-            opened = rec.get("times", {}).get("collecting", d["submission"])
-            return d.get("reveal", d["submission"] + (d["submission"] - opened))
-        return d.get({"open": "open", "registration": "registration", "aggregated": "approval"}.get(s, ""))
-
     def _expire_if_stuck(self, rec: dict) -> None:
         """Liveness: a round still in a state whose deadline passed (plus the grace) is failed with
         ``expire_round``; the contract refuses (409) while the normal duty can still move it on."""
-        deadline = self._state_deadline(rec)
-        expire = getattr(self.client, "expire_round", None)
-        if deadline is None or expire is None or time.time() <= deadline + self.opt.grace + 1:
+        if time.time() <= state_deadline(rec) + self.opt.grace + 1:   # the contract's own deadline rule
             return
         key = ("expire", rec["round"], rec["state"])
         last = self._seen.get(key)
         if last is not None and time.monotonic() - last < max(5.0, self.opt.grace):
             return
         self._seen[key] = time.monotonic()
-        out = self._try("expire_round", lambda: expire(self.job_id, rec["round"]))
+        out = self._try("expire_round", lambda: self.client.expire_round(self.job_id, rec["round"]))
         if out is not None:
             self._note("round expired", round=rec["round"], state=rec["state"], reason=out.value.get("reason"))
 
