@@ -49,8 +49,26 @@ def transaction(fn: Optional[Callable] = None, *, evaluate: bool = False):
 
 
 class Contract:
-    """Base class; ``name`` is the namespace used as ``name:fn``."""
+    """Base class; ``name`` is the namespace used as ``name:fn``.
+
+    ``error_types`` are exceptions a transaction may raise to answer with their message and their
+    ``status`` attribute (default 400), like :class:`ChaincodeError`; ``before_transaction`` runs
+    before every transaction and refuses it by raising one of them.
+    """
     name: str = ""
+    error_types: tuple[type[Exception], ...] = ()
+
+    def before_transaction(self, ctx: "Context", name: str, evaluate: bool) -> None:
+        """Hook run before every transaction of this contract (nothing by default)."""
+
+
+ECHO_LIMIT = 200
+
+
+def _bounded(text: str) -> str:
+    """``repr`` of a client-supplied name, cut to ``ECHO_LIMIT`` characters."""
+    r = repr(text)
+    return r if len(r) <= ECHO_LIMIT else f"{r[:ECHO_LIMIT]}… ({len(text)} characters)"
 
 
 def _is_bytes(ann: Any) -> bool:
@@ -118,7 +136,10 @@ def _convert_params(tx: _Tx, fname: str, params: list[bytes]) -> "list[Any] | Re
         try:
             conv.append(_convert(text, ann))
         except (ValueError, json.JSONDecodeError) as exc:
-            return Response(500, f"{fname}: cannot parse argument '{pname}' as {tx.type_name(ann)}: {exc}")
+            return Response(500, f"{fname}: cannot parse argument '{pname}' as {tx.type_name(ann)}: "
+                                 f"{_bounded(str(exc))}")
+        except RecursionError:
+            return Response(500, f"{fname}: argument '{pname}' is nested too deeply")
     return conv
 
 
@@ -160,7 +181,7 @@ class Chaincode:
             cname = self._default
         tx = self._txs.get((cname, f))
         if tx is None:
-            return Response(500, f"function '{fname}' not found")
+            return Response(500, f"function {_bounded(fname)} not found")
         if len(params) != len(tx.params):
             return Response(500, f"{fname}: expected {len(tx.params)} arguments, got {len(params)}")
         conv = _convert_params(tx, fname, params)
@@ -171,15 +192,19 @@ class Chaincode:
     @staticmethod
     def _call(tx: "_Tx", fname: str, stub: Any, conv: list) -> Response:
         """Run the transaction; an unexpected exception is logged by type only (its text may hold payload)."""
+        ctx = Context(stub)
         try:
-            return Response(200, "", _encode(tx.fn(Context(stub), *conv)))
+            tx.contract.before_transaction(ctx, tx.name, tx.evaluate)
+            return Response(200, "", _encode(tx.fn(ctx, *conv)))
         except ChaincodeError as exc:
             return Response(exc.status, exc.message)
+        except tx.contract.error_types as exc:
+            return Response(int(getattr(exc, "status", 400)), str(exc))
         except Exception as exc:
             tx_id, name = str(getattr(stub, "tx_id", ""))[:8], fname[:64]
             log.error("internal error in %r (tx %s): %s", name, tx_id, type(exc).__name__)
             log.debug("internal error in %r (tx %s) traceback", name, tx_id, exc_info=True)
-            return Response(500, f"internal error in {fname}: {type(exc).__name__}: {exc}")
+            return Response(500, f"internal error in {fname}: {type(exc).__name__}: {_bounded(str(exc))}")
 
     def metadata(self) -> dict:
         out: dict[str, Any] = {"contracts": {}, "default": self._default}

@@ -66,6 +66,25 @@ class _Tx:
     purges: list = field(default_factory=list)             # (coll, key)
     vparams: dict = field(default_factory=dict)            # key -> bytes
     event: Optional[tuple[str, bytes]] = None
+    reads: set = field(default_factory=set)                # keys read by point; ("pvt", coll, key) for private
+    ranges: list = field(default_factory=list)             # (start, end) of range reads
+
+
+@dataclass(frozen=True)
+class RWSet:
+    """What a committed transaction read and wrote, as the peer's validator would compare it: a write of
+    one transaction that another concurrent one read (by point or in a range) invalidates the latter."""
+
+    tx_id: str
+    reads: frozenset
+    ranges: tuple
+    writes: frozenset
+
+    def conflicts_with(self, earlier: "RWSet") -> bool:
+        """True if ``earlier``, ordered first in the same block, would invalidate this transaction."""
+        if self.reads & earlier.writes:
+            return True
+        return any(isinstance(k, str) and s <= k and (not e or k < e) for k in earlier.writes for s, e in self.ranges)
 
 
 def serialized_identity(msp_id: str, cert_pem: bytes) -> bytes:
@@ -85,6 +104,7 @@ class MemoryStub(ArgsAccess):
         self.history: dict[str, list[KeyModification]] = {}
         self.events: list[Event] = []
         self.purged: list[tuple[str, str]] = []
+        self.rw_log: list[RWSet] = []
         self.block = 0
         self._args: list[bytes] = []
         self._creator = b""
@@ -149,6 +169,9 @@ class MemoryStub(ArgsAccess):
             self.private.get(coll, {}).pop(key, None)
             self.purged.append((coll, key))
         self.vparams.update(tx.vparams)
+        writes = set(tx.writes) | set(tx.vparams) | {("pvt", c, k) for c, k in tx.pvt_writes} | \
+            {("pvt", c, k) for c, k in tx.purges}
+        self.rw_log.append(RWSet(self.tx_id, frozenset(tx.reads), tuple(tx.ranges), frozenset(writes)))
         if tx.event is not None:
             self.events.append(Event(self.tx_id, tx.event[0], tx.event[1]))
 
@@ -171,7 +194,7 @@ class MemoryStub(ArgsAccess):
 
     # ---- public state
     def get_state(self, key: str) -> Optional[bytes]:
-        self._cur()
+        self._cur().reads.add(key)
         return self.state.get(key)
 
     def put_state(self, key: str, value: bytes) -> None:
@@ -185,7 +208,7 @@ class MemoryStub(ArgsAccess):
         self._cur().writes[key] = _DELETED
 
     def _range_rows(self, start: str, end: str) -> list[tuple[str, bytes]]:
-        self._cur()
+        self._cur().ranges.append((start, end))
         return [(k, self.state[k]) for k in sorted(self.state)
                 if k >= start and (not end or k < end)]
 
@@ -218,7 +241,7 @@ class MemoryStub(ArgsAccess):
     # ---- private data
     def get_private_data(self, collection: str, key: str) -> Optional[bytes]:
         _need_collection(collection)
-        self._cur()
+        self._cur().reads.add(("pvt", collection, key))
         return self.private.get(collection, {}).get(key)
 
     def put_private_data(self, collection: str, key: str, value: bytes) -> None:

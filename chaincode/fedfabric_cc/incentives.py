@@ -1,13 +1,15 @@
-"""Rewards (balance) and slashing (stake) when a round settles; private payloads purged."""
+"""Rewards (balance) and slashing (stake) when a round closes."""
 from __future__ import annotations
 
+from typing import Mapping
+
 from fabshim.contract import Context
+from fedfabric_protocol.spec import Incentives
 
-from . import members, updates
-from .state import UPDATES_COLLECTION
+from . import members
 
 
-def split(pool: int, weights: dict[str, int]) -> dict[str, int]:
+def split(pool: int, weights: Mapping[str, int]) -> dict[str, int]:
     """Integer shares of ``pool`` proportional to ``weights`` (largest remainder, ties by name)."""
     total = sum(w for w in weights.values() if w > 0)
     if pool <= 0 or total <= 0:
@@ -20,35 +22,24 @@ def split(pool: int, weights: dict[str, int]) -> dict[str, int]:
     return {m: v for m, v in base.items() if v > 0}
 
 
-def reward_weights(rec: dict) -> dict[str, int]:
-    """Sample share; in clear mode the leave-one-out contribution of non-anomalous updates."""
-    a = rec["aggregate"]
-    bad = set(a.get("anomalous", []))
-    if rec["privacy"] == "clear":
-        loo = {m: int(v) for m, v in a.get("loo", {}).items() if m not in bad}
-        if sum(loo.values()) > 0:
-            return loo
-    return {c["msp_id"]: c["sample_count"] for c in a["contributors"] if c["msp_id"] not in bad}
-
-
-def penalties(inc: dict, absent: list[str], anomalous: list[str], no_reveal: list[str]) -> dict[str, int]:
-    """Stake to slash per org: registered-but-absent, anomalous update, seeds not revealed in time."""
+def penalties(inc: Incentives, absent: list[str], anomalous: list[str], no_reveal: list[str]) -> dict[str, int]:
+    """Stake to slash per org: registered-but-absent, flagged update, seeds not revealed in time."""
     out: dict[str, int] = {}
-    for orgs, amount in ((absent, inc["slash_absent"]), (anomalous, inc["slash_anomalous"]),
-                         (no_reveal, inc.get("slash_no_reveal", inc["slash_absent"]))):
+    for orgs, amount in ((absent, inc.slash_absent), (anomalous, inc.slash_anomalous),
+                         (no_reveal, inc.slash_no_reveal)):
         for m in orgs:
             out[m] = out.get(m, 0) + amount
     return out
 
 
-def settle(ctx: Context, job: dict, rec: dict, rewards: dict[str, int], absent: list[str],
-           anomalous: list[str], no_reveal: list[str] = ()) -> dict:
-    """Apply rewards (to balance) and slashes (from stake); write history; purge the round's payloads."""
-    inc = job["spec"]["incentives"]
-    payout = split(inc["reward_per_round"], rewards)
+def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str, dict],
+           reward_weights: Mapping[str, int], absent: list[str], anomalous: list[str] = (),
+           no_reveal: list[str] = ()) -> dict:
+    """Pay the round's reward pool by ``reward_weights`` and slash offenders (never the last stake); write
+    the org records and their history. ``orgs``: the point-read records of at least every org named."""
+    payout = split(inc.reward_per_round, reward_weights)
     cuts = penalties(inc, list(absent), list(anomalous), list(no_reveal))
-    orgs = members.all_orgs(ctx)
-    before = {m: orgs[m] for m in set(payout) | set(cuts) if m in orgs}
+    before = {m: orgs[m] for m in sorted(set(payout) | set(cuts)) if m in orgs}
     after = {m: dict(o) for m, o in before.items()}
     slashed: dict[str, int] = {}
     for m in sorted(before):
@@ -57,12 +48,7 @@ def settle(ctx: Context, job: dict, rec: dict, rewards: dict[str, int], absent: 
         if cut and sum(members.stakes({**orgs, **after}).values()) - cut > 0:
             after[m]["stake"] -= cut
             slashed[m] = cut
-    ref = {"job_id": job["job_id"], "round": rec["round"]}
-    compiled = members.write_changes(ctx, before, after, "round-settlement", ref)
-    for m in rec.get("submitted", []):
-        ctx.stub.purge_private_data(UPDATES_COLLECTION, updates.upd_key(ctx, job["job_id"], rec["round"], m))
-    for s in rec.get("submitted", []) if rec.get("dropped") else []:
-        for d in rec["dropped"]:
-            ctx.stub.purge_private_data(UPDATES_COLLECTION, updates.seed_key(ctx, job["job_id"], rec["round"], s, d))
+    compiled = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r})
     return {"rewards": payout, "slashed": slashed, "policy": compiled["policy"] if compiled else None,
-            "envelope_hex": compiled["envelope_hex"] if compiled else None}
+            "envelope": bytes.fromhex(compiled["envelope_hex"]) if compiled else None,
+            "orgs": {**orgs, **after}}

@@ -5,26 +5,18 @@ import re
 from typing import Any, Optional
 
 from fabshim.contract import Context
+from fedfabric_protocol.fields import fraction
+from fedfabric_protocol.states import MemberStatus
+from fedfabric_protocol.tally import active_stakes as stakes
 
 from . import policy, roles, state
 from .state import fail
 
 MSP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_AMOUNT = 10**15
-ACTIVE, SUSPENDED = "active", "suspended"
+ACTIVE, SUSPENDED = MemberStatus.ACTIVE.value, MemberStatus.SUSPENDED.value
 STATUSES = (ACTIVE, SUSPENDED)
 HISTORY_FIELDS = ("stake", "balance", "status")
-
-
-def parse_fraction(text: str) -> tuple[int, int]:
-    """ "2/3" -> (2, 3), a share in (0, 1]."""
-    m = re.fullmatch(r"\s*(\d{1,9})\s*/\s*(\d{1,9})\s*", str(text))
-    if not m:
-        raise fail(f"quorum '{text}' must look like 'num/den', e.g. '2/3'")
-    num, den = int(m.group(1)), int(m.group(2))
-    if not 0 < num <= den:
-        raise fail(f"quorum {num}/{den} must be a share in (0, 1]")
-    return num, den
 
 
 def amount(value: Any, what: str, allow_zero: bool = True, signed: bool = False) -> int:
@@ -40,9 +32,14 @@ def all_orgs(ctx: Context) -> dict[str, dict]:
     return {o["msp_id"]: o for _, o in state.scan(ctx, state.ORG)}
 
 
-def stakes(orgs: dict[str, dict]) -> dict[str, int]:
-    """Voting stake: active orgs only."""
-    return {m: o["stake"] for m, o in orgs.items() if o["status"] == ACTIVE}
+def orgs_by_id(ctx: Context, msps) -> dict[str, dict]:
+    """The org records of ``msps`` read by point (unknown ids left out)."""
+    out = {}
+    for m in sorted(set(msps)):
+        o = state.get(ctx, state.key(ctx, state.ORG, m))
+        if o is not None:
+            out[m] = o
+    return out
 
 
 def consortium(ctx: Context) -> dict:
@@ -59,7 +56,7 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
     cid = ctx.client_identity
     if roles.role_of(ctx) != roles.ADMIN:
         raise fail("init_consortium: requires an org admin", 403)
-    num, den = parse_fraction(quorum)
+    num, den = fraction(quorum, "quorum")
     if not isinstance(orgs, list) or not orgs:
         raise fail("orgs must be a non-empty JSON list")
     records: dict[str, dict] = {}
@@ -84,6 +81,9 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
     if cid.msp_id not in records:
         raise fail(f"init_consortium: caller's MSP {cid.msp_id} is not in the org list", 403)
     compiled = compile_for(stakes(records), num, den)
+    # the chaincode's lifecycle policy is compiled from the same consortium.yaml stakes at deploy time:
+    # clients choose endorsers that satisfy both it and the current (key-level) policy
+    compiled["lifecycle_coalitions"] = compiled["coalitions"]
     conf = {"quorum": [num, den], "initialized_at": state.now(ctx), "initialized_by": cid.msp_id,
             "tx_id": ctx.stub.tx_id}
     state.put(ctx, state.key(ctx, state.CONSORTIUM), conf)
@@ -136,11 +136,16 @@ def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict],
         return None
     num, den = quorum if quorum else tuple(consortium(ctx)["quorum"])
     merged = {**all_orgs(ctx), **after}
+    previous = state.must_get(ctx, state.key(ctx, state.POLICY), "endorsement policy")
     compiled = compile_for(stakes(merged), num, den)
+    compiled["lifecycle_coalitions"] = previous.get("lifecycle_coalitions", previous["coalitions"])
     state.put(ctx, state.key(ctx, state.POLICY), compiled)
     ep = bytes.fromhex(compiled["envelope_hex"])
-    for attrs, _ in state.scan(ctx, state.JOB):
+    for attrs, job in state.scan(ctx, state.JOB):
         ctx.stub.set_state_validation_parameter(state.key(ctx, state.JOB, *attrs), ep)
+        if job.get("status") == "active" and job.get("current_round"):
+            rk = state.key(ctx, state.ROUND, attrs[0], state.rnd(job["current_round"]))
+            ctx.stub.set_state_validation_parameter(rk, ep)
     for attrs, _ in state.scan(ctx, state.VERSION):
         ctx.stub.set_state_validation_parameter(state.key(ctx, state.VERSION, *attrs), ep)
     return compiled

@@ -6,11 +6,13 @@ An explicit ``fedfabric.role`` attribute wins; otherwise node OU ``admin`` means
 from __future__ import annotations
 
 from fabshim.contract import ChaincodeError, Context
+from fedfabric_protocol.states import MemberStatus, Role
 
 from . import state
 
-ADMIN, TRAINER, AUDITOR = "admin", "trainer", "auditor"
+ADMIN, TRAINER, AUDITOR = Role.ADMIN.value, Role.TRAINER.value, Role.AUDITOR.value
 ROLES = (ADMIN, TRAINER, AUDITOR)
+PARTICIPANT_ROLES = (ADMIN, TRAINER)
 ROLE_ATTR = "fedfabric.role"
 
 
@@ -50,6 +52,15 @@ def require_writer(ctx: Context, tx: str, allowed: tuple[str, ...] = (ADMIN,)) -
     org = member(ctx)
     if role not in allowed:
         raise ChaincodeError(f"{tx}: role '{role}' is not allowed (requires {' or '.join(allowed)})", 403)
-    if org.get("status") != "active":
+    if org.get("status") != MemberStatus.ACTIVE.value:
         raise ChaincodeError(f"{tx}: {org['msp_id']} is {org.get('status')}, not active", 403)
     return org, role
+
+
+def require_participant(ctx: Context, tx: str, participants: list[str], job_id: str) -> dict:
+    """A writer (admin or trainer) of an active member org that takes part in job ``job_id``."""
+    org, _ = require_writer(ctx, tx, PARTICIPANT_ROLES)
+    if org["msp_id"] not in participants:
+        raise ChaincodeError(f"{tx}: {org['msp_id']} is not a participant of job {job_id} "
+                             f"(participants: {', '.join(participants)})", 403)
+    return org

@@ -1,17 +1,19 @@
-"""Ledger helpers: canonical JSON, composite keys, reads, transaction time, the one event per tx.
+"""Ledger helpers: canonical JSON, composite keys, point reads of per-org records, the one event per tx.
 
 Reads see committed state only (Fabric has no read-your-writes): every transaction reads and
-validates first, then writes.
+validates first, then writes. Transactions of one round phase read other orgs' records by point
+(never by range), so concurrent transactions of that phase never invalidate each other.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from fabshim.contract import ChaincodeError, Context
+from fedfabric_protocol.records import canonical
 
 # private collections of the member orgs (defined by the deployment: app/fedfabric/network/deploy.py)
-UPDATES_COLLECTION = "fedfabricUpdates"        # update payloads and pairwise seeds; purged after blockToLive
+UPDATES_COLLECTION = "fedfabricUpdates"        # update payloads and pairwise seeds; purged when the round closes
 AGGREGATES_COLLECTION = "fedfabricAggregates"  # round aggregates; never purged
 
 # composite key object types
@@ -19,12 +21,10 @@ ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL = (
     "org", "consortium", "policy", "ledger", "stakeprop", "statusprop")
 JOB, ROUND, REG, UPD, SEED, REVEAL, AGG, VOTE, VERSION, ALIAS = (
     "job", "round", "reg", "upd", "seed", "reveal", "agg", "vote", "version", "alias")
-KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, JOB, ROUND, REG, UPD, REVEAL, VOTE, VERSION, ALIAS)
+KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, JOB, ROUND, REG, UPD, REVEAL, VOTE,
+             VERSION, ALIAS)
 
-
-def dumps(obj: Any) -> bytes:
-    """Canonical JSON (sorted keys, compact) for everything written to the ledger."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode("utf-8")
+dumps = canonical
 
 
 def fail(msg: str, status: int = 400) -> ChaincodeError:
@@ -57,21 +57,31 @@ def put(ctx: Context, k: str, obj: Any) -> None:
 
 
 def scan(ctx: Context, object_type: str, *attrs: Any) -> Iterator[tuple[list[str], dict]]:
-    """(attributes, record) for every key under a partial composite key, in key order."""
+    """(attributes, record) for every key under a partial composite key, in key order (queries and
+    governance only: a range read in a round phase would conflict with that phase's writes)."""
     with ctx.stub.get_state_by_partial_composite_key(object_type, [str(a) for a in attrs]) as it:
         rows = list(it)
     for k, v in rows:
         yield ctx.stub.split_composite_key(k)[1], json.loads(v)
 
 
-def by_org(ctx: Context, object_type: str, job_id: str, r: int) -> dict[str, dict]:
-    """A round's records of one type (registrations, updates, reveals, votes), keyed by the org's MSP id
-    (the last key attribute)."""
-    return {attrs[-1]: rec for attrs, rec in scan(ctx, object_type, job_id, rnd(r))}
+def round_key(ctx: Context, object_type: str, job_id: str, r: int, msp: str) -> str:
+    """Key of one org's record of one round (registration, update, reveal, vote)."""
+    return key(ctx, object_type, job_id, rnd(r), msp)
+
+
+def per_org(ctx: Context, object_type: str, job_id: str, r: int, msps: Iterable[str]) -> dict[str, dict]:
+    """The round records of type ``object_type`` of the orgs ``msps``, read by point (absent ones left out)."""
+    out = {}
+    for m in sorted(set(msps)):
+        v = get(ctx, round_key(ctx, object_type, job_id, r, m))
+        if v is not None:
+            out[m] = v
+    return out
 
 
 def now(ctx: Context) -> int:
-    """Transaction time in whole seconds (the only clock the chaincode has)."""
+    """Transaction time in whole seconds (bounded by the endorser's clock: ``clock.SkewGate``)."""
     return int(ctx.stub.get_tx_timestamp().seconds)
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from fabshim.contract import Chaincode
 from fabshim.memstub import MemoryStub
-from fedfabric_cc import codec
+from fedfabric_cc.clock import SkewGate
 from fedfabric_cc.contract import FedFabricContract
+from fedfabric_protocol import codec
 
 from . import identities as ids
 
@@ -37,18 +38,26 @@ def _arg(a: Any) -> str:
 
 
 class Ledger:
-    """A MemoryStub-backed ledger with a clock in tx-time seconds."""
+    """A MemoryStub-backed ledger whose endorser clock is ``t`` (tx-time seconds); a call's ``at`` is the
+    proposal timestamp the client chose (default: the endorser's time)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=None) -> None:
         self.stub = MemoryStub()
-        self.cc = Chaincode([FedFabricContract()])
         self.t = T0
+        self.clock = clock or (lambda: self.t)
+        self.cc = Chaincode([FedFabricContract(SkewGate(30, lambda: self.clock()))])
 
     def call(self, who: bytes, fn: str, *args: Any, transient: Optional[dict] = None, at: Optional[int] = None) -> Any:
-        resp = self.stub.run(self.cc, who, [fn, *map(_arg, args)], at if at is not None else self.t, transient)
+        when = at if at is not None else int(self.clock())
+        resp = self.stub.run(self.cc, who, [fn, *map(_arg, args)], when, transient)
         if resp.status != 200:
             raise TxFailed(resp.status, resp.message)
-        return json.loads(resp.payload) if resp.payload else None
+        if not resp.payload:
+            return None
+        try:
+            return json.loads(resp.payload)
+        except ValueError:
+            return resp.payload   # raw bytes (payload reads)
 
     def snapshot(self) -> tuple:
         s = self.stub
@@ -71,10 +80,13 @@ class Ledger:
     def last_event(self):
         return self.stub.events[-1]
 
+    def events_named(self, name: str) -> list[dict]:
+        return [e.json() for e in self.stub.events if e.name == name]
 
-def init(ledger: Ledger, stakes=(100, 100, 100), balances=(0, 0, 0), quorum: str = "2/3") -> Any:
-    orgs = [{"msp_id": m, "name": m.lower(), "stake": s, "balance": b} for m, s, b in zip(ORGS, stakes, balances)]
-    return ledger.call(ids.admin(ORGS[0]), "init_consortium", orgs, quorum)
+
+def init(ledger: Ledger, stakes=(100, 100, 100), balances=(0, 0, 0), quorum: str = "2/3", orgs=ORGS) -> Any:
+    recs = [{"msp_id": m, "name": m.lower(), "stake": s, "balance": b} for m, s, b in zip(orgs, stakes, balances)]
+    return ledger.call(ids.admin(orgs[0]), "init_consortium", recs, quorum)
 
 
 def h(text: str) -> str:
@@ -85,13 +97,14 @@ SHAPE = [[2, 3], [2]]
 NUM_PARAMS = 8
 
 
-def job_spec(job_id: str = "job1", **over: Any) -> dict:
+def job_spec(job_id: str = "job1", participants=ORGS, **over: Any) -> dict:
     spec = {"job_id": job_id,
             "model": {"arch_id": "mlp-2x3", "arch_hash": h("arch"), "initial_hash": h("v0"),
                       "shape_digest": codec.shape_digest(SHAPE), "num_params": NUM_PARAMS},
-            "hyperparams": {"lr": "0.01", "local_epochs": 1, "batch_size": 32},
-            "rounds": 3, "privacy": "secure", "aggregation": {"rule": "fedavg"},
-            "dp": {"enabled": False}, "quorum": "2/3", "min_participants": 2,
+            "hyperparams": {"dataset": "breast_cancer", "arch": "logreg", "lr": "0.01", "epochs": 1,
+                            "batch_size": 32, "shards": list(participants)},
+            "rounds": 3, "privacy": "secure", "aggregation": {"rule": "fedavg"}, "quorum": "2/3",
+            "min_participants": 2, "participants": list(participants),
             "windows": {"registration_s": 60, "submission_s": 300, "approval_s": 120},
             "incentives": {"reward_per_round": 1000, "slash_absent": 10, "slash_anomalous": 20}}
     spec.update(over)

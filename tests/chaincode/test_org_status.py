@@ -5,8 +5,8 @@ import pytest
 from fedfabric_cc import policy
 
 from . import identities as ids
-from .harness import ORGS, Ledger, h, init, job_spec, meta_for
-from .rounds_helper import open_and_register, secure_payloads, submit
+from .harness import ORGS, Ledger, init, job_spec, meta_for
+from .rounds_helper import Consortium, deltas_for
 
 A, T = ids.admin, ids.trainer
 KEY = "33" * 32
@@ -99,13 +99,16 @@ def test_suspending_the_last_stake_is_refused():
 
 def test_a_suspended_org_cannot_take_part(led):
     _suspend(led)
-    rec = led.call(T(ORGS[0]), "open_round", "job1")
-    assert rec["eligible"] == ORGS[:2] and "Org3MSP" not in rec["stakes"] and rec["leader"] in ORGS[:2]
-    led.call(T(ORGS[0]), "start_registration", "job1", 1)
     led.reject(T(ORGS[2]), "register", "job1", 1, KEY, match="register: Org3MSP is suspended, not active", status=403)
     led.reject(A(ORGS[0]), "create_job", job_spec("job2", participants=ORGS),
                match="spec.participants: Org3MSP is suspended, not active")
-    assert led.call(A(ORGS[0]), "create_job", job_spec("job3"))["spec"]["participants"] == ORGS[:2]
+    spec = job_spec("job3")
+    del spec["participants"]
+    spec["hyperparams"]["shards"] = ORGS[:2]
+    job = led.call(A(ORGS[0]), "create_job", spec)
+    assert job["spec"]["participants"] == ORGS[:2]
+    rec = led.call(T(ORGS[0]), "get_round", "job3", 1)
+    assert sorted(rec["stakes"]) == ORGS[:2] and rec["leader"] in ORGS[:2]
 
 
 def test_never_drawn_as_leader():
@@ -114,34 +117,33 @@ def test_never_drawn_as_leader():
     led.call(A(ORGS[0]), "propose_status_change", "s1", "Org3MSP", "suspended", "x")  # pending: Org3 holds the stake
     led.call(A(ORGS[2]), "approve_status_change", "s1")
     for i in range(12):
-        led.call(A(ORGS[0]), "create_job", job_spec(f"j{i}"))
-        assert led.call(T(ORGS[0]), "open_round", f"j{i}")["leader"] in ORGS[:2]
+        led.call(A(ORGS[0]), "create_job", job_spec(f"j{i}", participants=ORGS[:2]))
+        assert led.call(T(ORGS[0]), "get_round", f"j{i}", 1)["leader"] in ORGS[:2]
 
 
 def test_suspended_mid_round_cannot_submit_or_vote_and_leaves_the_tally(led):
-    r, keys = open_and_register(led, "job1")
-    led.call(T(ORGS[0]), "close_registration", "job1", r)
-    samples = {m: 100 for m in ORGS}
-    payloads = secure_payloads(keys, {m: np.full(8, 0.01) for m in ORGS}, samples, "job1", r, ORGS)
-    submit(led, "job1", r, {m: payloads[m] for m in ORGS[:2]}, samples)
+    c = Consortium(led, samples={m: 100 for m in ORGS})
+    c.register(1, ORGS)
+    c.start(1)
+    deltas = deltas_for(ORGS)
+    c.submit(1, {m: deltas[m] for m in ORGS[:2]})
+    p3 = c.payload(1, "Org3MSP", deltas["Org3MSP"])
     _suspend(led, pid="s1")
-    led.reject(T(ORGS[2]), "submit_update", "job1", r, meta_for(payloads["Org3MSP"]),
-               transient={"update": payloads["Org3MSP"]}, match="submit_update: Org3MSP is suspended")
+    led.reject(T(ORGS[2]), "submit_update", "job1", 1, meta_for(p3), transient={"update": p3},
+               match="submit_update: Org3MSP is suspended")
     led.call(A(ORGS[1]), "propose_status_change", "r1", "Org3MSP", "active", "back")
     led.call(A(ORGS[0]), "approve_status_change", "r1")
-    submit(led, "job1", r, {"Org3MSP": payloads["Org3MSP"]}, samples)
-    leader = led.call(T(ORGS[0]), "get_round", "job1", r)["leader"]
-    led.call(T(leader), "aggregate", "job1", r)
-    ballot = {"approve": True, "model_hash": h("v1")}
-    led.call(T(ORGS[0]), "vote", "job1", r, ballot)
-    led.call(T(ORGS[2]), "vote", "job1", r, ballot)          # 200 of 300: would finalize
+    c.submit_payloads(1, {"Org3MSP": p3})
+    res = c.result(1)
+    c.vote(1, [ORGS[0], ORGS[2]], res)         # 200 of 300: would finalize
     _suspend(led, pid="s2")
-    led.reject(T(ORGS[2]), "vote", "job1", r, ballot, match="vote: Org3MSP is suspended")
-    led.reject(T(ORGS[0]), "finalize_round", "job1", r, match="vote undecided: best approval 100 of 200 stake")
-    led.call(T(ORGS[1]), "vote", "job1", r, ballot)
-    v = led.call(T(ORGS[0]), "finalize_round", "job1", r)
-    assert v["tally"]["excluded"] == ["Org3MSP"] and v["tally"]["total_stake"] == 200
-    assert v["tally"]["approve_by_hash"] == {h("v1"): 200}
+    led.reject(T(ORGS[2]), "vote", "job1", 1, c.ballot(1, ORGS[2], res), match="vote: Org3MSP is suspended")
+    c.vote(1, [ORGS[1]], res)
+    out = c.finalize(1)
+    tl = out["outcome"]["tally"]
+    assert tl["excluded"] == ["Org3MSP"] and tl["total_stake"] == 200 and out["state"] == "finalized"
+    assert list(tl["approve_by_result"].values()) == [200]
+    assert "Org3MSP" not in c.round(2)["stakes"]          # the next round's electorate leaves it out
 
 
 def test_stake_of_a_suspended_org_holds_no_weight_in_proposals(led):

@@ -1,25 +1,19 @@
-"""Pairwise-mask secure aggregation: X25519 + HKDF key agreement here, masks from the chaincode.
+"""Pairwise-mask secure aggregation, key side: X25519 + HKDF key agreement.
 
-Mask expansion, the +/- sign convention, masking and dropout recovery are ``fedfabric_cc.masks``
-(re-exported under the app's names), so what an org adds is exactly what the endorsing peers remove.
+Mask expansion, the +/- sign convention and masking are the protocol's ``fedfabric_protocol.masks``,
+so what an org adds is exactly what the endorsing peers (and the other nodes) remove.
 """
 from __future__ import annotations
-
-import logging
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from fedfabric_cc.masks import SEED_BYTES, add_masks, expand_mask, mask_sign, remove_masks
-
-logger = logging.getLogger(__name__)
+from fedfabric_protocol.masks import SEED_BYTES, add_masks
 
 mask_update = add_masks          # (encoded, my_id, {peer: seed}) -> masked words
-unmask_dropped = remove_masks    # (total, dropped_id, {survivor: seed}) -> total without their masks
 
-__all__ = ["generate_keypair", "pairwise_seed", "expand_mask", "mask_sign", "mask_update", "unmask_dropped",
-           "SEED_BYTES"]
+__all__ = ["generate_keypair", "pairwise_seed", "mask_update", "round_context", "SEED_BYTES"]
 
 
 def generate_keypair() -> tuple[X25519PrivateKey, bytes]:
@@ -27,6 +21,11 @@ def generate_keypair() -> tuple[X25519PrivateKey, bytes]:
     priv = X25519PrivateKey.generate()
     pub = priv.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return priv, pub
+
+
+def round_context(job_id: str, r: int) -> bytes:
+    """The HKDF info binding a pairwise seed to one round of one job."""
+    return f"{job_id}|{r}".encode()
 
 
 def pairwise_seed(my_private: X25519PrivateKey, their_public: bytes, context: bytes) -> bytes:

@@ -65,12 +65,12 @@ def members_collection(config: ConsortiumConfig, name: str, block_to_live: int) 
 
 
 def source_digest() -> str:
-    """SHA-256 over the Python sources the chaincode server runs (its packages ``fedfabric_cc`` and
-    ``fabshim``; the contract imports nothing from the app): a change restarts the servers on the next
-    deploy, though the ccaas package itself stays the same."""
+    """SHA-256 over the Python sources the chaincode server runs (its packages ``fedfabric_cc``,
+    ``fedfabric_protocol`` and ``fabshim``; the contract imports nothing from the app): a change restarts
+    the servers on the next deploy, though the ccaas package itself stays the same."""
     h = hashlib.sha256()
     root = paths.REPO_ROOT / "chaincode"
-    files = [f for pkg in ("fedfabric_cc", "fabshim") for f in sorted((root / pkg).rglob("*.py"))]
+    files = [f for pkg in ("fedfabric_cc", "fedfabric_protocol", "fabshim") for f in sorted((root / pkg).rglob("*.py"))]
     for f in files:
         h.update(str(f.relative_to(paths.REPO_ROOT)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()

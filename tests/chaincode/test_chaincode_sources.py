@@ -32,8 +32,8 @@ def test_no_chaincode_source_imports_the_app():
 def test_chaincode_server_modules_load_without_the_app():
     code = ("import importlib, pkgutil, sys\n"
             f"sys.path.insert(0, {str(CHAINCODE)!r})\n"
-            "import fedfabric_cc, fabshim\n"
-            "for pkg in (fedfabric_cc, fabshim):\n"
+            "import fedfabric_cc, fabshim, fedfabric_protocol, fedfabric_protocol.rules\n"
+            "for pkg in (fedfabric_cc, fabshim, fedfabric_protocol, fedfabric_protocol.rules):\n"
             "    for m in pkgutil.iter_modules(pkg.__path__):\n"
             "        importlib.import_module(pkg.__name__ + '.' + m.name)\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fedfabric'))\n")
@@ -45,6 +45,7 @@ def test_chaincode_server_modules_load_without_the_app():
 def _tree(root: Path) -> dict[str, Path]:
     files = {"cc": root / "chaincode" / "fedfabric_cc" / "contract.py",
              "shim": root / "chaincode" / "fabshim" / "stub.py",
+             "protocol": root / "chaincode" / "fedfabric_protocol" / "rules" / "median.py",
              "app": root / "app" / "fedfabric" / "fl" / "fixedpoint.py",
              "test": root / "chaincode" / "notes" / "scratch.py"}
     for f in files.values():
@@ -61,7 +62,7 @@ def test_source_digest_covers_exactly_what_the_chaincode_server_runs(tmp_path, m
     for name in ("app", "test"):
         files[name].write_text("x = 2\n")
         assert deploy.source_digest() == first, f"{name} is not part of the chaincode server"
-    for name in ("cc", "shim"):
+    for name in ("cc", "shim", "protocol"):
         files[name].write_text(files[name].read_text() + "y = 3\n")
         now = deploy.source_digest()
         assert now != first, f"a change in {name} must restart the servers"

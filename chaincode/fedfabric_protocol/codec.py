@@ -1,20 +1,22 @@
-"""Integer side of the fixed-point codec: the one definition the chaincode and the app both use.
+"""The fixed-point codec, integer side: the one definition the chaincode and the nodes both use.
 
 Wire format of an update or aggregate: little-endian uint32 words, each the two's complement of a
 signed fixed-point value with ``FRAC_BITS`` fractional bits. The app's ``fedfabric.fl.fixedpoint``
-adds only the float encode/decode on top and re-exports everything here, so both sides agree bit
+adds only the float encode/decode on top, so both sides agree bit
 for bit. ``INT32_MIN`` never comes out of the encoder and is reserved as the "non-finite" marker,
 so the chaincode rejects it in clear mode.
 
 Weighted updates (secure mode): each org encodes ``update * n_i / WEIGHT_SCALE``; the mod-2^32 sum
 over orgs read as signed is ``sum(n_i * update_i) / WEIGHT_SCALE`` and FedAvg is that times
-``WEIGHT_SCALE`` over ``sum(n_i)``, rounded half to even (``aggregation.fedavg_from_weighted_sum``).
+``WEIGHT_SCALE`` over ``sum(n_i)``, rounded half to even (``rules.fedavg``).
 """
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
+
+from .errors import ProtocolError
 
 FRAC_BITS = 16
 WEIGHT_SCALE = 1024          # secure mode: each org encodes update * n_i / WEIGHT_SCALE
@@ -26,7 +28,7 @@ INT32_MAX = (1 << 31) - 1
 NON_FINITE_MARKER = np.uint32(1 << 31)
 
 
-class CodecError(ValueError):
+class CodecError(ProtocolError):
     """Bytes are not a valid update of the expected length."""
 
 

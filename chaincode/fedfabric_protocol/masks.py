@@ -1,4 +1,4 @@
-"""Pairwise masks of secure aggregation, integer side: the one definition the chaincode and the app use.
+"""Pairwise masks of secure aggregation, integer side: the one definition the chaincode and the nodes use.
 
 A pairwise seed (32 bytes; the app derives it by X25519 + HKDF) expands to a mask of uint32 words
 with SHAKE-256. Convention: org ``me`` adds ``+mask`` for a peer whose id sorts after its own and
