@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
 # Prepare this checkout on a fresh machine: Python venv with every dependency, pinned Fabric binaries.
 # Idempotent and quick when everything is already there.
+#
+#   ./setup.sh          venv, dependencies and test tools, hfc (--no-deps) for Fabric CA enrollment, Fabric
+#   ./setup.sh --hfc    the same plus the [hfc] extra: what hfc's Client (invoke, query, events) imports
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
+extras="test"
+for arg in "$@"; do
+  case "$arg" in
+    --hfc) extras="test,hfc" ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (options: --hfc, --help)" >&2; exit 2 ;;
+  esac
+done
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
+# The stamp holds the pyproject.toml digest and the extras installed with it; a run asking for fewer
+# extras than were installed (./setup.sh after ./setup.sh --hfc) has nothing to do.
 stamp=".venv/.fedfabric-deps"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  echo "setup: installing Python dependencies into .venv (torch is large the first time)" >&2
+have="$(cat "$stamp" 2>/dev/null || true)"
+if [[ "$have" != "$want $extras" && "$have" != "$want test,hfc" ]]; then
+  echo "setup: installing Python dependencies ([$extras]) into .venv (torch is large the first time)" >&2
   .venv/bin/pip install -q --upgrade pip >&2
-  .venv/bin/pip install -q -e '.[test]' >&2
-  echo "$want" > "$stamp"
+  .venv/bin/pip install -q -e ".[$extras]" >&2
+  echo "$want $extras" > "$stamp"
 fi
 # hfc (fabric-sdk-py), for Fabric CA enrollment (fedfabric.network.enroll). Its metadata pins pysha3,
 # which does not build on Python 3.11, and old requests/rx versions nothing here uses: it is installed
 # without its declared dependencies; what hfc.fabric_ca imports (requests, six, hkdf, pycryptodomex,
-# cryptography) is in pyproject.toml's dependencies. hfc.fabric is never imported (see the design).
+# cryptography) is in pyproject.toml's dependencies; what hfc.fabric (its Client) needs besides is the
+# [hfc] extra (--hfc). fedfabric itself never imports hfc.fabric: it cannot share a process with
+# fabric_protos (see fedfabric/network/hfc_client.py).
 hfc_stamp=".venv/.fedfabric-hfc"
 hfc_want="fabric-sdk-py==1.0.0"
 if [[ ! -f "$hfc_stamp" || "$(cat "$hfc_stamp")" != "$hfc_want" ]]; then

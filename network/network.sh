@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fedfabric network: up | down | status | logs [node] | build   (see --help)
+# fedfabric network: up | down | status | logs [node] | build | deploy | enroll | profile   (see --help)
 # A thin wrapper over `python -m fedfabric.network`, using the project's virtualenv when present.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -9,6 +9,8 @@ Modules, one job each:
 * :mod:`.ca`        -- each org's Fabric CA server: TLS cert, bootstrap admin, config, node spec
 * :mod:`.enroll`    -- enroll users with a fedfabric role through the org's CA (hfc)
 * :mod:`.manager`   -- ``up | down | status | logs`` orchestration
+* :mod:`.profile`   -- connection profiles for Fabric's own clients (SDKs, gateway clients, peer CLI)
+* :mod:`.hfc_client` -- hfc's ``Client`` built from such a profile (in a process of its own)
 * :mod:`.cli`       -- the command line behind ``network/network.sh``
 """
 

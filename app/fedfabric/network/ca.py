@@ -159,9 +159,10 @@ def ca_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org
         "FABRIC_CA_SERVER_OPERATIONS_TLS_CERTFILE": cert,
         "FABRIC_CA_SERVER_OPERATIONS_TLS_KEYFILE": key,
         "FABRIC_CA_SERVER_OPERATIONS_TLS_CLIENTCERTREQUIRED": "false",
-        "FABRIC_CA_SERVER_METRICS_PROVIDER": "disabled",
+        "FABRIC_CA_SERVER_METRICS_PROVIDER": "prometheus",
     }
     return NodeSpec(node_id=org.ca_node_id, kind="ca", argv=[str(fabric.binary(SERVER_BINARY)), "start"],
                     env=env, ports=org.ca.ports,
                     health_url=f"https://{host}:{org.ca.operations_port}/healthz",
+                    metrics_url=f"https://{host}:{org.ca.operations_port}/metrics",
                     tls_ca=layout.org_tls_ca(org), cwd=layout.ca_home(org))

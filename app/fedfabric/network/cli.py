@@ -21,6 +21,7 @@ from .deploy import ChaincodeDeployment, product_deployment
 from .enroll import EnrollError
 from .manager import Network
 from .nodes import NodeError
+from .profile import ProfileError, write_profile
 
 console = Console(stderr=True)
 
@@ -39,12 +40,18 @@ commands:
   enroll           register and enroll a user at its org's Fabric CA (hfc) as a client with the attribute
                    fedfabric.role=<auditor|trainer|admin>; writes its MSP under the run dir's users/, so
                    every --user NAME option and fedfabric.connect(org, NAME) can act as it
+  profile          write a Fabric connection profile (JSON and YAML) of one org for one identity, with
+                   the identity's certificate, an MSP directory and the path of its private key (never
+                   copied: the MSP's keystore holds a link), so the official gateway clients, hfc and
+                   the peer CLI can connect without reading the run directory
   generate         crypto material, genesis block and CA configs only (what docker compose mounts)
   compose          regenerate docker-compose-fabric.yml from consortium.yaml
   down             stop exactly the processes 'up' started (each node's whole process group: SIGTERM,
                    SIGKILL after 15 s, waited for) and remove the run directory
   status           table of every node (orderers, peers, CAs, chaincode servers): up/down, pid, ports,
-                   channel block height
+                   channel block height, and the Prometheus endpoint of each orderer, peer and CA
+                   (https://127.0.0.1:<operations port>/metrics, TLS; peers and orderers answer only a
+                   TLS client certificate of their own org, e.g. crypto/.../users/Admin@<domain>/tls/)
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
 
 environment:
@@ -122,6 +129,16 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    net = _network(args)
+    files = write_profile(net.layout, args.org, args.user, Path(args.out))
+    for label, path in (("connection profile", files.json), ("connection profile", files.yaml),
+                        ("identity", files.identity), ("certificate", files.certificate),
+                        ("MSP (keystore: a link)", files.msp_dir), ("private key (not copied)", files.private_key)):
+        console.print(f"{label}: {path}", markup=False, highlight=False, soft_wrap=True)
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     net = _network(args)
     net.generate()
@@ -150,14 +167,15 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def _print_status(net: Network) -> bool:
     table = Table(title=f"fedfabric network — channel '{net.config.channel}'")
-    for col in ("node", "kind", "state", "pid", "ports", "height", "health"):
-        table.add_column(col)
+    for col in ("node", "kind", "state", "pid", "ports", "height", "health", "metrics"):
+        table.add_column(col, overflow="fold")
     statuses = net.status()
     for s in statuses:
         ports = " ".join(f"{k}={v}" for k, v in s.ports.items())
         table.add_row(s.node_id, s.kind, "[green]up[/green]" if s.up else "[red]down[/red]",
-                      str(s.pid or "-"), ports, "-" if s.height is None else str(s.height), s.health)
-    Console(width=max(Console().width, 140)).print(table)
+                      str(s.pid or "-"), ports, "-" if s.height is None else str(s.height), s.health,
+                      s.metrics or "-")
+    Console(width=max(Console().width, 180)).print(table)
     return all(s.up for s in statuses)
 
 
@@ -216,6 +234,40 @@ def parser() -> argparse.ArgumentParser:
     en.add_argument("--name", required=True, help="user name, e.g. alice (enrollment id alice@<org domain>)")
     en.add_argument("--role", required=True, help="fedfabric role: auditor (read-only), trainer or admin")
     en.set_defaults(func=cmd_enroll)
+    pf = sub.add_parser(
+        "profile", help="write a connection profile of one org for one identity",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Write OUT/connection-<org>.json and OUT/connection-<org>.yaml: the common connection profile the
+Fabric SDKs read -- organizations with mspid, peers and CAs; every org's peer and every orderer with
+its grpcs:// URL, its TLS CA certificate (inline, and as a file under OUT/tls/) and TLS host name;
+the org's Fabric CA. Beside it, OUT/identity-<user>.json (MSP id, certificate, path of the private
+key) and OUT/msp/ (the identity's MSP for the peer CLI; its keystore holds a symbolic link to the
+key). The private key stays in the run directory and is never copied; a key file readable by group
+or others is refused. Needs the crypto material only (network.sh up or generate), not running nodes.
+""",
+        epilog="""\
+examples:
+  network/network.sh profile --org org1 --out profiles/org1
+  network/network.sh profile --org org2 --user bob --out profiles/bob     # after `enroll --name bob`
+  fedfabric network profile --org org1 --out profiles/org1                # the same
+
+  # the peer CLI, with settings from the profile only
+  export FABRIC_CFG_PATH=<dir with Fabric's default core.yaml> CORE_PEER_TLS_ENABLED=true
+  export CORE_PEER_ADDRESS=127.0.0.1:7051 CORE_PEER_LOCALMSPID=Org1MSP
+  export CORE_PEER_TLS_ROOTCERT_FILE=profiles/org1/tls/tlsca.org1.fedfabric.local-cert.pem
+  export CORE_PEER_MSPCONFIGPATH=profiles/org1/msp
+  peer channel getinfo -c fl
+
+exit status:
+  0 written · 2 unknown org or user, crypto material missing, or the key readable by others
+""")
+    pf.add_argument("--org", required=True, help="the org whose view the profile is (e.g. org1 or Org1MSP)")
+    pf.add_argument("--user", default="User1",
+                    help="identity the profile is for: User1 (trainer, default), Admin, Auditor, or a user "
+                         "added with `enroll`")
+    pf.add_argument("--out", required=True, help="output directory (created; our files in it are replaced)")
+    pf.set_defaults(func=cmd_profile)
     sub.add_parser("generate", help="crypto material, genesis block, CA configs only (for docker compose)"
                    ).set_defaults(func=cmd_generate)
     cp = sub.add_parser("compose", help="write docker-compose-fabric.yml from consortium.yaml")
@@ -237,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FabricBinaryError, NodeError, EnrollError) as exc:
+    except (ConfigError, FabricBinaryError, NodeError, EnrollError, ProfileError) as exc:
         console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         return 2
 

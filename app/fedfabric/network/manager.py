@@ -56,6 +56,7 @@ class NodeStatus:
     ports: dict[str, int]
     height: int | None
     health: str
+    metrics: str | None = None     # Prometheus scrape URL (orderers, peers, CAs), listed up or down
 
 
 class Network:
@@ -394,7 +395,7 @@ class Network:
             ok, detail = nodes.healthz(spec) if pid else (False, "not running")
             out.append(NodeStatus(spec.node_id, spec.kind, pid is not None and ok, pid, spec.ports,
                                   heights.get(spec.node_id) if pid else None,
-                                  "OK" if ok else detail[:60]))
+                                  "OK" if ok else detail[:60], spec.metrics_url))
         return out
 
     def log_path(self, node_id: str) -> Path:

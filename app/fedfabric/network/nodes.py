@@ -33,6 +33,7 @@ class NodeSpec:
     env: dict[str, str]
     ports: dict[str, int]
     health_url: str | None = None
+    metrics_url: str | None = None  # Prometheus scrape target (operations endpoint, TLS)
     tls_ca: Path | None = None
     cwd: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -72,7 +73,7 @@ def orderer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout
         "ORDERER_OPERATIONS_TLS_PRIVATEKEY": key,
         "ORDERER_OPERATIONS_TLS_CLIENTAUTHREQUIRED": "false",
         "ORDERER_OPERATIONS_TLS_CLIENTROOTCAS": f"[{ca}]",
-        "ORDERER_METRICS_PROVIDER": "disabled",
+        "ORDERER_METRICS_PROVIDER": "prometheus",
         "ORDERER_ADMIN_LISTENADDRESS": f"{host}:{o.admin_port}",
         "ORDERER_ADMIN_TLS_ENABLED": "true",
         "ORDERER_ADMIN_TLS_CERTIFICATE": cert,
@@ -83,7 +84,7 @@ def orderer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout
     }
     return NodeSpec(node_id=o.name, kind="orderer", argv=[str(fabric.binary("orderer"))], env=env,
                     ports=o.ports, health_url=f"https://{host}:{o.operations_port}/healthz",
-                    tls_ca=Path(ca), cwd=data)
+                    metrics_url=f"https://{host}:{o.operations_port}/metrics", tls_ca=Path(ca), cwd=data)
 
 
 def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> NodeSpec:
@@ -121,7 +122,10 @@ def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o
         "CORE_OPERATIONS_TLS_CERT_FILE": cert,
         "CORE_OPERATIONS_TLS_KEY_FILE": key,
         "CORE_OPERATIONS_TLS_CLIENTAUTHREQUIRED": "false",
-        "CORE_METRICS_PROVIDER": "disabled",
+        # /healthz is open; /metrics and /logspec want a TLS client certificate of the org's TLS CA
+        # (the peer reads this list with viper's GetStringSlice: space-separated, no brackets)
+        "CORE_OPERATIONS_TLS_CLIENTROOTCAS_FILES": ca,
+        "CORE_METRICS_PROVIDER": "prometheus",
         "CORE_VM_ENDPOINT": "",
         "CORE_CHAINCODE_EXTERNALBUILDERS":
             f"[{{name: ccaas_builder, path: {builder}, "
@@ -130,7 +134,7 @@ def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o
     }
     return NodeSpec(node_id=node_id, kind="peer", argv=[str(fabric.binary("peer")), "node", "start"],
                     env=env, ports=p.ports, health_url=f"https://{host}:{p.operations_port}/healthz",
-                    tls_ca=Path(ca), cwd=data)
+                    metrics_url=f"https://{host}:{p.operations_port}/metrics", tls_ca=Path(ca), cwd=data)
 
 
 # -- process helpers ---------------------------------------------------------------------------
@@ -181,9 +185,9 @@ _PORT_ROLES = {
 
 
 def port_role(kind: str, port_kind: str) -> str:
-    """What a node's port is for, in words (``operations`` ports serve /healthz)."""
+    """What a node's port is for, in words (``operations`` ports serve /healthz and /metrics)."""
     if port_kind == "operations":
-        return "the operations endpoint: /healthz"
+        return "the operations endpoint: /healthz, Prometheus /metrics"
     return _PORT_ROLES.get((kind, port_kind), f"the {kind}'s {port_kind} port")
 
 
