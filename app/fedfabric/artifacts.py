@@ -66,9 +66,10 @@ class ArtifactStore:
         return self.path(digest).is_file()
 
     def put(self, data: bytes) -> str:
+        """Store ``data`` under its hash; a file already there with other bytes (corrupted) is replaced."""
         digest = hashlib.sha256(data).hexdigest()
         p = self.path(digest)
-        if not p.is_file():
+        if not p.is_file() or p.read_bytes() != data:
             _atomic_write(p, data)
         return digest
 
@@ -87,11 +88,6 @@ class ArtifactStore:
 
     def get_model(self, digest: str) -> np.ndarray:
         return vector_from_bytes(self.get(digest))
-
-    def digests(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.glob("??/*") if len(p.name) == 64)
 
 
 def export_model(path: Path | str, vec: np.ndarray, *, job_id: str, version: int, arch_id: str,

@@ -291,29 +291,32 @@ def job_create(file: Path = typer.Argument(..., help="The YAML job file (see app
     """
     from .client import Rejected
     from .ledger import GatewayError
-    from .node.bootstrap import job_spec, submit_spec
-    from .node.jobfile import ID_RE, JobFileError, load_job_file
+    from fedfabric_protocol.errors import show
+    from fedfabric_protocol.fields import ID_RE
+
+    from .node.bootstrap import job_spec
+    from .node.jobfile import JobFileError, load_job_file
 
     cfg = _config(config)
     try:
         job = load_job_file(file, [o.name for o in cfg.orgs])
         if job_id:
             if not ID_RE.match(job_id):
-                raise JobFileError(f"--job-id must match {ID_RE.pattern}, got {job_id!r}")
-            job.job_id = job_id
+                raise JobFileError(f"--job-id must match {ID_RE.pattern}, got {show(job_id, 80)}")
+            job = job.renamed(job_id)
         spec = job_spec(job, {o.name: o.msp_id for o in cfg.orgs})
     except JobFileError as exc:
         _fail(str(exc))
     gw, client = _client(org, "Admin", config, run_dir)
     with gw:
         try:
-            rec = submit_spec(client, spec)
-        except (Rejected, JobFileError) as exc:
+            rec = client.create_job(spec).value
+        except Rejected as exc:
             _fail(str(exc))
         except GatewayError as exc:
             _fail(f"job {spec['job_id']} not created: {exc}", 1)
     typer.echo(f"job {rec['job_id']} created: {rec['spec']['rounds']} rounds, {rec['spec']['privacy']} mode, "
-               f"participants {', '.join(rec['spec'].get('participants', spec['participants']))}, "
+               f"participants {', '.join(rec['spec']['participants'])}, "
                f"initial model {rec['spec']['model']['initial_hash'][:16]}…")
 
 
@@ -339,21 +342,24 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
          timeout: float = typer.Option(None, help="Give up after this many seconds."),
          wait_for_job: float = typer.Option(10.0, "--wait-for-job",
                                             help="Seconds to wait for the job to reach this org's peer."),
+         torch_threads: int = typer.Option(1, "--torch-threads", min=1,
+                                           help="CPU threads torch may use (co-located nodes share the cores)."),
          ) -> None:
     """Run one organization's training node for a job until the job completes.
 
     Start one node per participating org, each on its own org's machine and peer: there is no coordinator.
-    The node follows the contract's events on its own peer and does this org's duty in every round:
-    register a fresh X25519 key, train on its own data shard, mask and submit the update, reveal seeds for
-    peers that dropped out, fetch the aggregate and check it against the ledger's hash, evaluate it on its
-    own validation data and vote. A leader that stays silent is covered for after --grace seconds; a round
-    stuck past its deadline is expired.
+    The node follows the contract's events on its own peer and does this org's duty in every round: train
+    on its own data shard from the current version, mask and submit the update, compute the round's
+    aggregate itself from the other orgs' updates (from its own peer, or for models above the job's
+    endorsed_max_params from the other orgs' nodes over mutual TLS), evaluate the candidate on its own
+    validation data and vote -- with its fresh X25519 key for the next round -- then close the round, which
+    opens the next one. Seeds for peers that dropped out are revealed when needed. A leader that stays silent
+    is covered for after --grace seconds; a round stuck past its deadlines is closed as failed.
 
-    The round's private key and every model version are kept under --workdir, so a node that crashed or
-    was stopped rejoins the current round when started again, and rebuilds (hash-checked) any version
-    finalized while it was down. Transient trouble (peer unreachable, a transaction refused for now, an
-    aggregate that does not check out) is logged and retried; the node never approves a model it could not
-    verify.
+    The round keys and every model version are kept under --workdir, so a node that crashed or was stopped
+    rejoins when started again, and rebuilds (hash-checked) any version finalized while it was down.
+    Transient trouble (peer unreachable, a transaction refused for now, a payload that does not check out)
+    is logged and retried; the node never approves a model it could not compute itself.
 
     On a terminal the node shows a live status line (round, state, what it is doing) under its log;
     otherwise it prints plain log lines. Keys and update payloads are never logged.
@@ -371,19 +377,34 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     import signal as _signal
 
     from .network import paths
-    from .node.runtime import NodeError, NodeOptions, NodeStopped, OrgNode
+    from .node.runtime import NodeError, NodeOptions, OrgNode
     from .node.status import StatusLine, setup_logging
 
+    import torch
+
+    from .node.runtime import ExchangeSettings
+    from .network.layout import Layout
+    from .node.exchange import NodeTls
+
+    torch.set_num_threads(torch_threads)
     cfg = _config(config)
     gw, client = _client(org, user, config, run_dir)
     o = cfg.org(org)
     root = (run_dir or paths.run_dir()).resolve()
+    layout = Layout(root, cfg)
+    tls_dir = layout.node_tls_dir(o)
+    net = None
+    if (tls_dir / "server.key").exists():
+        net = ExchangeSettings(f"{cfg.host}:{o.node_port}", layout.node_endpoint(o),
+                               NodeTls((tls_dir / "server.crt").read_bytes(), (tls_dir / "server.key").read_bytes(),
+                                       {m.msp_id: layout.org_tls_ca(m).read_bytes() for m in cfg.orgs}))
     status = StatusLine(o.msp_id, job)
     setup_logging(status)
     try:
         events = gw.get_network(cfg.channel).chaincode_events("fedfabric")
         n = OrgNode(client, o.msp_id, job, workdir or root / "fl" / o.name,
-                    NodeOptions(grace=grace, job_wait=wait_for_job), events=events, progress=status)
+                    NodeOptions(grace=grace, job_wait=wait_for_job), events=events, progress=status,
+                    exchange_settings=net)
         _signal.signal(_signal.SIGTERM, lambda *_: n.stop())
         with status:
             done = n.run(timeout=timeout)
@@ -391,8 +412,6 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
         _fail(str(exc))
     except TimeoutError as exc:
         _fail(str(exc), 1)
-    except NodeStopped as exc:
-        _fail(f"node stopped: {exc}", 3)
     except KeyboardInterrupt:
         _fail(f"interrupted; start the node again to rejoin job {job}", 130)
     finally:

@@ -1,21 +1,27 @@
 """Typed client for the fedfabric contract: one method per transaction, JSON in and out.
 
-``FedFabricClient(contract)`` wraps a :class:`fedfabric.ledger.Contract` bound to the ``fedfabric``
-chaincode. Writes go through ``submit`` (endorse → order → commit) and return the decoded result;
-reads go through ``evaluate``. A chaincode rejection becomes :class:`Rejected` carrying the
-contract's own message (e.g. ``wrong round: job j1 is at round 2, not 1``) and the peer that said it.
+``FedFabricClient(contract, msp_id)`` wraps a :class:`fedfabric.ledger.Contract` bound to the
+``fedfabric`` chaincode. Writes go through ``submit`` (endorse → order → commit) and return the
+decoded result; reads go through ``evaluate``. A chaincode rejection becomes :class:`Rejected`
+carrying the contract's own message (e.g. ``wrong round: job j1 is at round 2, not 1``) and the peer
+that said it.
+
+Writes are endorsed in parallel by an explicit winning coalition that contains the caller's org
+(:class:`Coalition`), instead of the Gateway's default of the local org first and then the others
+one after another.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from itertools import combinations
+from typing import Any, Mapping, Optional
 
 import grpc
+
+from fedfabric_protocol.records import Ballot, RoundRecord
 
 from .ledger import CommitError, Contract, EndorseError, EvaluateError, GatewayError
 from .ledger.contract import SubmitResult
@@ -27,10 +33,10 @@ _STATUS_RE = re.compile(r"chaincode response (\d{3}), (.*)", re.S)
 class Rejected(Exception):
     """The contract refused a transaction; ``message`` is its reason, ``status`` its HTTP-like code."""
 
-    def __init__(self, function: str, message: str, status: int | None, peer: str = "") -> None:
+    def __init__(self, function: str, message: str, status: int | None, peer: str = "", tx_id: str = "") -> None:
         where = f" (peer {peer})" if peer else ""
         super().__init__(f"{function}: {message}{where}")
-        self.function, self.message, self.status, self.peer = function, message, status, peer
+        self.function, self.message, self.status, self.peer, self.tx_id = function, message, status, peer, tx_id
 
 
 def _rejection(function: str, err: GatewayError) -> Exception:
@@ -39,9 +45,9 @@ def _rejection(function: str, err: GatewayError) -> Exception:
     for text, peer in texts:
         m = _STATUS_RE.search(text or "")
         if m:
-            return Rejected(function, m.group(2).strip(), int(m.group(1)), peer)
+            return Rejected(function, m.group(2).strip(), int(m.group(1)), peer, err.tx_id or "")
     if err.code in (grpc.StatusCode.ABORTED, grpc.StatusCode.UNKNOWN) and texts[0][0]:
-        return Rejected(function, texts[0][0], None, texts[0][1])
+        return Rejected(function, texts[0][0], None, texts[0][1], err.tx_id or "")
     return err
 
 
@@ -54,35 +60,69 @@ class Written:
     block_number: int
 
 
-def update_meta(payload: bytes, shape_digest: str, sample_count: int, training: Mapping[str, Any],
-                metrics: Mapping[str, int] | None = None, dp_epsilon_milli: int | None = None) -> dict:
-    """The public record of an update whose bytes travel privately (hash, size, shape, training facts)."""
-    meta = {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), "shape_digest": shape_digest,
-            "sample_count": int(sample_count), "dtype": "uint32le", "training": dict(training),
-            "metrics": dict(metrics or {})}
-    if dp_epsilon_milli is not None:
-        meta["dp_epsilon_milli"] = int(dp_epsilon_milli)
-    return meta
+def smallest_coalition(me: str, *rules: list[list[str]]) -> Optional[list[str]]:
+    """The fewest orgs, including ``me``, that contain a winning coalition of every rule in ``rules``
+    (each a list of minimal winning coalitions); None if there is none."""
+    orgs = sorted({m for rule in rules for c in rule for m in c} | {me})
+    wins = [[set(c) for c in rule] for rule in rules]
+    for size in range(1, len(orgs) + 1):
+        for combo in combinations(orgs, size):
+            s = set(combo)
+            if me in s and all(any(c <= s for c in rule) for rule in wins):
+                return sorted(s)
+    return None
+
+
+class Coalition:
+    """Which orgs endorse this org's writes: the smallest set containing it that satisfies both the
+    chaincode's lifecycle policy and the key-level stake policy in force (read from the ledger, cached,
+    re-read when stake moves)."""
+
+    def __init__(self, msp_id: str) -> None:
+        self.msp_id = msp_id
+        self._orgs: Optional[list[str]] = None
+
+    def orgs(self, client: "FedFabricClient") -> Optional[list[str]]:
+        if self._orgs is None:
+            try:
+                pol = client.get_policy()
+            except (Rejected, GatewayError):
+                return None   # not initialized yet: let the Gateway choose
+            self._orgs = smallest_coalition(self.msp_id, pol["coalitions"],
+                                            pol.get("lifecycle_coalitions", pol["coalitions"]))
+        return self._orgs
+
+    def forget(self) -> None:
+        self._orgs = None
 
 
 class FedFabricClient:
     """One org identity's view of the consortium contract."""
 
-    def __init__(self, contract: Contract, *, retries: int = 12, retry_delay: float = 0.5) -> None:
+    def __init__(self, contract: Contract, msp_id: str = "", *, retries: int = 12, retry_delay: float = 0.5) -> None:
         self.contract = contract
+        self.coalition = Coalition(msp_id) if msp_id else None
         self.retries = retries
         self.retry_delay = retry_delay
 
     # ---- plumbing
+    @staticmethod
+    def _args(args: tuple) -> list:
+        return [a if isinstance(a, (str, bytes)) else json.dumps(a, sort_keys=True, separators=(",", ":"))
+                for a in args]
+
     def _submit(self, fn: str, *args: Any, transient: Mapping[str, bytes] | None = None) -> Written:
         """Submit with retries for transient conditions (endorsers not yet known, MVCC conflicts)."""
-        raw = [a if isinstance(a, (str, bytes)) else json.dumps(a, sort_keys=True, separators=(",", ":"))
-               for a in args]
+        raw = self._args(args)
         for attempt in range(self.retries + 1):
+            orgs = self.coalition.orgs(self) if self.coalition else None
             try:
-                res: SubmitResult = self.contract.submit(fn, args=raw, transient=transient)
+                res: SubmitResult = self.contract.submit(fn, args=raw, transient=transient, endorsing_orgs=orgs)
                 return Written(json.loads(res.result) if res.result else None, res.tx_id, res.block_number)
             except CommitError as err:
+                if err.code == "ENDORSEMENT_POLICY_FAILURE" and self.coalition and attempt < self.retries:
+                    self.coalition.forget()   # stake moved since we chose the endorsers
+                    continue
                 if err.code == "MVCC_READ_CONFLICT" and attempt < self.retries:
                     time.sleep(self.retry_delay)
                     continue
@@ -99,13 +139,14 @@ class FedFabricClient:
                 raise
         raise AssertionError("unreachable")
 
-    def _evaluate(self, fn: str, *args: Any) -> Any:
-        raw = [a if isinstance(a, (str, bytes)) else json.dumps(a, sort_keys=True, separators=(",", ":"))
-               for a in args]
+    def _evaluate_raw(self, fn: str, *args: Any) -> bytes:
         try:
-            out = self.contract.evaluate(fn, args=raw)
+            return self.contract.evaluate(fn, args=self._args(args))
         except EvaluateError as err:
             raise _rejection(fn, err) from None
+
+    def _evaluate(self, fn: str, *args: Any) -> Any:
+        out = self._evaluate_raw(fn, *args)
         return json.loads(out) if out else None
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -162,55 +203,45 @@ class FedFabricClient:
     def list_jobs(self, page_size: int = 100, bookmark: str = "") -> dict:
         return self._evaluate("list_jobs", str(page_size), bookmark)
 
-    def open_round(self, job_id: str) -> Written:
-        return self._submit("open_round", job_id)
-
-    def start_registration(self, job_id: str, round_: int) -> Written:
-        return self._submit("start_registration", job_id, str(round_))
-
     def register(self, job_id: str, round_: int, public_key: bytes) -> Written:
         return self._submit("register", job_id, str(round_), public_key.hex())
 
-    def close_registration(self, job_id: str, round_: int) -> Written:
-        return self._submit("close_registration", job_id, str(round_))
+    def start_round(self, job_id: str, round_: int) -> Written:
+        return self._submit("start_round", job_id, str(round_))
 
-    def expire_round(self, job_id: str, round_: int) -> Written:
-        """Fail a round stuck past its current deadline (registration never started or too few registered,
-        seeds not revealed or not aggregated in time, no approval quorum by the approval deadline)."""
-        return self._submit("expire_round", job_id, str(round_))
+    def submit_update(self, job_id: str, round_: int, meta: dict, payload: bytes | None) -> Written:
+        """Post ``meta`` publicly; ``payload`` (jobs whose payloads are on the peers) goes through the
+        transient map into the private collection."""
+        return self._submit("submit_update", job_id, str(round_), meta,
+                            transient={"update": payload} if payload is not None else None)
 
-    def get_round(self, job_id: str, round_: int) -> dict:
-        return self._evaluate("get_round", job_id, str(round_))
+    def reveal_seeds(self, job_id: str, round_: int, seeds: Mapping[str, bytes]) -> Written:
+        body = json.dumps({m: s.hex() for m, s in sorted(seeds.items())}).encode()
+        return self._submit("reveal_seeds", job_id, str(round_), sorted(seeds), transient={"seeds": body})
+
+    def vote(self, job_id: str, round_: int, ballot: Ballot) -> Written:
+        return self._submit("vote", job_id, str(round_), ballot.to_dict())
+
+    def finalize_round(self, job_id: str, round_: int) -> Written:
+        return self._submit("finalize_round", job_id, str(round_))
+
+    def get_round(self, job_id: str, round_: int) -> RoundRecord:
+        return RoundRecord.from_dict(self._evaluate("get_round", job_id, str(round_)))
 
     def list_rounds(self, job_id: str) -> list[dict]:
         return self._evaluate("list_rounds", job_id)
 
-    def submit_update(self, job_id: str, round_: int, meta: dict, payload: bytes) -> Written:
-        """Post ``meta`` publicly; ``payload`` goes through the transient map into the private collection."""
-        return self._submit("submit_update", job_id, str(round_), meta, transient={"update": payload})
+    def get_update(self, job_id: str, round_: int, msp_id: str) -> bytes:
+        """The bytes of an org's update (masked in secure mode), hash-checked by the peer."""
+        return self._evaluate_raw("get_update", job_id, str(round_), msp_id)
 
-    def reveal_seeds(self, job_id: str, round_: int, seeds: Mapping[str, bytes]) -> Written:
-        body = json.dumps({m: s.hex() for m, s in sorted(seeds.items())}).encode()
-        return self._submit("reveal_seeds", job_id, str(round_), transient={"seeds": body})
+    def get_revealed_seeds(self, job_id: str, round_: int, msp_id: str) -> dict[str, bytes]:
+        return {d: bytes.fromhex(s) for d, s in self._evaluate("get_revealed_seeds", job_id, str(round_),
+                                                               msp_id).items()}
 
-    def aggregate(self, job_id: str, round_: int) -> Written:
-        return self._submit("aggregate", job_id, str(round_))
-
-    def get_aggregate(self, job_id: str, round_: int) -> tuple[dict, bytes]:
-        """The aggregate's record and its bytes, checked against the hash on the ledger."""
-        rec = self._evaluate("get_aggregate", job_id, str(round_))
-        data = base64.b64decode(rec.pop("data_b64"))
-        got = hashlib.sha256(data).hexdigest()
-        if got != rec["aggregate_hash"]:
-            raise ValueError(f"aggregate of round {round_} hashes to {got}, the ledger says {rec['aggregate_hash']}")
-        return rec, data
-
-    def vote(self, job_id: str, round_: int, approve: bool, model_hash: str | None, metrics: Mapping[str, int]) -> Written:
-        return self._submit("vote", job_id, str(round_),
-                            {"approve": bool(approve), "model_hash": model_hash, "metrics": dict(metrics)})
-
-    def finalize_round(self, job_id: str, round_: int) -> Written:
-        return self._submit("finalize_round", job_id, str(round_))
+    def get_aggregate(self, job_id: str, round_: int) -> bytes:
+        """The bytes of a finalized round's aggregate; check them against the version's ``aggregate_hash``."""
+        return self._evaluate_raw("get_aggregate", job_id, str(round_))
 
     # ---- versions and lineage
     def get_version(self, job_id: str, ref: str | int = "latest") -> dict:
@@ -252,14 +283,5 @@ def open_client(org: str, user: str = "User1", *, config: Any = None, run_root: 
 
     layout = _layout(config, run_root)
     gw = connect(org, user, config=layout.config, run_root=layout.root, **gateway_options)
-    return gw, FedFabricClient(gw.get_network(layout.config.channel).get_contract(chaincode))
-
-
-def iter_events(gateway: Any, channel: str, start_block: int | None = None, after_tx_id: str | None = None,
-                chaincode: str = CHAINCODE) -> Iterator[Any]:
-    """The contract's events (name, decoded payload, block, tx) from ``start_block`` on."""
-    stream = gateway.get_network(channel).chaincode_events(chaincode, start_block=start_block, after_tx_id=after_tx_id)
-    return stream
-
-
-ProgressFn = Callable[[str], None]
+    msp = layout.config.org(org).msp_id
+    return gw, FedFabricClient(gw.get_network(layout.config.channel).get_contract(chaincode), msp)

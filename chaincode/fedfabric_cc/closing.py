@@ -53,6 +53,11 @@ def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
     suspended = {m for m in rec.stakes if closer.orgs.get(m, {}).get("status") != members.ACTIVE}
     tl = tally(rec.stakes, rec.quorum, {m: VoteWeight(v["approve"], v.get("result_key")) for m, v in votes.items()},
                suspended)
+    if deadlines.undecided(rec, tl, t):
+        pending = sorted(set(rec.electorate) - set(votes) - set(tl.excluded))
+        raise state.fail(f"vote undecided: the best result has {max(tl.approve_by_result.values(), default=0)} of "
+                         f"{tl.total_stake} stake (quorum {tl.quorum[0]}/{tl.quorum[1]}); waiting for "
+                         f"{', '.join(pending)} until {rec.deadlines.vote_by}", 409)
     if tl.winner is None:
         why = "approval quorum not reached" + (f" by the vote deadline {rec.deadlines.vote_by}"
                                                 if tl.reachable else "")

@@ -22,6 +22,7 @@ from .errors import refuse
 from .records import Ballot, Deadlines, RoundRecord
 from .spec import Windows
 from .states import Exchange, Phase, Privacy, RoundState
+from .tally import Tally
 
 
 def registration_deadlines(now: int, windows: Windows) -> Deadlines:
@@ -202,6 +203,12 @@ def check_close(rec: RoundRecord, act: Activity, now: int) -> None:
         waiting = sorted(set(act.submitted) - set(act.voted))
         raise refuse(f"round {rec.round} is voting until {rec.deadlines.vote_by}; waiting for "
                      f"{', '.join(waiting)}", 409)
+
+
+def undecided(rec: RoundRecord, tl: Tally, now: int) -> bool:
+    """No result has the quorum yet, the votes still pending could give it one, and the vote window is
+    open: a round must not close (fail) while that is so."""
+    return tl.winner is None and tl.reachable and now <= rec.deadlines.vote_by
 
 
 def closing_reason(rec: RoundRecord, act: Activity, now: int) -> Optional[str]:

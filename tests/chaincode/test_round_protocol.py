@@ -182,3 +182,15 @@ def test_finalize_waits_for_every_submitter_or_the_vote_deadline():
     out = c.finalize(1)
     assert out["state"] == "finalized" and out["outcome"]["voted"] == ORGS[:2]
     assert c.round(2)["participants"] == ORGS[:2]   # Org3 sent no key for round 2
+
+
+def test_a_round_is_not_failed_early_while_pending_votes_could_still_carry_it():
+    led, c = _started(quorum="3/3")
+    c.submit(1, deltas_for(ORGS[:2], 5))          # Org3 is down: dropped
+    led.t = T0 + 301
+    c.reveal(1, ORGS[:2], ["Org3MSP"])
+    res = c.result(1)
+    c.vote(1, ORGS[:2], res)                      # every submitter voted, but 200 of 300 is not 3/3 yet
+    led.reject(T(ORGS[0]), "finalize_round", "job1", 1, match="vote undecided", status=409)
+    c.vote(1, [ORGS[2]], res)                     # Org3 is back and agrees
+    assert c.finalize(1)["state"] == "finalized"

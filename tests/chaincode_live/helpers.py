@@ -3,33 +3,34 @@
 Shared by the live contract tests (``tests/chaincode_live``) and ``benchmarks/ledger_round.py``.
 
 ``Consortium(layout)`` opens one Gateway per org (trainer ``User1``, and ``Admin`` for admin-only
-writes) with a :class:`fedfabric.client.FedFabricClient` each. ``run_secure_round`` plays a whole
-secure FedAvg round (open → register ×3 → close → 3 masked submissions → aggregate → 3 votes →
-finalize) with the app's fixed-point codec and pairwise masks, waiting after every write until every
-peer has committed it (so the next org never simulates on a stale ledger).
+writes) with a :class:`fedfabric.client.FedFabricClient` each. :class:`LiveJob` plays whole secure
+rounds of protocol v2 the way the orgs' nodes do -- every org submits (in parallel), every org
+computes the aggregate itself with the protocol's code and votes with its next round key (in
+parallel), the leader finalizes -- and records each phase's time and transactions.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import grpc
 import numpy as np
 
-from fedfabric.client import FedFabricClient, Rejected, Written, open_client, update_meta
+from fedfabric.client import FedFabricClient, Rejected, Written, open_client
 from fedfabric.fl import fixedpoint, secagg
 from fedfabric.ledger import EndorseError, GatewayError
-from fedfabric_cc import codec
+from fedfabric_protocol import aggregate, codec
+from fedfabric_protocol.records import Ballot, Result
+from fedfabric_protocol.rules import rule_from_dict
 
 CHAINCODE = "fedfabric"
 QUORUM = "2/3"
 STAKE = 100
-FRAC_BITS = 16
-WEIGHT_SCALE = 1024
 
 
 def h(text: str | bytes) -> str:
@@ -189,116 +190,50 @@ def eventually(fn: Callable[[], Any], timeout: float = 20.0, poll: float = 0.2,
             time.sleep(poll)
 
 
-# ---- jobs and payloads
-def shape_of(num_params: int) -> list[list[int]]:
-    return [[num_params]]
-
-
-def secure_job_spec(job_id: str, num_params: int, window_s: int = 60, rounds: int = 3, **over: Any) -> dict:
+# ---- jobs, payloads and rounds
+def secure_job_spec(job_id: str, num_params: int, window_s: int = 60, rounds: int = 3, msps=None, **over: Any) -> dict:
+    """A secure FedAvg job over a flat parameter vector (the contract never sees the model itself)."""
+    msps = list(msps or ("Org1MSP", "Org2MSP", "Org3MSP"))
     spec = {"job_id": job_id,
             "model": {"arch_id": "flat-vector", "arch_hash": h(f"arch-{num_params}"),
-                      "initial_hash": h(f"{job_id}-v0"), "shape_digest": codec.shape_digest(shape_of(num_params)),
+                      "initial_hash": h(f"{job_id}-v0"), "shape_digest": codec.shape_digest([[num_params]]),
                       "num_params": num_params},
-            "hyperparams": {"lr": "0.01", "local_epochs": 1, "batch_size": 32},
-            "rounds": rounds, "privacy": "secure", "aggregation": {"rule": "fedavg"}, "dp": {"enabled": False},
-            "quorum": QUORUM, "min_participants": 2,
+            "hyperparams": {"dataset": "breast_cancer", "arch": "logreg", "shards": msps},
+            "rounds": rounds, "privacy": "secure", "aggregation": {"rule": "fedavg"}, "quorum": QUORUM,
+            "min_participants": 2, "participants": msps,
             "windows": {"registration_s": window_s, "submission_s": window_s, "approval_s": window_s},
             "incentives": {"reward_per_round": 300}}
     spec.update(over)
     return spec
 
 
-def training_facts(opened_at: int, seed: int) -> dict:
-    return {"start": opened_at, "end": opened_at + 1, "epochs": 1, "iterations": 10,
-            "loss_per_epoch": [500_000 + seed], "data_fingerprint": h(f"data-{seed}")}
+def training_facts(seed: int) -> dict:
+    now = int(time.time())
+    return {"start": now, "end": now + 1, "epochs": 1, "iterations": 10, "loss_per_epoch": [500_000 + seed],
+            "data_fingerprint": h(f"data-{seed}")}
 
 
-def make_deltas(msps: Iterable[str], num_params: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {m: rng.normal(0.0, 0.05, num_params) for m in sorted(msps)}
-
-
-def encode_all(deltas: dict[str, np.ndarray], samples: dict[str, int]) -> dict[str, np.ndarray]:
-    return {m: fixedpoint.encode_weighted(d, samples[m]) for m, d in deltas.items()}
-
-
-def mask_all(encoded: dict[str, np.ndarray], keys: dict[str, tuple[Any, bytes]], job_id: str,
-             r: int) -> dict[str, bytes]:
-    """Each org's masked payload: pairwise seeds from its private key and the others' public keys."""
-    ctx = f"{job_id}|{r}".encode()
-    out = {}
-    for m, enc in encoded.items():
-        seeds = {o: secagg.pairwise_seed(keys[m][0], keys[o][1], ctx) for o in keys if o != m}
-        out[m] = secagg.mask_update(enc, m, seeds).astype("<u4").tobytes()
-    return out
+def update_meta(payload: bytes, num_params: int, samples: int, seed: int, endpoint: str | None = None) -> dict:
+    meta = {"sha256": h(payload), "size": len(payload), "shape_digest": codec.shape_digest([[num_params]]),
+            "sample_count": samples, "training": training_facts(seed), "metrics": {"train_acc_milli": 800 + seed}}
+    if endpoint:
+        meta["endpoint"] = endpoint
+    return meta
 
 
 def expected_fedavg(encoded: dict[str, np.ndarray], samples: dict[str, int]) -> bytes:
-    """Plain FedAvg of the unmasked quantized updates, from first principles (Python integers).
-
-    Each org encoded ``delta * n / 1024``; the mod-2^32 sum read as int32, times 1024, divided by the
-    total sample count and rounded half to even, back to two's complement little-endian uint32."""
-    total_n = sum(samples.values())
-    sums = [0] * len(next(iter(encoded.values())))
-    for enc in encoded.values():
-        for i, w in enumerate(enc.tolist()):
-            sums[i] += w
-    out = bytearray()
-    for s in sums:
-        s %= 1 << 32
-        if s >= 1 << 31:
-            s -= 1 << 32
-        num = s * WEIGHT_SCALE
-        q, rem = divmod(num, total_n)
-        if 2 * rem > total_n or (2 * rem == total_n and q % 2 == 1):
-            q += 1
-        out += (q % (1 << 32)).to_bytes(4, "little")
-    return bytes(out)
-
-
-def expected_fedavg_np(encoded: dict[str, np.ndarray], samples: dict[str, int]) -> bytes:
-    """The same as :func:`expected_fedavg` in vectorised int64 (for large models)."""
+    """Plain FedAvg of the unmasked quantized updates, from first principles (vectorised int64): the
+    mod-2^32 sum read as int32, times 1024, over the total sample count, rounded half to even."""
     total_n = sum(samples.values())
     s = np.zeros(len(next(iter(encoded.values()))), dtype=np.int64)
     for enc in encoded.values():
         s += enc.astype(np.int64)
     s %= 1 << 32
-    s = np.where(s >= 1 << 31, s - (1 << 32), s) * WEIGHT_SCALE
+    s = np.where(s >= 1 << 31, s - (1 << 32), s) * codec.WEIGHT_SCALE
     q = np.floor_divide(s, total_n)
     rem = s - q * total_n
     q += ((2 * rem > total_n) | ((2 * rem == total_n) & (q % 2 == 1))).astype(np.int64)
     return (q % (1 << 32)).astype("<u4").tobytes()
-
-
-def model_hash_for(base_hash: str, aggregate_hash: str) -> str:
-    """What the voters agree the next model hashes to (the test stands in for applying the update)."""
-    return h(f"{base_hash}+{aggregate_hash}")
-
-
-@dataclass
-class RoundRun:
-    """Everything a secure round left behind, for assertions and measurements."""
-
-    job_id: str
-    round: int
-    leader: str
-    writes: dict[str, Written] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    keys: dict[str, tuple[Any, bytes]] = field(default_factory=dict)
-    encoded: dict[str, np.ndarray] = field(default_factory=dict)
-    samples: dict[str, int] = field(default_factory=dict)
-    payloads: dict[str, bytes] = field(default_factory=dict)
-    aggregate: bytes = b""
-    aggregate_hash: str = ""
-    model_hash: str = ""
-
-    @property
-    def first_block(self) -> int:
-        return min(w.block_number for w in self.writes.values())
-
-    @property
-    def last_block(self) -> int:
-        return max(w.block_number for w in self.writes.values())
 
 
 class Timer:
@@ -312,95 +247,155 @@ class Timer:
         self.sink[self.name] = self.sink.get(self.name, 0.0) + time.perf_counter() - self.t0
 
 
-def create_job(cons: Consortium, spec: dict) -> Written:
-    return cons.synced(cons.first().admin.create_job(spec))
+@dataclass
+class RoundRun:
+    """What one round left behind, for assertions and measurements."""
+
+    round: int
+    writes: dict[str, Written] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    encoded: dict[str, np.ndarray] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    payloads: dict[str, bytes] = field(default_factory=dict)
+    result: Optional[Result] = None
+    closed: dict = field(default_factory=dict)
+
+    @property
+    def first_block(self) -> int:
+        return min(w.block_number for w in self.writes.values())
+
+    @property
+    def last_block(self) -> int:
+        return max(w.block_number for w in self.writes.values())
 
 
-def register_round(cons: Consortium, job_id: str, run: RoundRun | None = None) -> RoundRun:
-    """open_round → start_registration → register ×N (fresh X25519 keys) → close_registration."""
-    opener = cons.first().trainer
-    t: dict[str, float] = {} if run is None else run.timings
-    with Timer(t, "open"):
-        w_open = cons.synced(opener.open_round(job_id))
-    r = w_open.value["round"]
-    run = run or RoundRun(job_id, r, w_open.value["leader"], timings=t)
-    run.round, run.leader = r, w_open.value["leader"]
-    run.writes["open"] = w_open
-    with Timer(t, "start_registration"):
-        run.writes["start_registration"] = cons.synced(opener.start_registration(job_id, r))
-    with Timer(t, "register"):
-        for m in cons.msps:
-            priv, pub = secagg.generate_keypair()
-            run.keys[m] = (priv, pub)
-            run.writes[f"register:{m}"] = cons.synced(cons.parties[m].trainer.register(job_id, r, pub))
-    with Timer(t, "close_registration"):
-        run.writes["close_registration"] = cons.synced(opener.close_registration(job_id, r))
-    return run
+class LiveJob:
+    """One job driven through the Gateway like the orgs' nodes would drive it."""
 
+    def __init__(self, cons: "Consortium", spec: dict) -> None:
+        self.cons, self.spec, self.job_id = cons, spec, spec["job_id"]
+        self.n = spec["model"]["num_params"]
+        self.rule = rule_from_dict(spec["aggregation"])
+        self.keys: dict[tuple[str, int], Any] = {}
+        self.pool = ThreadPoolExecutor(max_workers=len(cons.msps))
+        self.created: Optional[Written] = None
 
-def submit_updates(cons: Consortium, run: RoundRun, num_params: int, seed: int = 0,
-                   samples: dict[str, int] | None = None) -> RoundRun:
-    """3 masked fixed-point submissions; payloads in the transient map, metadata public."""
-    t = run.timings
-    with Timer(t, "prepare_payloads"):
-        deltas = make_deltas(cons.msps, num_params, seed)
-        run.samples = samples or {m: 100 * (i + 1) for i, m in enumerate(cons.msps)}
-        run.encoded = encode_all(deltas, run.samples)
-        run.payloads = mask_all(run.encoded, run.keys, run.job_id, run.round)
-    opened_at = run.writes["open"].value["times"]["open"]
-    shape = codec.shape_digest(shape_of(num_params))
-    with Timer(t, "submit"):
-        for i, m in enumerate(cons.msps):
-            p = run.payloads[m]
-            meta = update_meta(p, shape, run.samples[m], training_facts(opened_at, i),
-                               metrics={"train_acc_milli": 800 + i})
-            run.writes[f"submit:{m}"] = cons.synced(cons.parties[m].trainer.submit_update(run.job_id, run.round, meta, p))
-    return run
+    def parallel(self, fn: Callable[[str], Written], who: Iterable[str]) -> dict[str, Written]:
+        """``fn(msp)`` for every org at once (each on its own Gateway), then wait until every peer committed."""
+        futs = {m: self.pool.submit(fn, m) for m in who}
+        out = {m: f.result() for m, f in futs.items()}
+        self.cons.wait_synced(max(w.block_number for w in out.values()) + 1)
+        return out
 
+    def key(self, msp: str, r: int) -> bytes:
+        if (msp, r) not in self.keys:
+            self.keys[(msp, r)] = secagg.generate_keypair()
+        return self.keys[(msp, r)][1]
 
-def aggregate(cons: Consortium, run: RoundRun) -> RoundRun:
-    with Timer(run.timings, "aggregate"):
-        w = cons.synced(cons.parties[run.leader].trainer.aggregate(run.job_id, run.round))
-    run.writes["aggregate"] = w
-    run.aggregate_hash = w.value["aggregate"]["aggregate_hash"]
-    run.model_hash = model_hash_for(w.value["base_hash"], run.aggregate_hash)
-    return run
+    def create(self) -> Written:
+        self.created = self.cons.synced(self.cons.first().admin.create_job(self.spec))
+        return self.created
 
+    def start(self, who: Iterable[str] | None = None) -> RoundRun:
+        """Round 1: every org registers its key, then the round starts collecting."""
+        run = RoundRun(1)
+        who = list(who or self.cons.msps)
+        with Timer(run.timings, "register"):
+            run.writes.update({f"register:{m}": w for m, w in self.parallel(
+                lambda m: self.cons.parties[m].trainer.register(self.job_id, 1, self.key(m, 1)), who).items()})
+        with Timer(run.timings, "start"):
+            run.writes["start"] = self.cons.synced(self.cons.first().trainer.start_round(self.job_id, 1))
+        return run
 
-def fetch_aggregate(cons: Consortium, run: RoundRun, msp: str | None = None) -> bytes:
-    """The aggregate's bytes from ``msp``'s peer (checked against the hash on the ledger)."""
-    with Timer(run.timings, "get_aggregate"):
-        _, data = eventually(lambda: cons.parties[msp or run.leader].trainer.get_aggregate(run.job_id, run.round))
-    run.aggregate = run.aggregate or data
-    return data
+    def round_record(self, r: int):
+        return self.cons.first().trainer.get_round(self.job_id, r)
 
+    def submit(self, run: RoundRun, seed: int = 0, who: Iterable[str] | None = None,
+               endpoints: dict[str, str] | None = None) -> RoundRun:
+        rec = self.round_record(run.round)
+        who = sorted(who or rec.participants)
+        rng = np.random.default_rng(seed)
+        with Timer(run.timings, "prepare"):
+            run.samples = {m: 100 * (i + 1) for i, m in enumerate(sorted(rec.participants))}
+            for m in who:
+                enc = fixedpoint.encode_weighted(rng.normal(0.0, 0.05, self.n), run.samples[m],
+                                                 headroom=len(rec.participants))
+                ctx = secagg.round_context(self.job_id, run.round)
+                seeds = {o: secagg.pairwise_seed(self.keys[(m, run.round)][0], bytes.fromhex(rec.public_keys[o]), ctx)
+                         for o in rec.participants if o != m}
+                run.encoded[m] = enc
+                run.payloads[m] = codec.pack(secagg.mask_update(enc, m, seeds))
+        endorsed = not endpoints
 
-def vote_and_finalize(cons: Consortium, run: RoundRun) -> RoundRun:
-    with Timer(run.timings, "vote"):
-        for i, m in enumerate(cons.msps):
-            run.writes[f"vote:{m}"] = cons.synced(cons.parties[m].trainer.vote(
-                run.job_id, run.round, True, run.model_hash, {"val_acc_milli": 900 + i}))
-    with Timer(run.timings, "finalize"):
-        run.writes["finalize"] = cons.synced(cons.first().trainer.finalize_round(run.job_id, run.round))
-    return run
+        def one(m: str) -> Written:
+            i = sorted(rec.participants).index(m)
+            meta = update_meta(run.payloads[m], self.n, run.samples[m], i, None if endorsed else endpoints[m])
+            return self.cons.parties[m].trainer.submit_update(self.job_id, run.round, meta,
+                                                              run.payloads[m] if endorsed else None)
 
+        with Timer(run.timings, "submit"):
+            run.writes.update({f"submit:{m}": w for m, w in self.parallel(one, who).items()})
+        return run
 
-def run_secure_round(cons: Consortium, job_id: str, num_params: int, seed: int = 0) -> RoundRun:
-    """A whole secure round; ``run.timings`` has seconds per step (and ``total``)."""
-    t0 = time.perf_counter()
-    run = register_round(cons, job_id)
-    submit_updates(cons, run, num_params, seed)
-    aggregate(cons, run)
-    fetch_aggregate(cons, run)
-    vote_and_finalize(cons, run)
-    run.timings["total"] = time.perf_counter() - t0
-    return run
+    def compute(self, run: RoundRun) -> Result:
+        """The result every org computes itself (here from the payloads the test holds)."""
+        with Timer(run.timings, "compute"):
+            words = {m: codec.unpack(p, self.n) for m, p in run.payloads.items()}
+            agg = aggregate.secure_aggregate(self.rule, words, {m: run.samples[m] for m in words}, {}, [])
+            run.result = Result(agg.hash, h(f"model-{agg.hash}"), agg.contributors, agg.flagged)
+        return run.result
+
+    def vote(self, run: RoundRun, who: Iterable[str] | None = None) -> RoundRun:
+        rec = self.round_record(run.round)
+        last = run.round >= self.spec["rounds"]
+        res = run.result or self.compute(run)
+
+        def one(m: str) -> Written:
+            nxt = None if last else self.key(m, run.round + 1).hex()
+            return self.cons.parties[m].trainer.vote(self.job_id, run.round,
+                                                     Ballot(True, res, {"val_acc_milli": 900}, nxt))
+
+        with Timer(run.timings, "vote"):
+            run.writes.update({f"vote:{m}": w for m, w in self.parallel(one, who or sorted(rec.stakes)).items()})
+        return run
+
+    def finalize(self, run: RoundRun) -> RoundRun:
+        rec = self.round_record(run.round)
+        with Timer(run.timings, "finalize"):
+            w = self.cons.synced(self.cons.parties[rec.leader].trainer.finalize_round(self.job_id, run.round))
+        run.writes["finalize"] = w
+        run.closed = w.value
+        return run
+
+    def full_round(self, run: RoundRun, seed: int = 0, endpoints: dict[str, str] | None = None) -> RoundRun:
+        t0 = time.perf_counter()
+        self.submit(run, seed, endpoints=endpoints)
+        self.vote(run)
+        self.finalize(run)
+        run.timings["total"] = time.perf_counter() - t0
+        return run
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
 
 
 def block_bytes(party: Party, first: int, last: int) -> int:
     """Serialized size of blocks ``first..last`` on ``party``'s peer (qscc GetBlockByNumber)."""
     qs = party.network.qscc()
     return sum(len(qs.raw_block(n).SerializeToString()) for n in range(first, last + 1))
+
+
+def invalid_transactions(party: Party, first: int, last: int) -> list[tuple[int, str]]:
+    """(block, validation code) of every transaction that blocks ``first..last`` marked invalid."""
+    from fabric_protos.common import common_pb2
+    from fedfabric.ledger.contract import validation_code_name
+
+    qs = party.network.qscc()
+    bad = []
+    for n in range(first, last + 1):
+        flags = qs.raw_block(n).metadata.metadata[common_pb2.BlockMetadataIndex.TRANSACTIONS_FILTER]
+        bad += [(n, validation_code_name(c)) for c in flags if c != 0]
+    return bad
 
 
 @contextmanager
@@ -412,3 +407,29 @@ def initialized_consortium(net: Any) -> Iterator[Consortium]:
         c.wait_ready()
         c.init()
         yield c
+
+
+def endorse_at(client: FedFabricClient, function: str, args: list[str], seconds: int,
+               orgs: Optional[list[str]] = None) -> Exception:
+    """Ask for the endorsement of ``function(*args)`` with a proposal timestamped ``seconds`` (a client
+    forging time): the error the endorsers answer with (``Rejected`` with the contract's message), or an
+    AssertionError if they endorsed it."""
+    from fabric_protos.gateway import gateway_pb2
+    from fabric_protos.peer import proposal_pb2
+
+    from fedfabric.client import _rejection
+    from fedfabric.ledger.proposal import build_proposal
+
+    contract = client.contract
+    gw = contract.network.gateway
+    tx_id, proposal = build_proposal(gw.identity, contract.network.channel_id, contract.chaincode_id, function,
+                                     args, now_ns=int(seconds) * 1_000_000_000)
+    raw = proposal.SerializeToString()
+    signed = proposal_pb2.SignedProposal(proposal_bytes=raw, signature=gw.identity.sign(raw))
+    req = gateway_pb2.EndorseRequest(transaction_id=tx_id, channel_id=contract.network.channel_id,
+                                     proposed_transaction=signed, endorsing_organizations=orgs or [])
+    try:
+        gw.stub.Endorse(req, timeout=30)
+    except grpc.RpcError as err:
+        return _rejection(function, EndorseError.from_rpc_error(err, tx_id, gw.endpoint, 30))
+    return AssertionError(f"{function} with timestamp {seconds} was endorsed")

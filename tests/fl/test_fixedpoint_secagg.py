@@ -3,6 +3,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fedfabric.fl import fixedpoint as fp, secagg
+from fedfabric_protocol import aggregate, codec, masks
+from fedfabric_protocol.rules import rule_from_dict
+
+FEDAVG = rule_from_dict({"rule": "fedavg"})
 
 
 def test_roundtrip():
@@ -42,7 +46,7 @@ def test_seed_symmetric_and_context():
     s = secagg.pairwise_seed(a[0], b[1], b"x")
     assert s == secagg.pairwise_seed(b[0], a[1], b"x") and len(s) == 32
     assert s != secagg.pairwise_seed(a[0], b[1], b"y")
-    assert np.array_equal(secagg.expand_mask(s, 10), secagg.expand_mask(s, 10))
+    assert np.array_equal(masks.expand_mask(s, 10), masks.expand_mask(s, 10))
 
 
 @settings(max_examples=25, deadline=None)
@@ -54,10 +58,10 @@ def test_secure_sum_equals_plain_bit_for_bit(n, d, seed):
     plain = np.zeros(d, np.uint32)
     masked = np.zeros(d, np.uint32)
     for i, e in zip(ids, encs):
-        plain = fp.add_mod(plain, e)
+        plain = codec.add_mod(plain, e)
         m = secagg.mask_update(e, i, seeds[i])
         assert not np.array_equal(m, e)
-        masked = fp.add_mod(masked, m)
+        masked = codec.add_mod(masked, m)
     assert np.array_equal(plain, masked)
 
 
@@ -69,34 +73,27 @@ def test_dropout_recovery_exact():
     surv = [i for i in ids if i != dropped]
     total = np.zeros(50, np.uint32)
     for i in surv:
-        total = fp.add_mod(total, secagg.mask_update(encs[i], i, seeds[i]))
+        total = codec.add_mod(total, secagg.mask_update(encs[i], i, seeds[i]))
     plain = np.zeros(50, np.uint32)
     for i in surv:
-        plain = fp.add_mod(plain, encs[i])
+        plain = codec.add_mod(plain, encs[i])
     assert not np.array_equal(total, plain)
-    rec = secagg.unmask_dropped(total, dropped, {i: seeds[i][dropped] for i in surv})
+    rec = masks.remove_masks(total, dropped, {i: seeds[i][dropped] for i in surv})
     assert np.array_equal(rec, plain)
 
 
 def test_weighted_fedavg_convention():
     ups = [np.array([1.0, -2.0]), np.array([3.0, 0.5])]
     ns = [100, 300]
-    tot = fp.add_mod(fp.encode_weighted(ups[0], ns[0], headroom=2), fp.encode_weighted(ups[1], ns[1], headroom=2))
-    assert np.allclose(fp.decode_fedavg(tot, 400), (100 * ups[0] + 300 * ups[1]) / 400, atol=1e-3)
+    tot = codec.add_mod(fp.encode_weighted(ups[0], ns[0], headroom=2), fp.encode_weighted(ups[1], ns[1], headroom=2))
+    avg = codec.from_signed(FEDAVG.from_weighted_sum(codec.to_signed(tot), 400))
+    assert np.allclose(fp.decode(avg), (100 * ups[0] + 300 * ups[1]) / 400, atol=1e-3)
 
 
-# ---- one codec for both sides: the app's integer pieces ARE the chaincode's objects
-def test_app_integer_codec_is_the_chaincode_codec():
-    from fedfabric_cc import aggregation, codec, masks
-
-    for name in ("FRAC_BITS", "WEIGHT_SCALE", "DTYPE", "pack", "unpack", "to_signed", "from_signed", "add_mod",
-                 "sub_mod", "sum_mod", "CodecError"):
-        assert getattr(fp, name) is getattr(codec, name), name
-    assert fp.fedavg_from_weighted_sum is aggregation.fedavg_from_weighted_sum
-    assert secagg.expand_mask is masks.expand_mask
-    assert secagg.mask_update is masks.add_masks and secagg.unmask_dropped is masks.remove_masks
-    assert secagg.mask_sign is masks.mask_sign
-    assert aggregation.WEIGHT_SCALE is codec.WEIGHT_SCALE and isinstance(codec.WEIGHT_SCALE, int)
+# ---- one codec for both sides: the app's masks ARE the protocol's
+def test_the_app_masks_with_the_protocols_code():
+    assert secagg.mask_update is masks.add_masks
+    assert fp.encode(np.array([1.0])).dtype == np.uint32 and codec.DTYPE == "uint32le"
 
 
 SEED = bytes(range(32))
@@ -107,8 +104,8 @@ def test_frozen_vectors_of_the_wire_format():
     x = np.array([1.0, -1.0, 0.5, -2.25, 3 / 2 ** 17, 5 / 2 ** 17])  # the last two round half to even
     enc = fp.encode(x)
     assert enc.tolist() == [65536, 4294901760, 32768, 4294819840, 2, 2]
-    assert fp.pack(enc).hex() == "000001000000ffff0080000000c0fdff0200000002000000"
-    assert secagg.expand_mask(SEED, 4).tolist() == [2289889385, 41995840, 956937037, 1530735752]
+    assert codec.pack(enc).hex() == "000001000000ffff0080000000c0fdff0200000002000000"
+    assert masks.expand_mask(SEED, 4).tolist() == [2289889385, 41995840, 956937037, 1530735752]
 
 
 def test_mask_expansion_from_first_principles():
@@ -116,28 +113,25 @@ def test_mask_expansion_from_first_principles():
 
     raw = hashlib.shake_256(SEED).digest(4 * 7)
     want = [int.from_bytes(raw[4 * i:4 * i + 4], "little") for i in range(7)]
-    assert secagg.expand_mask(SEED, 7).tolist() == want
+    assert masks.expand_mask(SEED, 7).tolist() == want
     with pytest.raises(ValueError, match="seed must be 32 bytes"):
-        secagg.expand_mask(b"short", 3)
+        masks.expand_mask(b"short", 3)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(2, 5), st.integers(1, 30), st.integers(0, 2 ** 31))
-def test_app_and_chaincode_agree_bit_for_bit_on_a_secure_round(n, d, seed):
-    """The app encodes and masks, the chaincode sums, recovers a dropout and averages: the app's own
-    FedAvg of the same quantized updates gives the very same words."""
-    from fedfabric_cc import aggregation as agg, codec
-
+def test_the_secure_aggregate_with_a_dropout_is_fedavg_of_the_survivors_bit_for_bit(n, d, seed):
+    """Orgs encode and mask, one drops, the survivors reveal their seeds with it: the protocol's secure
+    aggregate equals the integer FedAvg of the survivors' unmasked quantized updates."""
     rng = np.random.default_rng(seed)
     ids, seeds = _setup(n)
     ns = {i: int(rng.integers(1, 500)) for i in ids}
     encs = {i: fp.encode_weighted(rng.normal(0, 1, d), ns[i], headroom=n) for i in ids}
-    dropped = ids[int(rng.integers(0, n))] if n > 2 else None
-    surv = [i for i in ids if i != dropped]
-    masked = [secagg.mask_update(encs[i], i, seeds[i]) for i in surv]
-    recovered = [(secagg.expand_mask(seeds[s][dropped], d), agg.dropout_sign(s, dropped)) for s in surv] if dropped else []
-    chain = agg.fedavg_from_weighted_sum(agg.secure_sum(masked, recovered), sum(ns[i] for i in surv))
+    dropped = [ids[int(rng.integers(0, n))]] if n > 2 else []
+    surv = [i for i in ids if i not in dropped]
+    masked = {i: secagg.mask_update(encs[i], i, seeds[i]) for i in surv}
+    revealed = {(s, x): seeds[s][x] for s in surv for x in dropped}
+    got = aggregate.secure_aggregate(FEDAVG, masked, {i: ns[i] for i in surv}, revealed, dropped)
     plain = codec.sum_mod([encs[i] for i in surv])
-    assert np.array_equal(fp.decode(codec.from_signed(chain)), fp.decode_fedavg(plain, sum(ns[i] for i in surv)))
-    total_n = sum(ns[i] for i in surv)
-    assert codec.pack(codec.from_signed(chain)) == fp.pack(fp.from_signed(fp.fedavg_from_weighted_sum(plain, total_n)))
+    want = codec.from_signed(FEDAVG.from_weighted_sum(codec.to_signed(plain), sum(ns[i] for i in surv)))
+    assert codec.pack(got.words) == codec.pack(want) and got.contributors == tuple(sorted(surv))

@@ -33,7 +33,7 @@ def test_fourth_org_is_a_config_edit(tmp_path) -> None:
     raw["orgs"].append({"name": "org4", "msp_id": "Org4MSP", "stake": 50,
                         "peer": {"name": "peer0", "port": 10051, "chaincode_port": 10052,
                                  "operations_port": 9447},
-                        "chaincode_server_port": 9994,
+                        "chaincode_server_port": 9994, "node_port": 9964,
                         "ca": {"port": 10054, "operations_port": 9457}})
     c = parse_config(raw)
     assert c.org("org4").msp_id == "Org4MSP" and c.org("Org4MSP").stake == 50
@@ -83,7 +83,7 @@ def test_configtx_has_raft_consenters_and_low_latency_batching(tmp_path) -> None
     p = configtx(c, Layout(tmp_path, c))["Profiles"]["FedFabricChannel"]
     assert p["Orderer"]["OrdererType"] == "etcdraft"
     assert [x["Port"] for x in p["Orderer"]["EtcdRaft"]["Consenters"]] == [7050, 7150, 7250]
-    assert p["Orderer"]["BatchTimeout"] == "200ms"
+    assert p["Orderer"]["BatchTimeout"] == "20ms"
     assert all(x["Host"] == "127.0.0.1" for x in p["Orderer"]["EtcdRaft"]["Consenters"])
 
 

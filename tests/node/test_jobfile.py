@@ -32,36 +32,41 @@ def test_bundled_job_files_are_valid_and_accepted_by_the_contract():
 
 
 def test_defaults_and_decimal_strings():
-    job = parse_job(dict(GOOD))
-    assert job.privacy == "secure" and job.aggregation == {"rule": "fedavg"} and job.min_participants == 2
-    assert job.hyperparams["lr"] == "0.05" and job.hyperparams["alpha"] == "0.5"
-    assert not any(isinstance(v, float) for v in job.hyperparams.values())
+    job = parse_job({**GOOD, "training": {"lr": 0.01}, "dp": {"enabled": True, "clip_norm": 0.1}})
+    d = job.draft
+    assert job.privacy == "secure" and d["aggregation"] == {"rule": "fedavg"} and d["min_participants"] == 2
+    assert d["hyperparams"]["lr"] == "0.01" and d["hyperparams"]["alpha"] == "0.5"
+    assert d["dp"]["clip_norm_milli"] == 100 and d["dp"]["noise_multiplier_milli"] == 1000
+    assert not any(isinstance(v, float) for v in d["hyperparams"].values())
 
 
 @pytest.mark.parametrize("change,match", [
     ({"job_id": "bad id!"}, "job_id must match"),
-    ({"dataset": "imagenet"}, "dataset must be one of"),
-    ({"rounds": 0}, "job.rounds=0 out of range"),
-    ({"rounds": "ten"}, "job.rounds must be an integer"),
-    ({"model": {"arch": "transformer"}}, "model.arch must be one of"),
-    ({"model": {"arch": "mlp", "kwargs": {"hidden": 1.5}}}, "model.kwargs must map"),
-    ({"training": {"lr": "fast"}}, "training.lr must be a number"),
+    ({"dataset": "imagenet"}, "dataset must be one of breast_cancer"),
+    ({"rounds": 0}, "rounds=0 out of range"),
+    ({"rounds": "ten"}, "rounds must be an integer"),
+    ({"model": {"arch": "transformer"}}, "model.arch must be one of logreg, mlp, cnn"),
+    ({"model": {"arch": "mlp", "kwargs": {"hidden": 1.5}}}, "model.kwargs.hidden: floats are not allowed"),
+    ({"model": {"arch": "mlp", "kwargs": {"width": 3}}}, "model.kwargs: unknown field(s) 'width'"),
+    ({"training": {"lr": "fast"}}, "training.lr is not a decimal number"),
     ({"training": {"lr": -1}}, "training.lr=-1 out of range"),
     ({"training": {"epochs": 1, "momentum": 0.9}}, "training: unknown field(s) momentum"),
-    ({"privacy": "homomorphic"}, "privacy must be one of"),
-    ({"aggregation": {"rule": "mean"}}, "aggregation.rule must be one of"),
+    ({"privacy": "homomorphic"}, "privacy must be one of secure, clear"),
+    ({"aggregation": {"rule": "mean"}}, "aggregation.rule: unknown rule 'mean'"),
     ({"dp": {"enabled": "yes"}}, "dp.enabled must be true or false"),
-    ({"quorum": "3/2"}, "quorum must be a share"),
+    ({"dp": {"enabled": True, "clip_norm": 0.0001}}, "dp.clip_norm=0.0001 must be a multiple of 0.001"),
+    ({"quorum": "3/2"}, "quorum 3/2 must be a share in (0, 1]"),
     ({"participants": []}, "participants must be a non-empty list"),
-    ({"participants": ["org1", "org1"]}, "participants lists an org twice"),
-    ({"min_participants": 4}, "min_participants=4 exceeds the 3 participants"),
+    ({"participants": ["org1", "org1"]}, "participants lists org1 more than once"),
+    ({"min_participants": 4}, "participants has 3 orgs, fewer than min_participants=4"),
     ({"windows": {"submission_s": 0}}, "windows.submission_s=0 out of range"),
     ({"colour": "blue"}, "unknown field(s) colour"),
 ])
 def test_bad_fields_are_named(change, match):
     with pytest.raises(JobFileError) as ei:
         parse_job({**GOOD, **change})
-    assert match in str(ei.value)
+    assert match in str(ei.value), str(ei.value)
+    assert "spec." not in str(ei.value)        # the file's words, not the ledger's
 
 
 def test_unreadable_files(tmp_path):
@@ -75,6 +80,14 @@ def test_unreadable_files(tmp_path):
     notmap.write_text("- 1\n- 2\n")
     with pytest.raises(JobFileError, match="must be a YAML mapping"):
         load_job_file(notmap)
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(JobFileError, match="not a text file"):
+        load_job_file(binary)
+    tagged = tmp_path / "tag.yaml"
+    tagged.write_text("job_id: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(JobFileError, match="not valid YAML"):
+        load_job_file(tagged)
 
 
 def test_unknown_participant_is_refused_before_the_ledger():
@@ -88,6 +101,10 @@ def test_cli_bad_input_gives_a_clear_error_and_exit_code(tmp_path):
     bad.write_text(yaml.safe_dump({**GOOD, "dataset": "imagenet"}))
     res = runner.invoke(app, ["job", "create", str(bad), "--run-dir", str(tmp_path)])
     assert res.exit_code == 2 and "dataset must be one of" in res.output
+    binary = tmp_path / "job.bin"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    res = runner.invoke(app, ["job", "create", str(binary), "--run-dir", str(tmp_path)])
+    assert res.exit_code == 2 and "not a text file" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["job", "create", str(tmp_path / "nope.yaml"), "--run-dir", str(tmp_path)])
     assert res.exit_code == 2 and "no such job file" in res.output
     good = tmp_path / "good.yaml"
@@ -126,7 +143,7 @@ def test_a_shard_too_small_to_train_on_is_refused_naming_the_org():
 
 def test_by_label_with_as_many_labels_as_orgs_is_accepted():
     spec = job_spec(parse_job({**GOOD, "participants": ["org1", "org2"], "partition": {"kind": "by_label"}}), MSP_OF)
-    assert spec["hyperparams"]["partition"] == "by_label"
+    assert spec["hyperparams"]["partition"] == "by_label" and spec["quorum"] == [2, 3]
 
 
 def test_the_spec_names_its_participants_sorted_while_shards_keep_the_file_order():
@@ -137,31 +154,6 @@ def test_the_spec_names_its_participants_sorted_while_shards_keep_the_file_order
     init(led)
     rec = create_job(MemClient(led, ORGS[0], "admin"), parse_job({**GOOD, "participants": ["org3", "org1"]}), MSP_OF)
     assert rec["spec"]["participants"] == ["Org1MSP", "Org3MSP"]
-
-
-class _OldContract:
-    """A client whose contract predates ``spec.participants``."""
-
-    def __init__(self) -> None:
-        self.created: list[dict] = []
-
-    def create_job(self, spec):
-        if "participants" in spec:
-            raise Rejected("create_job", "spec: unknown field(s) participants", 400)
-        self.created.append(spec)
-        return type("W", (), {"value": {"job_id": spec["job_id"], "spec": spec}})()
-
-    def list_orgs(self):
-        return [{"msp_id": m, "status": "active", "stake": 100} for m in ORGS]
-
-
-def test_an_older_contract_gets_the_job_without_participants_only_when_everyone_takes_part():
-    old = _OldContract()
-    rec = create_job(old, parse_job(dict(GOOD)), MSP_OF)
-    assert "participants" not in rec["spec"] and len(old.created) == 1
-    with pytest.raises(JobFileError, match="does not support a subset of participants"):
-        create_job(old, parse_job({**GOOD, "participants": ["org1", "org2"]}), MSP_OF)
-    assert len(old.created) == 1
 
 
 def test_cli_refuses_an_unusable_partition_before_connecting(tmp_path):
@@ -177,12 +169,12 @@ def test_cli_refuses_an_unusable_partition_before_connecting(tmp_path):
 def test_the_krum_job_file_does_not_claim_robustness_it_lacks():
     """3 orgs force krum_f=0 (n >= 2f+3); Multi-Krum then keeps every update, an outlier included."""
     import numpy as np
-    from fedfabric_cc import aggregation
+    from fedfabric_protocol.rules import _integer as ints, rule_from_dict
 
     job = load_job_file(DEFAULT_JOB.parent / "mnist_clear_krum.yaml")
-    assert job.aggregation == {"rule": "multi_krum", "krum_f": 0} and len(job.participants) == 3
-    honest = [np.array([1, 2, 3], np.int64), np.array([1, 2, 4], np.int64)]
-    _, kept = aggregation.multi_krum(honest + [np.array([10**6] * 3, np.int64)], 0)
-    assert kept == [0, 1, 2]                                     # the outlier steers the mean
+    assert job.draft["aggregation"] == {"rule": "multi_krum", "krum_f": 0} and len(job.participants) == 3
+    rows = ints.stack([np.array([1, 2, 3]), np.array([1, 2, 4]), np.array([10**6] * 3)])
+    kept = rule_from_dict({"rule": "multi_krum", "krum_f": 0}).aggregate(rows, [1, 1, 1]).used
+    assert kept == (0, 1, 2)                                     # the outlier steers the mean
     text = (DEFAULT_JOB.parent / "mnist_clear_krum.yaml").read_text()
     assert "cannot steer" not in text and "CAN steer" in text

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from fedfabric_protocol.spec import DPSpec
 
 
 @dataclass(frozen=True)
@@ -36,3 +40,19 @@ def epsilon(cfg: DPConfig, rounds: int) -> float:
     acc = rdp.RdpAccountant()
     acc.compose(ev)
     return float(acc.get_epsilon(cfg.delta))
+
+
+def dp_config(spec: "DPSpec") -> DPConfig | None:
+    """The job's DP settings (milli-units on the ledger) as floats, or None when DP is off."""
+    if not spec.enabled:
+        return None
+    return DPConfig(clip_norm=spec.clip_norm_milli / 1000, noise_multiplier=spec.noise_multiplier_milli / 1000,
+                    delta=10.0 ** -spec.delta_exp)
+
+
+def round_epsilon_milli(cfg: DPConfig, r: int) -> int:
+    """Milli-ε this org's release in round ``r`` adds (the accountant's ε after r rounds minus after r-1)."""
+    if cfg.noise_multiplier <= 0:
+        return 10**12
+    before = epsilon(cfg, r - 1) if r > 1 else 0.0
+    return int(min(epsilon(cfg, r) - before, 1e9) * 1000)

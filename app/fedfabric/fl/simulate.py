@@ -1,75 +1,88 @@
-"""In-process federated simulation (no ledger)."""
+"""The same federated job in one process, without a ledger: every org's recipe, the protocol's own
+aggregation, the same fixed-point words. Without DP it is bit-identical to a run on the network
+(masks cancel exactly in the secure sum, so they are left out here).
+
+Used by the accuracy and overhead benchmarks and by tests that compare against the ledger path;
+``transform`` lets a caller change an org's update before it is encoded (e.g. an attack benchmark).
+"""
 from __future__ import annotations
 
-import logging
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
-from . import aggregate, dp, fixedpoint, partition, secagg
-from .datasets import Dataset
+from fedfabric_protocol import aggregate
+from fedfabric_protocol.spec import JobSpec
+from fedfabric_protocol.states import Privacy
+
+from ..artifacts import model_hash
+from .datasets import load_dataset
 from .models import build_model, model_to_vector, vector_to_model
+from .recipe import Recipe
+from .task import held_out_split, resolve_arch_kwargs, task_for
 from .train import evaluate, local_train
 
-logger = logging.getLogger(__name__)
+Transform = Callable[[str, int, np.ndarray], np.ndarray]
 
 
-def _secure_sum(updates: list[np.ndarray], ns: list[int], ctx: bytes) -> np.ndarray:
-    ids = [f"org{i:03d}" for i in range(len(updates))]
-    keys = [secagg.generate_keypair() for _ in ids]
-    total = np.zeros(updates[0].size, np.uint32)
-    for i, (u, n) in enumerate(zip(updates, ns)):
-        peers = {ids[j]: secagg.pairwise_seed(keys[i][0], keys[j][1], ctx) for j in range(len(ids)) if j != i}
-        enc = fixedpoint.encode_weighted(u, n, headroom=len(updates))
-        total = fixedpoint.add_mod(total, secagg.mask_update(enc, ids[i], peers))
-    return fixedpoint.decode_fedavg(total, sum(ns))
+@dataclass
+class RoundResult:
+    round: int
+    seconds: float
+    accuracy: float
+    loss: float
+    aggregate_hash: str
+    model_hash: str
+    flagged: tuple[str, ...] = ()
 
 
-def run_federated(ds: Dataset, arch: str, arch_kwargs: dict, *, n_orgs: int = 3, alpha: float = 0.5,
-                  rounds: int = 10, epochs: int = 1, lr: float = 0.05, batch_size: int = 32,
-                  optimizer: str = "sgd", mu: float = 0.0, rule: str = "fedavg", secure: bool = False,
-                  dp_cfg: dp.DPConfig | None = None, seed: int = 0) -> list[dict[str, Any]]:
-    """Run rounds; returns per-round metrics on the test set."""
-    parts = partition.dirichlet(ds.y_train, n_orgs, alpha, seed=seed)
-    model = build_model(arch, seed=seed, **arch_kwargs)
-    gvec = model_to_vector(model)
-    rng = np.random.default_rng(seed)
-    history = []
-    for r in range(rounds):
-        ups, ns = [], []
-        for o, idx in enumerate(parts):
-            _, up, _ = local_train(model, gvec, ds.X_train[idx], ds.y_train[idx], epochs=epochs, lr=lr,
-                                   batch_size=batch_size, optimizer=optimizer, mu=mu, seed=seed * 1000 + r * 31 + o)
-            if dp_cfg is not None:
-                up = dp.privatize(up, dp_cfg, rng)
-            ups.append(up)
-            ns.append(len(idx))
-        if secure:
-            agg = _secure_sum(ups, ns, f"sim|{seed}|{r}".encode())
-        elif rule == "fedavg":
-            agg = aggregate.fedavg(ups, ns)
-        elif rule == "trimmed_mean":
-            agg = aggregate.trimmed_mean(ups, 1)
-        elif rule == "median":
-            agg = aggregate.coordinate_median(ups)
-        elif rule == "multi_krum":
-            agg, _ = aggregate.multi_krum(ups, f=1)
+@dataclass
+class Simulation:
+    spec: JobSpec
+    rounds: list[RoundResult] = field(default_factory=list)
+    model: Optional[np.ndarray] = None
+
+
+def simulate(spec: JobSpec, rounds: Optional[int] = None, dp_seed: int = 0,
+             transform: Optional[Transform] = None) -> Simulation:
+    """Run ``rounds`` (default: the spec's) rounds in process; test accuracy after each."""
+    recipes = {m: Recipe(spec, task_for(spec, m)) for m in spec.hyperparams.shards}
+    first = next(iter(recipes.values()))
+    vec = first.task.initial
+    X_test, y_test = held_out_split(spec.hyperparams)
+    rng = np.random.default_rng(dp_seed)
+    out = Simulation(spec)
+    n = len(recipes)
+    for r in range(1, (rounds or spec.rounds) + 1):
+        t0 = time.perf_counter()
+        words, samples = {}, {}
+        for m in sorted(recipes):
+            rec = recipes[m]
+            lu = rec.train(vec, r, rng)
+            if transform is not None:
+                lu = type(lu)(lu.round, lu.new, transform(m, r, lu.update), lu.record, lu.dp_epsilon_milli)
+            words[m], samples[m] = rec.encode(lu, n), rec.samples
+        if spec.privacy is Privacy.SECURE:
+            agg = aggregate.secure_aggregate(spec.aggregation, words, samples, {}, [])
         else:
-            raise ValueError(f"unknown rule {rule!r}")
-        gvec = (gvec + agg).astype(np.float32)
-        m = evaluate(vector_to_model(model, gvec), ds.X_test, ds.y_test)
-        m["round"] = r + 1
-        if dp_cfg is not None:
-            m["epsilon"] = dp.epsilon(dp_cfg, r + 1)
-        history.append(m)
-        logger.info("round %d acc=%.4f", r + 1, m["accuracy"])
-    return history
+            agg = aggregate.clear_aggregate(spec.aggregation, words, samples, spec.incentives.anomaly_factor)
+        vec = Recipe.candidate(vec, agg.words)
+        seconds = time.perf_counter() - t0
+        m_test = evaluate(vector_to_model(first.task.new_model(), vec), X_test, y_test)
+        out.rounds.append(RoundResult(r, seconds, m_test["accuracy"], m_test["loss"], agg.hash, model_hash(vec),
+                                      agg.flagged))
+    out.model = vec
+    return out
 
 
-def centralized_baseline(ds: Dataset, arch: str, arch_kwargs: dict, *, epochs: int = 10, lr: float = 0.05,
-                         batch_size: int = 32, optimizer: str = "sgd", seed: int = 0) -> dict[str, float]:
-    """Train on pooled training data; test metrics."""
-    model = build_model(arch, seed=seed, **arch_kwargs)
-    new, _, _ = local_train(model, model_to_vector(model), ds.X_train, ds.y_train, epochs=epochs, lr=lr,
-                            batch_size=batch_size, optimizer=optimizer, seed=seed)
+def centralized(spec: JobSpec) -> dict[str, float]:
+    """The baseline every report compares with: the job's model trained on the pooled training data of all
+    shards (as many epochs as the whole federation runs), evaluated on the held-out test split."""
+    h = spec.hyperparams
+    ds = load_dataset(h.dataset, seed=h.seed)
+    model = build_model(h.arch, seed=h.seed, **resolve_arch_kwargs(h, ds))
+    new, _, _ = local_train(model, model_to_vector(model), ds.X_train, ds.y_train, epochs=h.epochs * spec.rounds,
+                            lr=float(h.lr), batch_size=h.batch_size, optimizer=h.optimizer, seed=h.seed)
     return evaluate(vector_to_model(model, new), ds.X_test, ds.y_test)

@@ -1,4 +1,4 @@
-"""Local training (FedAvg / FedProx), evaluation, centralized baseline."""
+"""Local training (FedAvg / FedProx) and evaluation."""
 from __future__ import annotations
 
 import logging
@@ -58,9 +58,3 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> dict[str, float]
     pred = out.argmax(1).numpy()
     return {"accuracy": float((pred == y).mean()), "loss": float(nn.functional.cross_entropy(out, yt)),
             "f1": float(f1_score(y, pred, average="macro"))}
-
-
-def train_centralized(model: nn.Module, X: np.ndarray, y: np.ndarray, **kw: Any) -> dict[str, Any]:
-    """Train on pooled data; returns the training record."""
-    _, _, rec = local_train(model, model_to_vector(model), X, y, **kw)
-    return rec

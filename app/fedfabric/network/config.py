@@ -101,6 +101,7 @@ class PeerOrg:
     peer: Peer
     chaincode_server_port: int
     ca: CertificateAuthority
+    node_port: int                 # the org's training node: serves its update payloads to other members (mTLS)
 
     @property
     def peer_node_id(self) -> str:
@@ -117,6 +118,7 @@ class Chaincode:
     version: str
     endorsement_quorum: Fraction
     updates_block_to_live: int     # blocks after which members' update payloads and seeds are purged
+    max_clock_skew_s: int = 30     # endorsers refuse writes whose timestamp is further than this from their clock
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class ConsortiumConfig:
             out[org.peer_node_id] = org.peer.ports
             out[f"cc.{org.name}"] = {"chaincode-server": org.chaincode_server_port}
             out[org.ca_node_id] = org.ca.ports
+            out[f"node.{org.name}"] = {"training-node": org.node_port}
         return out
 
 
@@ -323,6 +326,7 @@ def _peer_org(o: Any, w: str, domain: str) -> PeerOrg:
             operations_port=_port(_req(ca, "operations_port", f"{w}.ca"), f"{w}.ca.operations_port"),
             org_domain=org_domain,
         ),
+        node_port=_port(_req(o, "node_port", w), f"{w}.node_port"),
     )
     if org.ca.name in (org.peer.name, "cc"):
         raise ConfigError(f"{w}.ca.name: {org.ca.name!r} is taken by the org's "
@@ -337,6 +341,7 @@ def _chaincode(cc: dict[str, Any]) -> Chaincode:
         endorsement_quorum=_fraction(cc.get("endorsement_quorum", "2/3"), "chaincode.endorsement_quorum"),
         updates_block_to_live=_int(cc.get("updates_block_to_live", 20), "chaincode.updates_block_to_live",
                                    1, 10**9),
+        max_clock_skew_s=_int(cc.get("max_clock_skew_s", 30), "chaincode.max_clock_skew_s", 1, 3600),
     )
 
 

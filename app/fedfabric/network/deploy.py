@@ -59,9 +59,9 @@ class ChaincodeDeployment:
 def members_collection(config: ConsortiumConfig, name: str, block_to_live: int) -> dict:
     """A private data collection of every member org (members only read and write)."""
     members = ",".join(f"'{o.msp_id}.member'" for o in config.orgs)
-    return {"name": name, "policy": f"OR({members})", "requiredPeerCount": 0,
-            "maxPeerCount": len(config.orgs) - 1, "blockToLive": block_to_live,
-            "memberOnlyRead": True, "memberOnlyWrite": True}
+    # maxPeerCount 0: endorsers push nothing during endorsement; the other peers pull at commit
+    return {"name": name, "policy": f"OR({members})", "requiredPeerCount": 0, "maxPeerCount": 0,
+            "blockToLive": block_to_live, "memberOnlyRead": True, "memberOnlyWrite": True}
 
 
 def source_digest() -> str:
@@ -80,7 +80,9 @@ def product_deployment(config: ConsortiumConfig) -> ChaincodeDeployment:
     """The consortium contract from ``chaincode/fedfabric_cc``, as configured in consortium.yaml."""
     return ChaincodeDeployment(
         name=config.chaincode.name, version=config.chaincode.version,
-        command=(sys.executable, "-m", "fedfabric_cc"), env=(("FEDFABRIC_CC_SOURCE", source_digest()),),
+        command=(sys.executable, "-m", "fedfabric_cc"),
+        env=(("FEDFABRIC_CC_SOURCE", source_digest()),
+             ("FEDFABRIC_MAX_CLOCK_SKEW_S", str(config.chaincode.max_clock_skew_s))),
         collections=(members_collection(config, UPDATES_COLLECTION, config.chaincode.updates_block_to_live),
                      members_collection(config, AGGREGATES_COLLECTION, 0)))
 

@@ -85,6 +85,18 @@ class Layout:
         """FABRIC_CA_SERVER_HOME: its config (0600, holds the bootstrap admin), database, idemix keys."""
         return self.node_dir(org.ca_node_id)
 
+    # -- the org's training node ----------------------------------------------------------------
+    def node_host_name(self, org: PeerOrg) -> str:
+        return f"fl-node.{org.domain}"
+
+    def node_tls_dir(self, org: PeerOrg) -> Path:
+        """server.crt/server.key/ca.crt of the training node's exchange listener (and its client side),
+        issued by the org's TLS CA."""
+        return self.org_dir(org) / "training-node" / "tls"
+
+    def node_endpoint(self, org: PeerOrg) -> str:
+        return f"{self.config.host}:{org.node_port}"
+
     @property
     def secrets_dir(self) -> Path:
         return self.root / "secrets"

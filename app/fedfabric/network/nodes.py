@@ -17,6 +17,7 @@ from .config import ConsortiumConfig, Orderer, PeerOrg
 from .fabricbin import FabricInstall
 from .layout import Layout
 from . import paths
+from .private import CHILD_UMASK
 
 
 class NodeError(RuntimeError):
@@ -131,6 +132,10 @@ def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o
             f"[{{name: ccaas_builder, path: {builder}, "
             f"propagateEnvironment: [CHAINCODE_AS_A_SERVICE_BUILDER_CONFIG]}}]",
         "CORE_PEER_GATEWAY_ENABLED": "true",
+        # private data is never pushed during endorsement (collections have maxPeerCount 0): peers pull it
+        # while committing; if an endorser is unreachable, commit after 5 s and reconcile every 5 s
+        "CORE_PEER_GOSSIP_PVTDATA_PULLRETRYTHRESHOLD": "5s",
+        "CORE_PEER_GOSSIP_PVTDATA_RECONCILESLEEPINTERVAL": "5s",
     }
     return NodeSpec(node_id=node_id, kind="peer", argv=[str(fabric.binary("peer")), "node", "start"],
                     env=env, ports=p.ports, health_url=f"https://{host}:{p.operations_port}/healthz",
@@ -238,7 +243,8 @@ def tail(path: Path, lines: int = 15) -> str:
 
 
 def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
-    """Start a node detached from this process, logging to run/logs/<node>.log."""
+    """Start a node detached from this process, logging to run/logs/<node>.log; what it writes is
+    owner-only (umask 077: its keys, packages and builder output)."""
     log = layout.log_file(spec.node_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     if spec.cwd:
@@ -250,7 +256,7 @@ def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
                  .encode())
         fh.flush()
         return subprocess.Popen(spec.argv, env=env, cwd=spec.cwd, stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, umask=CHILD_UMASK)
 
 
 def healthz(spec: NodeSpec, timeout: float = 2.0) -> tuple[bool, str]:

@@ -111,7 +111,7 @@ def run_demo(*, config_path: Path = paths.DEFAULT_CONFIG, run_root: Path | None 
     config: ConsortiumConfig = load_config(config_path)
     run_root = (run_root or paths.run_dir()).resolve()
     job = load_job_file(job_file, [o.name for o in config.orgs])
-    job.job_id = f"{job.job_id}-{time.strftime('%Y%m%d-%H%M%S')}"
+    job = job.renamed(f"{job.job_id}-{time.strftime('%Y%m%d-%H%M%S')}")
     msp_of = {o.name: o.msp_id for o in config.orgs}
     spec = job_spec(job, msp_of)   # JobFileError here: nothing started yet
     t0 = time.monotonic()
@@ -132,7 +132,7 @@ def _run(con: Any, net: Any, config: ConsortiumConfig, config_path: Path, run_ro
     """The demo's steps on a network that ``run_demo`` takes down afterwards."""
     from ..client import open_client
     from ..network.deploy import product_deployment
-    from .bootstrap import init_consortium, submit_spec
+    from .bootstrap import init_consortium
 
     con.print(f"Bringing up the consortium network ({len(config.orgs)} orgs, "
               f"{len(config.orderer_org.orderers)} Raft orderers, channel '{config.channel}') …")
@@ -147,11 +147,11 @@ def _run(con: Any, net: Any, config: ConsortiumConfig, config_path: Path, run_ro
         if _step("recording the consortium", lambda: init_consortium(admin, config)):
             con.print("Consortium recorded on the ledger: "
                       + ", ".join(f"{o.msp_id} (stake {o.stake})" for o in config.orgs))
-        spec = _step(f"creating job {job.job_id}", lambda: submit_spec(admin, spec))["spec"]
+        spec = _step(f"creating job {job.job_id}", lambda: admin.create_job(spec).value)["spec"]
         con.print(f"Job [bold]{job.job_id}[/]: {spec['hyperparams']['dataset']} · {spec['model']['arch_id']} "
                   f"({spec['model']['num_params']} parameters) · {spec['rounds']} rounds · {spec['privacy']} "
                   f"aggregation · quorum {spec['quorum'][0]}/{spec['quorum'][1]} of stake")
-        members = set(spec.get("participants") or spec["hyperparams"]["shards"])
+        members = set(spec["participants"])
         procs = start_nodes([o.name for o in config.orgs if o.msp_id in members], job.job_id, run_root, config_path)
         con.print(f"Started {len(procs)} org nodes (logs: {run_root / 'fl'}/<org>/node.log)")
         _step("following the rounds", lambda: _follow(con, admin, job.job_id, spec, procs, run_root, timeout))
@@ -180,7 +180,7 @@ def _follow(con: Any, admin: Any, job_id: str, spec: dict, procs: dict[str, subp
         deadline = time.monotonic() + timeout
         while True:
             j = admin.get_job(job_id)
-            state = admin.get_round(job_id, j["current_round"])["state"] if j["current_round"] else ""
+            state = admin.get_round(job_id, j["current_round"]).state.value
             progress.update(task, completed=j["rounds_finalized"] + j["rounds_failed"],
                             description=f"round {j['current_round']}: {state}" if state else "starting")
             if j["status"] != "active":
@@ -195,28 +195,23 @@ def _follow(con: Any, admin: Any, job_id: str, spec: dict, procs: dict[str, subp
 def summarize(admin: Any, job_id: str, config: ConsortiumConfig, run_root: Path, out_dir: Path | None,
               t0: float) -> DemoResult:
     """Final accuracy of the ledger's latest version vs a centrally trained baseline; the audit report."""
+    from fedfabric_protocol.spec import JobSpec
+
     from ..artifacts import ArtifactStore
-    from ..fl.datasets import load_dataset
+    from ..fl.simulate import centralized
+    from ..fl.task import held_out_split, task_for
     from ..fl.models import vector_to_model
-    from ..fl.simulate import centralized_baseline
     from ..fl.train import evaluate
-    from .task import resolve_arch_kwargs
 
     job = admin.get_job(job_id)
-    spec = job["spec"]
-    hyper = spec["hyperparams"]
+    spec = JobSpec.from_dict(job["spec"])
     latest = admin.get_version(job_id, "latest")
-    members = set(spec.get("participants") or hyper["shards"])
-    org = next(o.name for o in config.orgs if o.msp_id in members)
-    store = ArtifactStore(run_root / "fl" / org / "artifacts")   # a participant's store holds every version
-    ds = load_dataset(hyper["dataset"], seed=int(hyper["seed"]))
-    kw = resolve_arch_kwargs(hyper, ds)
-    from ..fl.models import build_model
-    model = build_model(hyper["arch"], seed=int(hyper["seed"]), **kw)
-    fed = evaluate(vector_to_model(model, store.get_model(latest["model_hash"])), ds.X_test, ds.y_test)
-    cen = centralized_baseline(ds, hyper["arch"], kw, epochs=int(hyper["epochs"]) * spec["rounds"],
-                               lr=float(hyper["lr"]), batch_size=int(hyper["batch_size"]),
-                               optimizer=hyper["optimizer"], seed=int(hyper["seed"]))
+    org = next(o for o in config.orgs if o.msp_id in spec.participants)
+    store = ArtifactStore(run_root / "fl" / org.name / "artifacts")   # a participant's store holds every version
+    task = task_for(spec, org.msp_id)
+    X_test, y_test = held_out_split(spec.hyperparams)
+    fed = evaluate(vector_to_model(task.new_model(), store.get_model(latest["model_hash"])), X_test, y_test)
+    cen = centralized(spec)
     height = admin.contract.network.qscc().chain_info()["height"] if hasattr(admin.contract, "network") else 0
     report_dir = None
     try:
@@ -230,8 +225,8 @@ def summarize(admin: Any, job_id: str, config: ConsortiumConfig, run_root: Path,
     return DemoResult(job_id=job_id, rounds_finalized=job["rounds_finalized"], rounds_failed=job["rounds_failed"],
                       federated=fed, centralized=cen, ledger_height=height, report_dir=report_dir,
                       seconds=time.monotonic() - t0, versions=versions,
-                      dp={"epsilon": latest.get("dp_epsilon_total_milli", 0) / 1000, "delta_exp": spec["dp"]["delta_exp"],
-                          "budget": spec["dp"]["epsilon_budget_milli"] / 1000} if spec["dp"]["enabled"] else None)
+                      dp={"epsilon": latest.get("dp_epsilon_total_milli", 0) / 1000, "delta_exp": spec.dp.delta_exp,
+                          "budget": spec.dp.epsilon_budget_milli / 1000} if spec.dp.enabled else None)
 
 
 def render_summary(res: DemoResult, height: int) -> Any:

@@ -1,181 +1,173 @@
-"""Job files: the YAML an org admin writes, checked field by field and turned into a ledger spec.
+"""Job files: the YAML an org admin writes, translated into the protocol's job spec.
 
-The ledger takes no floats, so learning rates, Dirichlet α and DP settings travel as decimal
-strings or milli-units. Everything a node needs to train (dataset, partition, architecture and its
-arguments, local-training settings) is in the spec's ``hyperparams``: every org reads the same
-recipe from the ledger and builds the same initial model, whose hash is lineage version 0.
+The file is friendlier than the spec (floats for learning rates and DP settings, org names, a few
+defaults), but it is only *translated* here: every check is the protocol's own validator
+(``JobSpec.from_dict``), the same code the contract runs, with its messages mapped back to the
+file's field names (``training.lr`` instead of ``spec.hyperparams.lr``).
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
-DATASETS = ("breast_cancer", "digits", "mnist5k", "credit_synth")
-ARCHS = ("logreg", "mlp", "cnn")
-PARTITIONS = ("iid", "dirichlet", "by_label")
-OPTIMIZERS = ("sgd", "adam")
-RULES = ("fedavg", "trimmed_mean", "median", "multi_krum")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+from fedfabric_protocol.errors import ProtocolError, show
+from fedfabric_protocol.spec import JobSpec
 
-TOP = {"job_id", "dataset", "model", "partition", "rounds", "training", "privacy", "aggregation", "dp", "quorum",
-       "min_participants", "windows", "participants", "incentives", "seed", "val_fraction"}
+TOP = ("job_id", "dataset", "model", "partition", "rounds", "training", "privacy", "aggregation", "dp", "quorum",
+       "min_participants", "windows", "participants", "incentives", "seed", "val_fraction", "endorsed_max_params")
+SECTIONS = {"model": ("arch", "kwargs"), "partition": ("kind", "alpha"),
+            "training": ("epochs", "lr", "batch_size", "optimizer", "mu"),
+            "dp": ("enabled", "clip_norm", "noise_multiplier", "epsilon_budget", "delta_exp")}
+DEFAULT_WINDOWS = {"registration_s": 60, "submission_s": 120, "approval_s": 60}
+DEFAULT_INCENTIVES = {"reward_per_round": 100, "slash_absent": 10, "slash_anomalous": 10, "anomaly_factor": 3}
+MAX_FILE_BYTES = 1 << 20
+PLACEHOLDER = "0" * 64
+
+# spec field -> job-file field, longest first, for the validator's messages
+_PATHS = [("spec.hyperparams.arch_kwargs", "model.kwargs"), ("spec.hyperparams.arch", "model.arch"),
+          ("spec.hyperparams.partition", "partition.kind"), ("spec.hyperparams.alpha", "partition.alpha"),
+          ("spec.hyperparams.dataset", "dataset"), ("spec.hyperparams.seed", "seed"),
+          ("spec.hyperparams.val_fraction", "val_fraction"), ("spec.hyperparams.shards", "participants"),
+          ("spec.hyperparams.", "training."), ("spec.dp.clip_norm_milli", "dp.clip_norm (in thousandths)"),
+          ("spec.dp.noise_multiplier_milli", "dp.noise_multiplier (in thousandths)"),
+          ("spec.dp.epsilon_budget_milli", "dp.epsilon_budget (in thousandths)"), ("spec.", ""), ("spec:", "job:")]
 
 
 class JobFileError(ValueError):
     """A job file that cannot be used, with the field at fault."""
 
 
-def _decimal(v: Any, where: str, lo: float, hi: float) -> str:
-    if isinstance(v, bool):
-        raise JobFileError(f"{where} must be a number, got {v!r}")
-    try:
-        d = Decimal(str(v))
-    except InvalidOperation:
-        raise JobFileError(f"{where} must be a number, got {v!r}") from None
-    if not d.is_finite() or not lo <= float(d) <= hi:
-        raise JobFileError(f"{where}={v} out of range [{lo}, {hi}]")
-    return format(d.normalize(), "f")
+def file_message(exc: ProtocolError) -> str:
+    """The validator's message in the job file's vocabulary."""
+    text = exc.message
+    for spec_path, file_path in _PATHS:
+        text = text.replace(spec_path, file_path)
+    return text
 
 
-def _int(d: dict, k: str, where: str, lo: int, hi: int, default: Any = None) -> int:
-    v = d.get(k, default)
-    if v is None:
-        raise JobFileError(f"{where}.{k} is required")
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise JobFileError(f"{where}.{k} must be an integer, got {v!r}")
-    if not lo <= v <= hi:
-        raise JobFileError(f"{where}.{k}={v} out of range [{lo}, {hi}]")
+def _number(v: Any, where: str) -> Any:
+    """A YAML number as the decimal string the spec wants (anything else is left for the validator)."""
+    if isinstance(v, float):
+        return format(Decimal(repr(v)), "f")
     return v
 
 
-def _section(doc: dict, name: str, allowed: set[str]) -> dict:
-    v = doc.get(name, {})
-    if v is None:
-        v = {}
+def _milli(v: Any, where: str) -> Any:
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return v
+    try:
+        d = Decimal(repr(v) if isinstance(v, float) else str(v)) * 1000
+    except InvalidOperation:
+        raise JobFileError(f"{where} must be a number, got {show(v, 40)}") from None
+    if not d.is_finite() or d != d.to_integral_value():
+        raise JobFileError(f"{where}={v} must be a multiple of 0.001")
+    return int(d)
+
+
+def _section(doc: dict, name: str) -> dict:
+    v = doc.get(name) or {}
     if not isinstance(v, dict):
         raise JobFileError(f"{name} must be a mapping")
-    extra = set(v) - allowed
+    extra = sorted(str(k) for k in v if k not in SECTIONS[name])
     if extra:
-        raise JobFileError(f"{name}: unknown field(s) {', '.join(sorted(extra))} (allowed: {', '.join(sorted(allowed))})")
-    return v
-
-
-def _choice(v: Any, where: str, options: tuple[str, ...]) -> str:
-    if v not in options:
-        raise JobFileError(f"{where} must be one of {', '.join(options)}, got {v!r}")
+        raise JobFileError(f"{name}: unknown field(s) {', '.join(extra)} (allowed: {', '.join(SECTIONS[name])})")
     return v
 
 
 @dataclass
 class JobFile:
-    """A validated job file; ``hyperparams`` is the float-free training recipe for the ledger."""
+    """A translated job file: the spec draft (participants still org names, model facts not yet built)."""
 
     job_id: str
-    rounds: int
-    privacy: str
-    aggregation: dict
-    dp: dict
-    quorum: str
-    min_participants: int
-    windows: dict
     participants: list[str]
-    incentives: dict
-    hyperparams: dict
-    raw: dict = field(repr=False, default_factory=dict)
+    draft: dict
+
+    @property
+    def privacy(self) -> str:
+        return self.draft["privacy"]
+
+    def renamed(self, job_id: str) -> "JobFile":
+        """The same job under another id (checked like any job id when the spec is built)."""
+        return JobFile(job_id, list(self.participants), {**self.draft, "job_id": job_id})
 
 
-def parse_job(doc: Any, default_participants: list[str] | None = None) -> JobFile:
-    """Check a job document (already parsed YAML); raises :class:`JobFileError` naming the field."""
+def translate(doc: Any, default_participants: Optional[list[str]] = None) -> dict:
+    """The spec draft of a job document (already parsed YAML)."""
     if not isinstance(doc, dict):
         raise JobFileError("a job file must be a YAML mapping")
-    extra = set(doc) - TOP
+    extra = sorted(str(k) for k in doc if k not in TOP)
     if extra:
-        raise JobFileError(f"unknown field(s) {', '.join(sorted(extra))} (allowed: {', '.join(sorted(TOP))})")
-    job_id = doc.get("job_id")
-    if not isinstance(job_id, str) or not ID_RE.match(job_id):
-        raise JobFileError(f"job_id must match {ID_RE.pattern}, got {job_id!r}")
-    dataset = _choice(doc.get("dataset"), "dataset", DATASETS)
-    model = _section(doc, "model", {"arch", "kwargs"})
-    arch = _choice(model.get("arch", "logreg"), "model.arch", ARCHS)
-    kwargs = model.get("kwargs", {}) or {}
-    if not isinstance(kwargs, dict) or any(isinstance(v, (bool, float)) or not isinstance(v, int) for v in kwargs.values()):
-        raise JobFileError("model.kwargs must map argument names to integers (e.g. hidden: 64)")
-    part = _section(doc, "partition", {"kind", "alpha"})
-    kind = _choice(part.get("kind", "dirichlet"), "partition.kind", PARTITIONS)
-    alpha = _decimal(part.get("alpha", 0.5), "partition.alpha", 0.001, 1000)
-    tr = _section(doc, "training", {"epochs", "lr", "batch_size", "optimizer", "mu"})
-    seed = _int(doc, "seed", "job", 0, 2**31 - 1, 0)
+        raise JobFileError(f"unknown field(s) {', '.join(extra)} (allowed: {', '.join(sorted(TOP))})")
+    model, part, tr, dpd = (_section(doc, n) for n in ("model", "partition", "training", "dp"))
     participants = doc.get("participants", default_participants)
-    if (not isinstance(participants, list) or not participants
-            or any(not isinstance(p, str) or not ID_RE.match(p) for p in participants)):
+    if not isinstance(participants, list) or not participants:
         raise JobFileError("participants must be a non-empty list of org names (e.g. [org1, org2, org3])")
-    if len(set(participants)) != len(participants):
-        raise JobFileError("participants lists an org twice")
-    hyper = {"dataset": dataset, "arch": arch, "arch_kwargs": {k: kwargs[k] for k in sorted(kwargs)},
-             "partition": kind, "alpha": alpha, "seed": seed,
-             "epochs": _int(tr, "epochs", "training", 1, 1000, 1),
-             "lr": _decimal(tr.get("lr", 0.05), "training.lr", 1e-6, 10),
-             "batch_size": _int(tr, "batch_size", "training", 1, 100_000, 32),
-             "optimizer": _choice(tr.get("optimizer", "sgd"), "training.optimizer", OPTIMIZERS),
-             "mu": _decimal(tr.get("mu", 0), "training.mu", 0, 100),
-             "val_fraction": _decimal(doc.get("val_fraction", 0.2), "val_fraction", 0.05, 0.5),
-             "shards": list(participants)}
-    privacy = _choice(doc.get("privacy", "secure"), "privacy", ("secure", "clear"))
-    agg = _section(doc, "aggregation", {"rule", "trim", "krum_f", "krum_m"})
-    rule = _choice(agg.get("rule", "fedavg"), "aggregation.rule", RULES)
-    aggregation = {"rule": rule, **{k: _int(agg, k, "aggregation", 0, 1000) for k in ("trim", "krum_f", "krum_m")
-                                    if k in agg}}
-    dpd = _section(doc, "dp", {"enabled", "clip_norm", "noise_multiplier", "epsilon_budget", "delta_exp"})
-    enabled = dpd.get("enabled", False)
-    if not isinstance(enabled, bool):
-        raise JobFileError("dp.enabled must be true or false")
-    dp: dict[str, Any] = {"enabled": enabled}
-    if enabled:
-        dp.update({"clip_norm_milli": int(Decimal(_decimal(dpd.get("clip_norm", 1.0), "dp.clip_norm", 0.001, 1e6)) * 1000),
-                   "noise_multiplier_milli": int(Decimal(_decimal(dpd.get("noise_multiplier", 1.0),
-                                                                  "dp.noise_multiplier", 0, 1e6)) * 1000),
-                   "epsilon_budget_milli": int(Decimal(_decimal(dpd.get("epsilon_budget", 10),
-                                                                "dp.epsilon_budget", 0.001, 1e6)) * 1000),
-                   "delta_exp": _int(dpd, "delta_exp", "dp", 1, 30, 5)})
-    quorum = str(doc.get("quorum", "2/3"))
-    if not re.fullmatch(r"\d{1,9}/\d{1,9}", quorum) or not 0 < int(quorum.split("/")[0]) <= int(quorum.split("/")[1]):
-        raise JobFileError(f"quorum must be a share like 2/3, got {quorum!r}")
-    win = _section(doc, "windows", {"registration_s", "submission_s", "approval_s"})
-    windows = {k: _int(win, k, "windows", 1, 30 * 24 * 3600, d)
-               for k, d in (("registration_s", 60), ("submission_s", 120), ("approval_s", 60))}
-    inc = _section(doc, "incentives", {"reward_per_round", "slash_absent", "slash_anomalous", "anomaly_factor"})
-    incentives = {k: _int(inc, k, "incentives", 0 if k != "anomaly_factor" else 1, 10**12, d)
-                  for k, d in (("reward_per_round", 100), ("slash_absent", 10), ("slash_anomalous", 10),
-                               ("anomaly_factor", 3))}
-    min_p = _int(doc, "min_participants", "job", 1, 1000, 2 if privacy == "secure" else 1)
-    if min_p > len(participants):
-        raise JobFileError(f"min_participants={min_p} exceeds the {len(participants)} participants")
-    return JobFile(job_id=job_id, rounds=_int(doc, "rounds", "job", 1, 10_000), privacy=privacy,
-                   aggregation=aggregation, dp=dp, quorum=quorum, min_participants=min_p, windows=windows,
-                   participants=list(participants), incentives=incentives, hyperparams=hyper, raw=doc)
+    privacy = doc.get("privacy", "secure")
+    hyper = {"dataset": doc.get("dataset"), "arch": model.get("arch", "logreg"), "arch_kwargs": model.get("kwargs") or {},
+             "partition": part.get("kind", "dirichlet"), "alpha": _number(part.get("alpha", 0.5), "partition.alpha"),
+             "seed": doc.get("seed", 0), "val_fraction": _number(doc.get("val_fraction", 0.2), "val_fraction"),
+             "epochs": tr.get("epochs", 1), "lr": _number(tr.get("lr", 0.05), "training.lr"),
+             "batch_size": tr.get("batch_size", 32), "optimizer": tr.get("optimizer", "sgd"),
+             "mu": _number(tr.get("mu", 0), "training.mu"), "shards": list(participants)}
+    dp: dict[str, Any] = {"enabled": dpd.get("enabled", False)}
+    if dp["enabled"] is True:
+        dp.update({"clip_norm_milli": _milli(dpd.get("clip_norm", 1.0), "dp.clip_norm"),
+                   "noise_multiplier_milli": _milli(dpd.get("noise_multiplier", 1.0), "dp.noise_multiplier"),
+                   "epsilon_budget_milli": _milli(dpd.get("epsilon_budget", 10), "dp.epsilon_budget"),
+                   "delta_exp": dpd.get("delta_exp", 5)})
+    draft = {"job_id": doc.get("job_id"), "hyperparams": hyper, "rounds": doc.get("rounds"), "privacy": privacy,
+             "aggregation": doc.get("aggregation") or {"rule": "fedavg"}, "dp": dp,
+             "quorum": doc.get("quorum", "2/3"),
+             "min_participants": doc.get("min_participants", 2 if privacy == "secure" else 1),
+             "participants": list(participants), "windows": {**DEFAULT_WINDOWS, **(doc.get("windows") or {})},
+             "incentives": {**DEFAULT_INCENTIVES, **(doc.get("incentives") or {})}}
+    if "endorsed_max_params" in doc:
+        draft["endorsed_max_params"] = doc["endorsed_max_params"]
+    return draft
 
 
-def load_job_file(path: Path | str, default_participants: list[str] | None = None) -> JobFile:
+def validate(spec: dict) -> JobSpec:
+    """``JobSpec.from_dict`` with its message in the job file's words (:class:`JobFileError`)."""
+    try:
+        return JobSpec.from_dict(spec)
+    except ProtocolError as exc:
+        raise JobFileError(file_message(exc)) from None
+
+
+def parse_job(doc: Any, default_participants: Optional[list[str]] = None) -> JobFile:
+    """Translate and check a job document: every field the spec would refuse is named now."""
+    draft = translate(doc, default_participants)
+    placeholder = {"arch_id": "x", "arch_hash": PLACEHOLDER, "initial_hash": PLACEHOLDER,
+                   "shape_digest": PLACEHOLDER, "num_params": 1}
+    validate({**draft, "model": placeholder})
+    return JobFile(job_id=draft["job_id"], participants=list(draft["participants"]), draft=draft)
+
+
+def load_job_file(path: Path | str, default_participants: Optional[list[str]] = None) -> JobFile:
+    """Read and check a job file; any problem (missing, binary, not YAML, YAML tags, wrong fields) is one
+    :class:`JobFileError` line naming the file."""
     p = Path(path)
     if not p.is_file():
         raise JobFileError(f"{p}: no such job file")
+    raw = p.read_bytes()
+    if len(raw) > MAX_FILE_BYTES:
+        raise JobFileError(f"{p}: {len(raw)} bytes; a job file is at most {MAX_FILE_BYTES} bytes")
     try:
-        doc = yaml.safe_load(p.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise JobFileError(f"{p}: not a text file (not valid UTF-8)") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise JobFileError(f"{p}: not valid YAML ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise JobFileError(f"{p}: not valid YAML ({exc.__class__.__name__}: {first[:200]})") from None
+    except RecursionError:
+        raise JobFileError(f"{p}: nested too deeply") from None
     try:
         return parse_job(doc, default_participants)
     except JobFileError as exc:
         raise JobFileError(f"{p}: {exc}") from None
-
-
-def ledger_spec(job: JobFile, model_facts: dict) -> dict:
-    """The ``create_job`` spec: ``model_facts`` has arch_id, arch_hash, initial_hash, shape_digest, num_params."""
-    return {"job_id": job.job_id, "model": dict(model_facts), "hyperparams": job.hyperparams, "rounds": job.rounds,
-            "privacy": job.privacy, "aggregation": job.aggregation, "dp": job.dp, "quorum": job.quorum,
-            "min_participants": job.min_participants, "windows": job.windows, "incentives": job.incentives}

@@ -1,0 +1,119 @@
+"""The training recipe of one org in one job: train from a base, privatize (DP), encode, mask, and judge
+a candidate. The node, the in-process simulation, the benchmarks and the tests all use this object,
+so what they compute is what a node submits.
+
+The recipe's only inputs are the job's typed spec and the org's task (its data); the secure-mode
+masks need the round's pairwise seeds, which the caller derives from its round key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import numpy as np
+
+from fedfabric_protocol import codec
+from fedfabric_protocol.records import UpdateMeta
+from fedfabric_protocol.spec import JobSpec
+from fedfabric_protocol.states import Privacy
+
+from . import dp, fixedpoint, secagg
+from .models import vector_to_model
+from .task import TrainingTask
+from .train import evaluate, local_train
+
+MAX_ACCURACY_DROP = 0.25   # a candidate that loses more than this on the org's own validation data is voted down
+
+
+@dataclass(frozen=True)
+class LocalUpdate:
+    """What an org trained in one round: its new parameters, the (privatized) update and the facts."""
+
+    round: int
+    new: np.ndarray
+    update: np.ndarray
+    record: dict
+    dp_epsilon_milli: Optional[int]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """An org's evaluation of a candidate model on its own validation data."""
+
+    approve: bool
+    metrics: dict[str, int]
+    accuracy: float
+
+
+class Recipe:
+    """``task``'s part of ``spec``."""
+
+    def __init__(self, spec: JobSpec, task: TrainingTask) -> None:
+        self.spec, self.task = spec, task
+        self.dp = dp.dp_config(spec.dp)
+
+    @property
+    def samples(self) -> int:
+        return self.task.samples
+
+    def train(self, base: np.ndarray, r: int, rng: Optional[np.random.Generator] = None) -> LocalUpdate:
+        """Local training from ``base`` (seeded by the job and the round), then DP when the job has it
+        (``rng`` draws the noise; fresh entropy by default)."""
+        h = self.spec.hyperparams
+        new, update, record = local_train(self.task.new_model(), base, self.task.X_train, self.task.y_train,
+                                          epochs=h.epochs, lr=float(h.lr), batch_size=h.batch_size,
+                                          optimizer=h.optimizer, mu=float(h.mu), seed=h.seed * 1000 + r)
+        eps = None
+        if self.dp is not None:
+            update = dp.privatize(update, self.dp, rng or np.random.default_rng())
+            eps = dp.round_epsilon_milli(self.dp, r)
+        return LocalUpdate(r, new, update, record, eps)
+
+    def encode(self, lu: LocalUpdate, participants: int, seeds: Optional[Mapping[str, bytes]] = None) -> np.ndarray:
+        """The update as words: secure mode weighted by the sample count (with ``participants`` as headroom
+        so the mod-2^32 sum cannot wrap) and masked with the pairwise ``seeds`` ({peer: seed}); clear mode
+        plain. Raises :class:`fixedpoint.FixedPointError` when it cannot be encoded."""
+        if self.spec.privacy is Privacy.SECURE:
+            enc = fixedpoint.encode_weighted(lu.update, self.samples, headroom=max(1, participants))
+            return secagg.mask_update(enc, self.task.org, dict(seeds or {})) if seeds else enc
+        return fixedpoint.encode(lu.update)
+
+    def meta(self, lu: LocalUpdate, payload: bytes, endpoint: Optional[str] = None) -> dict:
+        """The update's public record (hash, size, samples, training facts, local metrics)."""
+        rec = lu.record
+        start = int(rec["start"])
+        training = {"start": start, "end": max(start, int(rec["end"])), "epochs": rec["epochs"],
+                    "iterations": rec["iterations"],
+                    "loss_per_epoch": [int(round(x * 1e6)) for x in rec["loss_per_epoch"]],
+                    "data_fingerprint": rec["data_fingerprint"]}
+        local = self.evaluate(lu.new)
+        meta = {"sha256": codec.sha256_hex(payload), "size": len(payload),
+                "shape_digest": self.spec.model.shape_digest, "sample_count": self.samples, "training": training,
+                "metrics": {"local_val_accuracy_milli": int(round(local["accuracy"] * 1000)),
+                            "train_loss_micro": training["loss_per_epoch"][-1]}}
+        if lu.dp_epsilon_milli is not None:
+            meta["dp_epsilon_milli"] = lu.dp_epsilon_milli
+        if endpoint is not None:
+            meta["endpoint"] = endpoint
+        return UpdateMeta.from_dict(meta).to_dict()
+
+    @staticmethod
+    def candidate(base: np.ndarray, aggregate_words: np.ndarray) -> np.ndarray:
+        """The next model if this aggregate is accepted: base + decoded aggregate, as float32."""
+        return (np.asarray(base, np.float64) + fixedpoint.decode(aggregate_words)).astype(np.float32)
+
+    def evaluate(self, vec: np.ndarray) -> dict[str, float]:
+        return evaluate(vector_to_model(self.task.new_model(), vec), self.task.X_val, self.task.y_val)
+
+    def judge(self, candidate: np.ndarray, base: np.ndarray) -> Judgement:
+        """Approve unless the candidate is non-finite or loses more than MAX_ACCURACY_DROP against the base."""
+        new, old = self.evaluate(candidate), self.evaluate(base)
+        finite = bool(np.isfinite(new["loss"]))
+        ok = finite and new["accuracy"] >= old["accuracy"] - MAX_ACCURACY_DROP
+        metrics = {"val_accuracy_milli": int(round(new["accuracy"] * 1000)),
+                   "val_loss_micro": int(round(min(new["loss"], 1e6) * 1e6)) if finite else -1,
+                   "val_f1_milli": int(round(new["f1"] * 1000)), "val_samples": int(len(self.task.y_val))}
+        return Judgement(ok, metrics, new["accuracy"])
+
+
+__all__ = ["Judgement", "LocalUpdate", "Recipe", "MAX_ACCURACY_DROP"]
