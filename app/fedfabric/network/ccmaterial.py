@@ -1,4 +1,8 @@
-"""Chaincode-as-a-service material: per-org TLS (CA, server, peer-client certs) and the package."""
+"""Chaincode-as-a-service material: per-org TLS (CA, server, peer-client certs) and the package.
+
+Both hold private keys (the package's connection.json carries the peer's client key in PEM): the
+keys and the package are 0600, their directories 0700.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .private import private_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -50,18 +56,17 @@ def _name(cn: str, org: str) -> x509.Name:
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    path.chmod(0o600)
+    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
 
 
 def ensure_tls(dir: Path, org_domain: str) -> CCTls:
     """A CA for the org's chaincode servers, a server cert (SAN 127.0.0.1, localhost) and a client
     cert the peer presents (mutual TLS). Generated once."""
     tls = CCTls(dir)
+    private_dir(dir)
     if tls.client_key.exists():
         return tls
-    dir.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
     later = now + dt.timedelta(days=3650)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -108,7 +113,7 @@ def _tar_gz(files: dict[str, bytes]) -> bytes:
 
 
 def write_package(path: Path, label: str, address: str, tls: CCTls) -> Path:
-    """The ``ccaas`` package: metadata.json + code.tar.gz{connection.json} (PEM strings inline)."""
+    """The ``ccaas`` package: metadata.json + code.tar.gz{connection.json} (PEM strings inline), 0600."""
     connection = {
         "address": address,
         "dial_timeout": "10s",
@@ -120,6 +125,5 @@ def write_package(path: Path, label: str, address: str, tls: CCTls) -> Path:
     }
     code = _tar_gz({"connection.json": json.dumps(connection, indent=2, sort_keys=True).encode()})
     metadata = json.dumps({"type": "ccaas", "label": label}, sort_keys=True).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(_tar_gz({"metadata.json": metadata, "code.tar.gz": code}))
+    write_private(path, _tar_gz({"metadata.json": metadata, "code.tar.gz": code}))
     return path

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from . import ca as fabricca, paths
+from .private import private_tree, write_private
 from .config import ConfigError, ConsortiumConfig, PeerOrg, load_config
 from .layout import Layout
 
@@ -301,7 +302,8 @@ def _check_issued(layout: Layout, org: PeerOrg, eid: str, role: str, cert_pem: b
 
 
 def _write_msp(msp: Path, template: Path, cert_pem: bytes, key: Any) -> None:
-    """signcerts, keystore (0600), cacerts, tlscacerts and NodeOUs config.yaml, atomically."""
+    """signcerts, keystore (key 0600), cacerts, tlscacerts and NodeOUs config.yaml, atomically; every
+    directory of the user's tree 0700."""
     tmp = msp.parent.with_name(msp.parent.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     t = tmp / "msp"
@@ -310,7 +312,7 @@ def _write_msp(msp: Path, template: Path, cert_pem: bytes, key: Any) -> None:
     shutil.copyfile(template / "config.yaml", t / "config.yaml")
     (t / "signcerts").mkdir()
     (t / "signcerts" / "cert.pem").write_bytes(cert_pem)
-    (t / "keystore").mkdir(mode=0o700)
-    fabricca.write_private(t / "keystore" / "priv_sk", key.private_bytes(
+    write_private(t / "keystore" / "priv_sk", key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    private_tree(tmp)
     tmp.rename(msp.parent)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import paths
+from .private import CHILD_UMASK
 
 REQUIRED = ("peer", "orderer", "configtxgen", "osnadmin", "cryptogen", "configtxlator",
             "fabric-ca-server")
@@ -93,11 +94,13 @@ class FabricInstall:
 
     def run(self, name: str, args: list[str], env: dict[str, str] | None = None,
             timeout: float = 120, what: str | None = None) -> str:
-        """Run a Fabric CLI; on failure raise with the command's own error output."""
+        """Run a Fabric CLI (umask 077: cryptogen's keys and directories are owner-only); on failure
+        raise with the command's own error output."""
         cmd = [str(self.binary(name)), *args]
         full_env = {**os.environ, **(env or {})}
         try:
-            proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                                  umask=CHILD_UMASK)
         except subprocess.TimeoutExpired as exc:
             raise FabricBinaryError(f"{what or name}: timed out after {timeout:.0f}s") from exc
         if proc.returncode != 0:

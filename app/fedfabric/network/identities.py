@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from .config import ConsortiumConfig, PeerOrg
 from .layout import Layout
+from .private import private_dir, private_tree, write_private
 
 ATTRIBUTE_OID = ObjectIdentifier("1.2.3.4.5.6.7.8.1")
 ROLE_USERS = {"Auditor": "auditor"}   # user name -> fedfabric.role
@@ -33,7 +34,8 @@ def _load_ca(layout: Layout, org: PeerOrg) -> tuple[x509.Certificate, ec.Ellipti
 
 
 def issue_role_identity(layout: Layout, org: PeerOrg, user: str, role: str) -> Path:
-    """Write ``users/<user>@<domain>/msp`` (signcerts, keystore, cacerts, tlscacerts, config.yaml)."""
+    """Write ``users/<user>@<domain>/msp`` (signcerts, keystore, cacerts, tlscacerts, config.yaml); the key
+    0600, every directory of the user's tree 0700."""
     template = layout.user_msp(org, "User1")
     msp = layout.user_msp(org, user)
     if (msp / "signcerts" / "cert.pem").exists():
@@ -65,16 +67,15 @@ def issue_role_identity(layout: Layout, org: PeerOrg, user: str, role: str) -> P
             .sign(ca_key, hashes.SHA256()))
     tmp = msp.with_name("msp.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    private_dir(tmp)
     for sub in ("cacerts", "tlscacerts"):
         shutil.copytree(template / sub, tmp / sub)
     shutil.copyfile(template / "config.yaml", tmp / "config.yaml")
     (tmp / "signcerts").mkdir(parents=True)
-    (tmp / "keystore").mkdir()
     (tmp / "signcerts" / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file = tmp / "keystore" / "priv_sk"
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_file.chmod(0o600)
+    write_private(tmp / "keystore" / "priv_sk", key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    private_tree(tmp)
     tmp.rename(msp)
     return msp
 

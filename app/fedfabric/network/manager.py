@@ -15,6 +15,7 @@ from .config import Batch, ConsortiumConfig, load_config
 from .fabricbin import FabricBinaryError, FabricInstall, locate
 from .layout import Layout
 from .nodes import NodeError, NodeSpec
+from .private import private_dir
 
 Report = Callable[[str], None]
 
@@ -202,6 +203,7 @@ class Network:
             self._generate()
 
     def _generate(self) -> None:
+        private_dir(self.layout.root)  # it holds every key of the network
         material.ensure_fabric_config(self.fabric, self.layout)
         if material.ensure_crypto(self.fabric, self.config, self.layout):
             self.report("crypto material generated (cryptogen)")

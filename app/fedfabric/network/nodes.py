@@ -17,7 +17,7 @@ from .config import ConsortiumConfig, Orderer, PeerOrg
 from .fabricbin import FabricInstall
 from .layout import Layout
 from . import paths
-from .private import CHILD_UMASK
+from .private import CHILD_UMASK, private_dir
 
 
 class NodeError(RuntimeError):
@@ -248,7 +248,7 @@ def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
     log = layout.log_file(spec.node_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     if spec.cwd:
-        spec.cwd.mkdir(parents=True, exist_ok=True)
+        private_dir(spec.cwd)
     env = {**os.environ, **spec.env, "FEDFABRIC_NODE": spec.node_id,
            "FEDFABRIC_RUN_DIR": str(layout.root)}
     with open(log, "ab") as fh:
