@@ -7,3 +7,7 @@ class ShimError(Exception):
 
 class PeerError(ShimError):
     """The peer answered a stub request with ERROR."""
+
+
+class PeerTimeout(ShimError):
+    """The peer did not answer a stub request in time; the transaction was answered with ERROR."""

@@ -14,10 +14,14 @@ import grpc
 from fabric_protos.peer import chaincode_shim_pb2_grpc
 
 from .handler import Handler
+from .limits import (DEFAULT_MAX_BACKLOG, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_STREAMS, DEFAULT_MAX_WORKERS,
+                     DEFAULT_REQUEST_TIMEOUT_S, StreamLimits)
+from .streams import StreamTable
 
 log = logging.getLogger(__name__)
 MAX_MSG = 100 * 1024 * 1024
 _REPLY_MARGIN_S = 1.0  # extra gRPC grace after the drain deadline, to deliver the final replies
+RPC_HEADROOM = 16  # RPC threads beyond max_streams: a new stream starts while the one it replaces ends
 
 
 @dataclass
@@ -55,39 +59,62 @@ class _Servicer(chaincode_shim_pb2_grpc.ChaincodeServicer):
         self._o = owner
 
     def Connect(self, request_iterator, context):  # noqa: N802
-        h = Handler(self._o.chaincode, self._o.chaincode_id, self._o._tx_pool)
-        with self._o._lock:
-            if self._o._draining:
+        o = self._o
+        h = Handler(o.chaincode, o.chaincode_id, o._tx_pool, o.limits, cancel=context.cancel)
+        with o._lock:
+            if o._draining:
                 log.info("peer %s refused: draining", context.peer())
                 return
-            self._o._handlers.add(h)
+            dropped = o._streams.admit(h)
         log.info("peer connected: %s", context.peer())
+        for old in dropped:
+            old.drop(f"{o._streams.cap} streams open (max_streams): least recently active one dropped")
         try:
             yield from h.stream(request_iterator)
         finally:
-            with self._o._lock:
-                self._o._handlers.discard(h)
+            o._streams.remove(h)
 
 
 class ChaincodeServer:
-    """Serves one chaincode to any number of peers (one Connect stream each).
+    """Serves one chaincode to the peers (one Connect stream each), whatever any one stream does.
 
     ``options`` are gRPC server options merged over :func:`server_options` (a caller's value
     replaces the default of the same name; the other defaults stay).
+
+    Bounds: ``max_workers`` transactions run at once over all streams; ``max_streams`` streams
+    are open at once (one more is always admitted, and the stream that never finished its
+    handshake, else the least recently active idle one, else the least recently active one is
+    dropped); per stream, ``max_inflight_per_stream`` transactions accepted and not answered
+    (one more is answered with ERROR at once), of which ``max_running_per_stream`` (default a
+    quarter of ``max_workers``) hold a worker; ``request_timeout`` seconds for the peer to answer
+    a transaction's GET_STATE, PUT_STATE, ... (then the transaction is answered with ERROR and its
+    worker let go); ``max_backlog`` bytes the peer has not read (then its stream is dropped).
     """
 
     def __init__(self, chaincode: Any, address: str, chaincode_id: str, tls: Optional[TLSConfig] = None,
-                 max_workers: int = 64, options: Optional[list] = None) -> None:
+                 max_workers: int = DEFAULT_MAX_WORKERS, options: Optional[list] = None, *,
+                 max_streams: int = DEFAULT_MAX_STREAMS, max_inflight_per_stream: int = DEFAULT_MAX_INFLIGHT,
+                 max_running_per_stream: Optional[int] = None,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
         self.chaincode, self.address, self.chaincode_id, self.tls = chaincode, address, chaincode_id, tls
+        running = max_running_per_stream if max_running_per_stream is not None else max(1, max_workers // 4)
+        self.limits = StreamLimits(max_inflight=max_inflight_per_stream, max_running=running,
+                                   request_timeout=request_timeout, max_backlog=max_backlog)
+        self._streams = StreamTable(max_streams)
         self._tx_pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fabshim-tx")
         self.options = merge_options(server_options(), options)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=256, thread_name_prefix="fabshim-rpc"),
-                                   options=self.options, maximum_concurrent_rpcs=None)
+        rpc_threads = max_streams + RPC_HEADROOM  # each open stream holds one RPC thread
+        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=rpc_threads, thread_name_prefix="fabshim-rpc"),
+                                   options=self.options, maximum_concurrent_rpcs=2 * rpc_threads)
         chaincode_shim_pb2_grpc.add_ChaincodeServicer_to_server(_Servicer(self), self._server)
         self._lock = threading.Lock()
-        self._handlers: set[Handler] = set()
         self._draining = False
         self.port = 0
+
+    @property
+    def stream_count(self) -> int:
+        """How many Connect streams are open."""
+        return len(self._streams)
 
     def start(self) -> None:
         if self.tls:
@@ -121,7 +148,7 @@ class ChaincodeServer:
         deadline = time.monotonic() + (grace or 0)
         with self._lock:
             self._draining = True
-            handlers = list(self._handlers)
+            handlers = self._streams.streams()
         for h in handlers:
             h.drain()
         # gRPC cancels the streams when its grace ends: leave room to send the last ERRORs first
@@ -139,7 +166,7 @@ class ChaincodeServer:
 
 
 def run_from_env(chaincode: Any) -> None:
-    """Serve using CHAINCODE_* environment variables until SIGTERM/SIGINT."""
+    """Serve using CHAINCODE_* environment variables until SIGTERM/SIGINT (the default bounds)."""
     cc_id = os.environ["CHAINCODE_ID"]
     addr = os.environ.get("CHAINCODE_SERVER_ADDRESS", "0.0.0.0:9999")
     cert, key = os.environ.get("CHAINCODE_TLS_CERT"), os.environ.get("CHAINCODE_TLS_KEY")

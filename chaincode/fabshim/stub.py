@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .compositekey import MAX_RUNE, NS, create_composite_key, split_composite_key
+from .echo import clip
 from .errors import ShimError
 
 if TYPE_CHECKING:
@@ -29,7 +30,17 @@ def _validate_simple_keys(*keys: str) -> None:
     """Range bounds must stay out of the composite-key namespace (Go: validateSimpleKeys)."""
     for k in keys:
         if k and k[0] == NS:
-            raise ShimError(f"first character of the key [{k!r}] contains a null character which is not allowed")
+            raise ShimError(f"first character of the key [{clip(repr(k))}] contains a null character which is not allowed")
+
+
+def _parse(cls: type, raw: bytes, what: str):
+    """``raw`` parsed as a ``cls`` message; bytes that do not parse raise ShimError (the peer sent them)."""
+    msg = cls()
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError:
+        raise ShimError(f"malformed {what} from the peer (not a {cls.DESCRIPTOR.name})") from None
+    return msg
 
 
 def _need_collection(collection: str) -> None:
@@ -92,14 +103,12 @@ class _QueryIterator:
 
 
 def _kv(b: bytes) -> tuple[str, bytes]:
-    kv = kv_query_result_pb2.KV()
-    kv.ParseFromString(b)
+    kv = _parse(kv_query_result_pb2.KV, b, "query result")
     return kv.key, kv.value
 
 
 def _km(b: bytes) -> KeyModification:
-    km = kv_query_result_pb2.KeyModification()
-    km.ParseFromString(b)
+    km = _parse(kv_query_result_pb2.KeyModification, b, "history entry")
     ts = Timestamp()
     ts.CopyFrom(km.timestamp)
     return KeyModification(km.tx_id, km.value, ts, km.is_delete)
@@ -140,22 +149,17 @@ class ChaincodeStub(ArgsAccess):
             self._parse_proposal(signed_proposal)
 
     def _parse_proposal(self, sp: proposal_pb2.SignedProposal) -> None:
-        prop = proposal_pb2.Proposal()
-        prop.ParseFromString(sp.proposal_bytes)
+        prop = _parse(proposal_pb2.Proposal, sp.proposal_bytes, "signed proposal")
         if not prop.header:
             raise ShimError("failed to extract Proposal fields: proposal header is nil")
-        hdr = common_pb2.Header()
-        hdr.ParseFromString(prop.header)
-        ch = common_pb2.ChannelHeader()
-        ch.ParseFromString(hdr.channel_header)
+        hdr = _parse(common_pb2.Header, prop.header, "proposal header")
+        ch = _parse(common_pb2.ChannelHeader, hdr.channel_header, "channel header")
         if ch.type not in _PROPOSAL_HEADER_TYPES:
             raise ShimError(f"invalid channel header type. Expected ENDORSER_TRANSACTION or CONFIG, received {ch.type}")
-        sh = common_pb2.SignatureHeader()
-        sh.ParseFromString(hdr.signature_header)
+        sh = _parse(common_pb2.SignatureHeader, hdr.signature_header, "signature header")
         self._timestamp.CopyFrom(ch.timestamp)
         self._creator = sh.creator
-        pp = proposal_pb2.ChaincodeProposalPayload()
-        pp.ParseFromString(prop.payload)
+        pp = _parse(proposal_pb2.ChaincodeProposalPayload, prop.payload, "proposal payload")
         self._transient = dict(pp.TransientMap)
         self._binding = hashlib.sha256(sh.nonce + sh.creator + ch.epoch.to_bytes(8, "little")).digest()
 
@@ -180,9 +184,8 @@ class ChaincodeStub(ArgsAccess):
         return self._h.request(self.channel_id, self.tx_id, mtype, payload)
 
     def _query_next(self, qid: str) -> shim.QueryResponse:
-        r = shim.QueryResponse()
-        r.ParseFromString(self._call(M.QUERY_STATE_NEXT, shim.QueryStateNext(id=qid).SerializeToString()))
-        return r
+        return _parse(shim.QueryResponse, self._call(M.QUERY_STATE_NEXT, shim.QueryStateNext(id=qid).SerializeToString()),
+                      "query response")
 
     def _query_close(self, qid: str) -> None:
         self._call(M.QUERY_STATE_CLOSE, shim.QueryStateClose(id=qid).SerializeToString())
@@ -233,22 +236,17 @@ class ChaincodeStub(ArgsAccess):
     # ---- queries
     def _range(self, start: str, end: str, collection: str = "", meta: bytes = b"") -> shim.QueryResponse:
         req = shim.GetStateByRange(startKey=start, endKey=end, collection=collection, metadata=meta)
-        r = shim.QueryResponse()
-        r.ParseFromString(self._call(M.GET_STATE_BY_RANGE, req.SerializeToString()))
-        return r
+        return _parse(shim.QueryResponse, self._call(M.GET_STATE_BY_RANGE, req.SerializeToString()), "query response")
 
     def _rich(self, query: str, collection: str = "", meta: bytes = b"") -> shim.QueryResponse:
         req = shim.GetQueryResult(query=query, collection=collection, metadata=meta)
-        r = shim.QueryResponse()
-        r.ParseFromString(self._call(M.GET_QUERY_RESULT, req.SerializeToString()))
-        return r
+        return _parse(shim.QueryResponse, self._call(M.GET_QUERY_RESULT, req.SerializeToString()), "query response")
 
     def _paged(self, resp: shim.QueryResponse) -> tuple[list[tuple[str, bytes]], QueryMetadata]:
         """Read a paginated query to the end (the peer answers one in a single QueryResponse)."""
         it = _QueryIterator(self, resp, _kv)
         rows = list(it)
-        md = shim.QueryResponseMetadata()
-        md.ParseFromString(it._resp.metadata)
+        md = _parse(shim.QueryResponseMetadata, it._resp.metadata, "query metadata")
         return rows, QueryMetadata(md.fetched_records_count, md.bookmark)
 
     def get_state_by_range(self, start: str, end: str) -> _QueryIterator:
@@ -299,8 +297,8 @@ class ChaincodeStub(ArgsAccess):
         return _QueryIterator(self, self._rich(query, collection), _kv)
 
     def get_history_for_key(self, key: str) -> _QueryIterator:
-        r = shim.QueryResponse()
-        r.ParseFromString(self._call(M.GET_HISTORY_FOR_KEY, shim.GetHistoryForKey(key=key).SerializeToString()))
+        r = _parse(shim.QueryResponse, self._call(M.GET_HISTORY_FOR_KEY, shim.GetHistoryForKey(key=key).SerializeToString()),
+                   "query response")
         return _QueryIterator(self, r, _km)
 
     create_composite_key = staticmethod(create_composite_key)
@@ -319,9 +317,8 @@ class ChaincodeStub(ArgsAccess):
                    shim.PutStateMetadata(key=key, collection=collection, metadata=md).SerializeToString())
 
     def get_private_data_validation_parameter(self, collection: str, key: str) -> Optional[bytes]:
-        r = shim.StateMetadataResult()
-        r.ParseFromString(self._call(M.GET_STATE_METADATA,
-                                     shim.GetStateMetadata(key=key, collection=collection).SerializeToString()))
+        raw = self._call(M.GET_STATE_METADATA, shim.GetStateMetadata(key=key, collection=collection).SerializeToString())
+        r = _parse(shim.StateMetadataResult, raw, "state metadata")
         for e in r.entries:
             if e.metakey == VALIDATION_PARAMETER:
                 return e.value

@@ -126,3 +126,46 @@ class FakePeer:
     def close(self) -> None:
         self.out.put(None)
         self.channel.close()
+
+
+STUB_REQUESTS = frozenset({M.GET_STATE, M.PUT_STATE, M.DEL_STATE, M.GET_STATE_BY_RANGE, M.QUERY_STATE_NEXT,
+                           M.QUERY_STATE_CLOSE, M.GET_STATE_METADATA, M.PUT_STATE_METADATA,
+                           M.GET_PRIVATE_DATA_HASH, M.GET_HISTORY_FOR_KEY, M.GET_QUERY_RESULT,
+                           M.INVOKE_CHAINCODE, M.PURGE_PRIVATE_DATA})
+
+
+class HostilePeer(FakePeer):
+    """Completes the handshake, then never answers a stub request (it only counts them)."""
+
+    def __init__(self, target: str, **kw) -> None:
+        self.unanswered: list[M] = []
+        super().__init__(target, {}, **kw)
+
+    def _on(self, m: M) -> None:
+        if m.type in STUB_REQUESTS:
+            with self.lock:
+                self.requests.append(m.type)
+                self.unanswered.append(m)
+            return
+        super()._on(m)
+
+
+class IdleStreams:
+    """``n`` Connect streams on one channel that take their REGISTER and never say anything."""
+
+    def __init__(self, target: str, n: int, creds: Optional[grpc.ChannelCredentials] = None) -> None:
+        self.channel = grpc.secure_channel(target, creds, OPTS) if creds else grpc.insecure_channel(target, OPTS)
+        self._stop = threading.Event()
+        stub = chaincode_shim_pb2_grpc.ChaincodeStub(self.channel)
+        self.calls = [stub.Connect(self._silent()) for _ in range(n)]
+
+    def _silent(self):
+        self._stop.wait()
+        return
+        yield  # a generator that sends nothing until closed
+
+    def close(self) -> None:
+        self._stop.set()
+        for c in self.calls:
+            c.cancel()
+        self.channel.close()

@@ -483,7 +483,7 @@ def test_stop_lets_running_transaction_finish(cc):
     p = _peer(s)
     p.send_tx("run", [b"wait_then_put", b"k"])
     deadline = time.time() + 5
-    while not any(h.busy() for h in list(s._handlers)) and time.time() < deadline:
+    while not any(h.busy() for h in s._streams.streams()) and time.time() < deadline:
         time.sleep(0.01)
     threading.Timer(0.2, cc.gate.set).start()
     t0 = time.monotonic()
@@ -583,6 +583,8 @@ def test_exception_text_with_argument_and_transient_never_logged_above_debug(pat
     assert len(errors) == 1, [r.getMessage() for r in errors]
     msg = errors[0].getMessage()
     assert expect in msg and fn.decode() in msg and txid[:8] in msg and txid not in msg
-    # the traceback is still there for whoever turns DEBUG on
-    assert any(r.levelno == logging.DEBUG and r.exc_info and r.exc_info[0].__name__ == expect
+    # the traceback is still there for whoever turns DEBUG on (the shim's own with the message clipped)
+    assert any(r.levelno == logging.DEBUG and ((r.exc_info and r.exc_info[0].__name__ == expect) or
+                                               ("Traceback (most recent call last)" in r.getMessage()
+                                                and f"{expect}: " in r.getMessage()))
                for r in caplog.records)

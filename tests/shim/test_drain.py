@@ -92,7 +92,7 @@ def _drain_scenario(s: ChaincodeServer, cc: GateCC) -> None:
     queued = [f"q{i}" for i in range(5)]
     for t in queued:
         p.send_tx(t, [b"quick"])
-    assert wait_until(lambda: all(h.busy() for h in list(s._handlers)))
+    assert wait_until(lambda: all(h.busy() for h in s._streams.streams()))
     stopper, took = _stop_in_thread(s, grace=10.0)
     # the queued ones are answered at once, while the running one is still held
     got = p.wait(queued, timeout=3)
