@@ -36,7 +36,7 @@ _COMMON = ("[bold]Connecting.[/] Queries go to the peer of [cyan]--org[/] as [cy
 audit_app = typer.Typer(
     name="audit", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
     help="Audit the consortium's ledger: trace a model to version 0, inspect rounds and orgs, verify a model "
-         "file, write a report.\n\n"
+         "file, write a report or a W3C PROV-JSON lineage.\n\n"
          "Every command only reads; by default as the org's [bold]Auditor[/] identity (read-only role). "
          "Add [cyan]--json[/] for machine-readable output.\n\n" + _COMMON)
 model_app = typer.Typer(
@@ -263,10 +263,13 @@ def audit_round(job: Annotated[str, typer.Argument(help="Training job id.", show
                 as_json: Json = False) -> None:
     """Show one round: state, leader, participants, updates, votes, stake, rewards and slashes.
 
-    One row per org with its stake in the round's snapshot, whether it registered and submitted, its
-    sample count and update hash (the update itself stays private), its vote and the metrics it
-    reported, and what the settlement paid or slashed. Then the tally and the transaction of each
-    state change.
+    The round's state and, while it is open, its phase (registering, submitting, revealing, voting,
+    closing) by the protocol's own deadline rules. One row per org of the round's electorate with its
+    stake in the round's snapshot, whether it was a participant and submitted (or was left out of the
+    aggregate), its sample count and update hash (the update itself stays private), the orgs it
+    revealed pairwise seeds for, its vote and the metrics it reported, and what the settlement paid or
+    slashed. Then the tally (approving stake per voted result) and the round's timeline: every
+    transaction from the one that opened it to the one that finalized it, with its block.
     """
     with _session(org, user, config, run_dir, as_json) as client:
         s = audit.round_summary(client, job, round_)
@@ -275,30 +278,31 @@ def audit_round(job: Annotated[str, typer.Argument(help="Training job id.", show
         return
     con = _console()
     head = (f"[bold]Round {s['round']} of job {job}[/]: {s['state']}"
+            + ("" if s["closed"] else f" ({s['phase']})")
             + (f" ({s['reason']})" if s["reason"] else "")
             + f" · leader {s['leader']} · base version {s['base_version']}"
             + (f" → version {s['version']} ({short(s['model_hash'], 16)})" if s["version"] is not None else ""))
     con.print(head)
-    t = _table("Participants", "org", "stake", "registered", "submitted", "samples", "update hash", "vote",
-               "vote metrics", "reward", "slashed")
+    t = _table("Participants", "org", "stake", "participant", "submitted", "samples", "update hash",
+               "seeds revealed for", "vote", "vote metrics", "reward", "slashed")
     for p in s["participants"]:
-        t.add_row(p["msp_id"], str(p["stake"]), "yes" if p["registered"] else "no",
-                  "yes" if p["submitted"] else ("dropped" if p["dropped"] else "no"),
+        t.add_row(p["msp_id"], str(p["stake"]), "yes" if p["participant"] else "no",
+                  "yes" if p["submitted"] else ("left out" if p["left_out"] else "no"),
                   "-" if p["sample_count"] is None else str(p["sample_count"]), short(p["update_hash"], 12),
-                  p["vote"] or "-", _metrics_text(p["vote_metrics"]), str(s["rewards"].get(p["msp_id"], 0)),
-                  str(s["slashed"].get(p["msp_id"], 0)))
+                  ", ".join(p["revealed_for"]) or "-", p["vote"] or "-", _metrics_text(p["vote_metrics"]),
+                  str(p["reward"]), str(p["slashed"]))
     con.print(t)
     tally = s.get("tally") or {}
     if tally:
-        q = tally.get("quorum") or s.get("quorum") or []
-        by_hash = ", ".join(f"{short(h, 12)}: {v}" for h, v in sorted((tally.get("approve_by_hash") or {}).items()))
-        con.print(f"tally: approving stake by model hash {by_hash or '-'} of {tally.get('total_stake')} "
-                  f"(quorum {'/'.join(map(str, q))})")
-    tx = _table("Transactions", "state", "time (UTC)", "transaction", "block")
-    for k, txid in s["tx_ids"].items():
-        if isinstance(txid, str):
-            tx.add_row(k, _ts(s["times"].get(k)), short(txid, 16), "-" if s["blocks"].get(k) is None
-                       else str(s["blocks"][k]))
+        models = {p["vote_result_key"]: p["vote_model_hash"] for p in s["participants"] if p["vote_result_key"]}
+        by_result = ", ".join(f"model {short(models.get(k), 12)}: {v}"
+                              for k, v in sorted((tally.get("approve_by_result") or {}).items()))
+        con.print(f"tally: approving stake by voted result {by_result or '-'} of {tally.get('total_stake')} "
+                  f"(quorum {'/'.join(map(str, tally.get('quorum') or s['quorum']))})")
+    tx = _table("Timeline", "step", "org", "time (UTC)", "transaction", "block")
+    for e in s["timeline"]:
+        tx.add_row(e["step"], e["msp_id"] or "-", _ts(e["time"]), short(e["tx_id"], 16),
+                   "-" if e["block"] is None else str(e["block"]))
     con.print(tx)
 
 
@@ -418,6 +422,43 @@ def audit_report(job: Annotated[str, typer.Argument(help="Training job id.", sho
         raise typer.Exit(EXIT_FAILED)
 
 
+@audit_app.command("prov")
+@manual
+def audit_prov(job: Annotated[str, typer.Argument(help="Training job id.", show_default=False)],
+               out: Annotated[Path, typer.Option("--out", dir_okay=False, show_default=False,
+                                                 help="PROV-JSON file to write (e.g. job1.prov.json).")],
+               org: Org = "org1", user: AuditUser = "Auditor", run_dir: RunDir = None, config: Config = None,
+               as_json: Json = False) -> None:
+    """Write a job's lineage as W3C PROV-JSON, for provenance tools.
+
+    Entities: every model version ([italic]model:<sha256>[/], typed ff:ModelVersion, with its number,
+    round, rule, privacy and approving stake), every update ([italic]update:<sha256>[/], with its org and
+    sample count) and any candidate a voter evaluated that did not become a version. Activities: the
+    job's creation, and per round its training, its aggregation (finalized or failed, with the reason)
+    and each org's vote. Agents: the member orgs ([italic]org:<MSP>[/], prov:Organization) with their
+    stake and balance.
+
+    Relations: wasDerivedFrom (a version from its parent and from each update it aggregates, an update
+    from its round's base version), wasGeneratedBy, used, wasAssociatedWith (with the org's role —
+    creator, trainer, finalizer, voter — and its stake in the round), wasAttributedTo and wasInformedBy
+    (an aggregation by the votes it tallied). Every relation backed by a transaction carries ff:tx_id
+    and ff:block; the ff: terms are in the namespace urn:fedfabric:terms#.
+
+    The lineage is checked first, as [cyan]audit lineage[/] does: exit 1 with the broken link named and
+    no file written. Read it back with the [bold]prov[/] package, e.g. [dim]prov.read("job1.prov.json",
+    format="json")[/], or convert it with its [dim]prov-convert[/].
+    """
+    with _session(org, user, config, run_dir, as_json) as client:
+        from .audit.prov import record_counts, write_prov
+
+        counts = record_counts(write_prov(client, job, out))
+    if as_json:
+        _emit_json({"ok": True, "job_id": job, "out": str(out), "records": counts})
+        return
+    _console().print(f"wrote [bold]{out}[/]: PROV-JSON of job {job} — "
+                     + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+
+
 # ======================================================================= model
 def _headline_metric(v: dict) -> str:
     stakes = {a["msp_id"]: a.get("stake", 0) for a in v.get("approvals", [])}
@@ -475,9 +516,15 @@ def model_show(job: Annotated[str, typer.Argument(help="Training job id.", show_
     con.print(f"[bold]Version {v['version']} of job {job}[/] ({v.get('status')}) · round {v.get('round')} · "
               f"created {_ts(v.get('created_at'))} UTC")
     info = _table("", "field", "value")
-    for k in ("model_hash", "parent_hash", "aggregate_hash", "rule", "privacy", "dp_epsilon_total_milli"):
+    for k in ("model_hash", "parent_hash", "aggregate_hash", "privacy", "exchange", "dp_epsilon_total_milli"):
         if v.get(k) is not None:
             info.add_row(k, str(v[k]))
+    if v.get("rule"):
+        rule = dict(v["rule"])
+        name = rule.pop("rule", "-")
+        info.add_row("rule", name + (f" ({', '.join(f'{k}={x}' for k, x in sorted(rule.items()))})" if rule else ""))
+    if v.get("flagged"):
+        info.add_row("flagged updates", ", ".join(v["flagged"]))
     if v.get("tags"):
         info.add_row("tags", ", ".join(f"{k}={x}" for k, x in sorted(v["tags"].items())))
     con.print(info)
@@ -494,7 +541,7 @@ def model_show(job: Annotated[str, typer.Argument(help="Training job id.", show_
                       str((v.get("rewards") or {}).get(x["msp_id"], 0)), str((v.get("slashed") or {}).get(x["msp_id"], 0)))
         con.print(a)
     txs = _table("Transactions", "step", "transaction")
-    order = ("create", "open", "registration", "collecting", "updates", "aggregated", "finalize")
+    order = ("create", "opened", "started", "updates", "votes", "finalize")
     for k, t in sorted((v.get("tx_ids") or {}).items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order
                                                                         else len(order), kv[0])):
         if isinstance(t, str):

@@ -1,9 +1,22 @@
-"""A ledger with real history for audit tests: the real contract on MemoryStub, driven through whole
-secure rounds, and a read-only FedFabricClient over it (evaluate transactions only, as an auditor)."""
+"""A ledger with real v2 history for the audit tests: three OrgNodes run job ``job1`` on the real contract
+over the in-memory stub (tests.node.memledger), and a read-only auditor client reads it back.
+
+The job's three secure rounds, as the nodes play them:
+
+1. everyone trains, votes and the round finalizes into version 1;
+2. Org3MSP's node is down: after the submission window Org1 and Org2 reveal their pairwise seeds for
+   it, the round finalizes into version 2 without it (``outcome.left_out``) and Org3 is slashed;
+3. only Org1MSP's node runs (Org3 sent no key for round 3 in a ballot, Org2 is down): Org1 reveals for
+   Org2, votes no (the job needs two updates) and the round fails, slashing Org2.
+
+The rounds take some seconds of wall-clock windows, so :func:`build_world` plays them once per test
+process and hands every caller its own copy (ledger and store) to read or tamper with.
+"""
 from __future__ import annotations
 
-import base64
+import copy
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,49 +24,38 @@ from typing import Any
 import numpy as np
 
 from fedfabric.artifacts import ArtifactStore, model_hash
-from fedfabric.client import FedFabricClient, Rejected
-from fedfabric.fl import fixedpoint
-from fedfabric.fl.models import architecture_hash, build_model, model_to_vector
-from fedfabric_cc import codec
+from fedfabric.node.bootstrap import create_job
+from fedfabric.node.jobfile import parse_job
+from fedfabric.node.runtime import NodeOptions, OrgNode
+from fedfabric_protocol.records import Ballot
 
 from tests.chaincode import identities as ids
-from tests.chaincode.harness import ORGS, SHAPE, T0, Ledger, TxFailed, init, job_spec
-from tests.chaincode.rounds_helper import open_and_register, secure_payloads, submit
+from tests.chaincode.harness import ORGS, Ledger, init
+from tests.node.memledger import MemClient, drive, wall_clock_ledger
 
 JOB = "job1"
-ARCH, ARCH_KW = "logreg", {"in_dim": 3, "n_classes": 2}   # 2x3 weights + 2 biases = the harness SHAPE
-SAMPLES = {"Org1MSP": 100, "Org2MSP": 300, "Org3MSP": 50}
-T = ids.trainer
+ARCH, ARCH_KW = "logreg", {"in_dim": 30, "n_classes": 2}   # breast cancer: 30 features, 2 classes
+MSP_OF = {f"org{i}": f"Org{i}MSP" for i in (1, 2, 3)}
+SUBMISSION_S = 3   # rounds 2 and 3 wait it out to leave an org behind
+JOB_DOC = {"job_id": JOB, "dataset": "breast_cancer", "model": {"arch": ARCH}, "rounds": 3,
+           "partition": {"kind": "dirichlet", "alpha": 0.5}, "training": {"epochs": 1, "lr": 0.05},
+           "privacy": "secure", "quorum": "2/3", "min_participants": 2, "participants": ["org1", "org2", "org3"],
+           "windows": {"registration_s": 60, "submission_s": SUBMISSION_S, "reveal_s": 60, "approval_s": 60},
+           "incentives": {"reward_per_round": 1000, "slash_absent": 10, "slash_anomalous": 20}}
 
 
-class RecordingLedger(Ledger):
-    """Remembers the block of every committed write (one transaction per block on the stub)."""
+class AuditClient(MemClient):
+    """An org's Auditor on the memory ledger: reads only (a write, or a read that changes the ledger, fails
+    the test), and knows the block of every committed write (one write transaction per block)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.blocks: dict[str, int] = {}
+    def __init__(self, ledger: Ledger, msp: str = "Org1MSP") -> None:
+        super().__init__(ledger, msp)
+        self.who = ids.auditor(msp)
 
-    def call(self, who: bytes, fn: str, *args: Any, **kw: Any) -> Any:
-        out = super().call(who, fn, *args, **kw)
-        self.blocks.setdefault(self.stub.tx_id, self.stub.block)
-        return out
-
-
-class AuditClient(FedFabricClient):
-    """FedFabricClient's read methods, each an evaluate transaction on the stub; writes refused."""
-
-    def __init__(self, ledger: RecordingLedger, msp: str = "Org1MSP") -> None:
-        super().__init__(contract=None)  # type: ignore[arg-type]
-        self.ledger, self.who = ledger, ids.auditor(msp)
-        self.calls: list[str] = []
-
-    def _evaluate(self, fn: str, *args: Any) -> Any:
-        self.calls.append(fn)
+    def _evaluate_raw(self, fn: str, *args: Any) -> bytes:
         before = self.ledger.snapshot()
         try:
-            return self.ledger.call(self.who, fn, *args)
-        except TxFailed as exc:
-            raise Rejected(fn, exc.message, exc.status, "memstub") from None
+            return super()._evaluate_raw(fn, *args)
         finally:
             assert self.ledger.snapshot()[:3] == before[:3], f"{fn} changed the ledger"
 
@@ -61,14 +63,15 @@ class AuditClient(FedFabricClient):
         raise AssertionError(f"audit code must not write ({fn})")
 
     def block_of_tx(self, tx_id: str) -> int | None:
-        return self.ledger.blocks.get(tx_id)
+        writes = (rw.tx_id for rw in self.ledger.stub.rw_log if rw.writes)
+        return next((n for n, t in enumerate(writes, start=1) if t == tx_id), None)
 
 
 @dataclass
 class World:
-    ledger: RecordingLedger
+    ledger: Ledger
     client: AuditClient
-    store: ArtifactStore
+    store: ArtifactStore                                           # Org1's node store: every version
     vectors: dict[int, np.ndarray] = field(default_factory=dict)   # version -> parameters
 
     def put_version(self, version: int, **changes: Any) -> None:
@@ -78,53 +81,67 @@ class World:
         rec.update(changes)
         self.ledger.stub.state[k] = json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()
 
-
-def _votes(led: Ledger, r: int, digest: str, reject: tuple[str, ...] = ()) -> None:
-    for i, m in enumerate(ORGS):
-        metrics = {"val_accuracy_milli": 700 + 100 * r + 10 * i, "val_loss_micro": 900_000 - 200_000 * r + 1000 * i,
-                   "val_f1_milli": 650 + 100 * r, "val_samples": 40}
-        if m in reject:
-            led.call(T(m), "vote", JOB, r, {"approve": False, "metrics": metrics})
-        else:
-            led.call(T(m), "vote", JOB, r, {"approve": True, "model_hash": digest, "metrics": metrics})
+    def clone(self, tmp: Path) -> "World":
+        """An independent copy (ledger and store) to tamper with."""
+        led = wall_clock_ledger()
+        led.stub = copy.deepcopy(self.ledger.stub)
+        store = ArtifactStore(shutil.copytree(self.store.root, tmp / "store", dirs_exist_ok=True))
+        return World(led, AuditClient(led), store, dict(self.vectors))
 
 
-def build_world(tmp: Path, failed_round: bool = True) -> World:
-    """Two finalized secure rounds (version 1, 2) and, with ``failed_round``, a third that fails (Org1 alone)."""
-    led = RecordingLedger()
+def _report(led: Ledger, r: int) -> dict:
+    return AuditClient(led).round_report(JOB, r)
+
+
+def _voted(led: Ledger, r: int, msps: list[str]) -> bool:
+    parts = _report(led, r)["participants"]
+    return all(parts[m]["vote"] is not None for m in msps)
+
+
+def _submitted(led: Ledger, r: int, msps: list[str]) -> bool:
+    parts = _report(led, r)["participants"]
+    return all(parts[m]["update"] is not None for m in msps)
+
+
+_PRISTINE: list[World] = []
+
+
+def build_world(tmp: Path) -> World:
+    """Job ``job1``: rounds 1 and 2 finalized (versions 1, 2; Org3 left out of round 2), round 3 failed.
+
+    A copy of the one world this process played (:func:`play_job`), stored under ``tmp``."""
+    if not _PRISTINE:
+        _PRISTINE.append(play_job(Path(tmp) / "pristine"))
+    return _PRISTINE[0].clone(Path(tmp))
+
+
+def play_job(tmp: Path) -> World:
+    """Three nodes play job ``job1`` on a fresh memory ledger (working directories under ``tmp``)."""
+    led = wall_clock_ledger()
     init(led)
-    v0 = model_to_vector(build_model(ARCH, seed=0, **ARCH_KW))
-    spec = job_spec(JOB, rounds=3 if failed_round else 2,
-                    model={"arch_id": ARCH, "arch_hash": architecture_hash(ARCH, ARCH_KW), "initial_hash": model_hash(v0),
-                           "shape_digest": codec.shape_digest(SHAPE), "num_params": int(v0.size)},
-                    hyperparams={"arch": ARCH, "arch_kwargs": ARCH_KW, "lr": "0.05", "seed": 0})
-    led.call(ids.admin(ORGS[0]), "create_job", spec)
-    client = AuditClient(led)
-    store = ArtifactStore(tmp / "store")
-    store.put_model(v0)
-    world = World(led, client, store, {0: v0})
-    rng = np.random.default_rng(7)
-    cur = v0
-    for want in (1, 2):
-        r, keys = open_and_register(led, JOB)
-        led.call(T(ORGS[0]), "close_registration", JOB, r)
-        deltas = {m: rng.normal(0, 0.05, v0.size) for m in ORGS}
-        submit(led, JOB, r, secure_payloads(keys, deltas, SAMPLES, JOB, r, ORGS), SAMPLES)
-        leader = led.call(T(ORGS[0]), "get_round", JOB, r)["leader"]
-        led.call(T(leader), "aggregate", JOB, r)
-        agg = led.call(T(ORGS[1]), "get_aggregate", JOB, r)
-        delta = fixedpoint.decode(np.frombuffer(base64.b64decode(agg["data_b64"]), dtype="<u4").astype(np.uint32))
-        cur = (cur.astype(np.float64) + delta).astype(np.float32)   # what every node computes as the candidate
-        digest = store.put_model(cur)
-        assert digest == model_hash(cur)
-        _votes(led, r, digest, reject=("Org3MSP",) if want == 2 else ())
-        v = led.call(T(ORGS[0]), "finalize_round", JOB, r)
-        assert v["version"] == want and v["model_hash"] == digest
-        world.vectors[want] = cur
-    if failed_round:
-        r, keys = open_and_register(led, JOB)
-        led.call(T(ORGS[0]), "close_registration", JOB, r)
-        submit(led, JOB, r, secure_payloads(keys, {"Org1MSP": np.zeros(v0.size)}, SAMPLES, JOB, r, ORGS), SAMPLES)
-        rec = led.call(T(ORGS[1]), "aggregate", JOB, r, at=T0 + 301)
-        assert rec["state"] == "failed"
-    return world
+    admin = MemClient(led, ORGS[0], "admin")
+    create_job(admin, parse_job(JOB_DOC), MSP_OF)
+    opts = NodeOptions(grace=0.0, tick=0.01)
+    nodes = [OrgNode(MemClient(led, m), m, JOB, tmp / m, opts) for m in ORGS]
+    nodes[0].sync()   # a throwaway local training warms torch up, so round 1's fit in its submission window
+    nodes[0].recipe.train(nodes[0].book.initial, 0)
+    drive(led, nodes, until=lambda: _submitted(led, 1, ORGS))
+    drive(led, nodes[2:], until=lambda: _voted(led, 1, ORGS[2:]))   # Org3's last act: its round-1 ballot
+    # round 2 without Org3: the key in its round-1 ballot made it a participant
+    drive(led, nodes[:2], until=lambda: _voted(led, 2, ORGS[:2]), pause=0.05)
+    # round 3: only Org1 runs; it reveals for Org2, and its one-update result cannot be approved
+    org1 = nodes[0]
+    tried = org1.client.calls.count("vote")
+    drive(led, [org1], until=lambda: org1.client.calls.count("vote") > tried, pause=0.05)
+    if _report(led, 3)["participants"]["Org1MSP"]["vote"] is None:
+        # the contract refused the node's ballot (approve a one-update result; the job needs two): vote no
+        MemClient(led, ORGS[0]).vote(JOB, 3, Ballot(False, None, {"result_computed": 0}))
+    drive(led, [org1])
+    got = [(rec.state.value, rec.outcome["contributors"]) for rec in (admin.get_round(JOB, r) for r in (1, 2, 3))]
+    assert got == [("finalized", ORGS), ("finalized", ORGS[:2]), ("failed", [])], \
+        f"the nodes did not play the rounds as planned (a node slower than the {SUBMISSION_S} s window?): {got}"
+    store = org1.store
+    store.put_model(org1.book.initial)
+    vectors = {v["version"]: store.get_model(v["model_hash"]) for v in admin.list_versions(JOB)}
+    assert all(model_hash(vec) == admin.get_version(JOB, n)["model_hash"] for n, vec in vectors.items())
+    return World(led, AuditClient(led), store, vectors)

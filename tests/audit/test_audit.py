@@ -1,4 +1,4 @@
-"""fedfabric.audit against the real contract on the in-memory stub: lineage, summaries, verify, report."""
+"""fedfabric.audit on real v2 rounds played by OrgNodes on the memory ledger: lineage, summaries, verify, report."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,15 @@ import torch
 from fedfabric import audit
 from fedfabric.artifacts import ArtifactStore, export_model, model_hash
 from fedfabric.audit import AuditError, BadInput
+from fedfabric.audit.lineage import version_result
+from fedfabric.node.bootstrap import create_job
+from fedfabric.node.jobfile import parse_job
+from fedfabric_cc.incentives import split
 
-from .ledger import ARCH, ARCH_KW, JOB, build_world
+from tests.chaincode.harness import ORGS
+from tests.node.memledger import MemClient
+
+from .ledger import ARCH, ARCH_KW, JOB, JOB_DOC, MSP_OF, build_world
 
 
 def _export(world, path, ledger_version, **over):
@@ -29,6 +36,11 @@ def _rewrite(path, change):
     torch.save(doc, path)
 
 
+def _samples(world, r):
+    return {m: p["update"]["sample_count"] for m, p in world.client.round_report(JOB, r)["participants"].items()
+            if p["update"]}
+
+
 # ---- lineage
 def test_lineage_walks_from_latest_to_version_0_with_hashes_txs_and_blocks(shared):
     chain = audit.lineage(shared.client, JOB)
@@ -36,15 +48,26 @@ def test_lineage_walks_from_latest_to_version_0_with_hashes_txs_and_blocks(share
     assert [x["model_hash"] for x in chain] == [model_hash(shared.vectors[v]) for v in (2, 1, 0)]
     assert chain[0]["parent_hash"] == chain[1]["model_hash"] and chain[1]["parent_hash"] == chain[2]["model_hash"]
     assert chain[2]["status"] == "initial" and chain[2]["parent_hash"] is None
-    assert [(x["approved_stake"], x["total_stake"]) for x in chain[:2]] == [(200, 300), (300, 300)]
+    # round 2 finalized without Org3 (its node was down): 200 of 300 stake approved, quorum 2/3
+    assert [(x["approved_stake"], x["total_stake"], x["quorum"]) for x in chain[:2]] == [(200, 300, [2, 3]),
+                                                                                          (300, 300, [2, 3])]
     assert all(len(x["tx_id"]) == 64 and isinstance(x["block"], int) for x in chain)
     assert chain[0]["block"] > chain[1]["block"] > chain[2]["block"]
-    assert [c["msp_id"] for c in chain[1]["contributors"]] == ["Org1MSP", "Org2MSP", "Org3MSP"]
+    assert [c["msp_id"] for c in chain[1]["contributors"]] == ORGS
+    assert [c["msp_id"] for c in chain[0]["contributors"]] == ORGS[:2]
+    assert (chain[0]["rule"], chain[0]["privacy"], chain[0]["exchange"]) == ("fedavg", "secure", "endorsed")
     # the contract's own lineage agrees
     assert [(x["version"], x["model_hash"], x["finalize_tx"]) for x in shared.client.lineage(JOB, "latest")] == \
         [(x["version"], x["model_hash"], x["tx_id"]) for x in chain]
     assert [x["version"] for x in audit.lineage(shared.client, JOB, 1)] == [1, 0]
     assert [x["version"] for x in audit.lineage(shared.client, JOB, "0")] == [0]
+
+
+def test_a_versions_result_is_what_its_approvers_voted_for(shared):
+    v2 = shared.client.get_version(JOB, 2)
+    key = version_result(v2).key
+    assert v2["tally"]["winner"] == key
+    assert {a["msp_id"] for a in v2["approvals"] if a["result_key"] == key} == {"Org1MSP", "Org2MSP"}
 
 
 def test_lineage_bad_input(shared):
@@ -58,22 +81,31 @@ def test_lineage_bad_input(shared):
 
 def test_lineage_detects_a_parent_whose_hash_was_changed(world):
     world.put_version(1, model_hash="0" * 64)
-    with pytest.raises(AuditError, match=r"version 2 says its parent \(version 1\) has model hash 3?.*but version 1 "
+    with pytest.raises(AuditError, match=r"version 2 says its parent \(version 1\) has model hash .*but version 1 "
                                          r"records 000000000000"):
         audit.lineage(world.client, JOB)
-    # from version 1 itself: the link to 0 holds, but nobody approved the hash it now carries
-    with pytest.raises(AuditError, match=r"only 0 of 300 stake approved its model hash 000000000000"):
+    # from version 1 itself: the link to 0 holds, but no ballot approved the result it now claims
+    with pytest.raises(AuditError, match=r"only 0 of 300 stake approved its result \(model hash 000000000000"):
         audit.lineage(world.client, JOB, 1)
 
 
-def test_lineage_detects_a_replaced_root_and_a_wrong_parent(world):
+@pytest.mark.parametrize("change", [{"aggregate_hash": "a" * 64}, {"flagged": ["Org1MSP"]},
+                                    {"contributors": [{"msp_id": "Org1MSP", "sample_count": 1, "update_hash": "b" * 64,
+                                                       "tx_id": "c" * 64}]}])
+def test_lineage_detects_a_result_nobody_voted_for(world, change):
+    world.put_version(2, **change)
+    with pytest.raises(AuditError, match="version 2 of job job1 is recorded as finalized, but only 0 of 300 stake"):
+        audit.lineage(world.client, JOB)
+
+
+def test_lineage_detects_a_replaced_root_and_a_wrong_parent(world, tmp_path):
     forged = "f" * 64
     world.put_version(0, model_hash=forged)
     world.put_version(1, parent_hash=forged)
     with pytest.raises(AuditError, match=r"version 0 has model hash ffffffffffff…, but the job spec's initial_hash"):
         audit.lineage(world.client, JOB)
 
-    w2 = build_world(world.store.root.parent / "w2")
+    w2 = build_world(tmp_path / "w2")
     w2.put_version(2, parents=[0])
     with pytest.raises(AuditError, match="version 2 names version 0 as its parent, expected version 1"):
         audit.lineage(w2.client, JOB)
@@ -81,43 +113,89 @@ def test_lineage_detects_a_replaced_root_and_a_wrong_parent(world):
 
 def test_lineage_detects_a_version_its_round_does_not_know(world):
     world.put_version(2, round=3)
-    with pytest.raises(AuditError, match="version 2 of job job1 says it came from round 3, but that round is failed"):
+    with pytest.raises(AuditError, match="version 2 of job job1 says it came from round 3, but that round is failed "
+                                         "with version None"):
         audit.lineage(world.client, JOB)
 
 
 # ---- summaries
-def test_round_summary_finalized_and_failed(shared):
+def test_round_summary_of_a_round_with_an_org_left_out(shared):
     s = audit.round_summary(shared.client, JOB, 2)
-    assert (s["state"], s["version"], s["base_version"]) == ("finalized", 2, 1)
-    assert s["model_hash"] == model_hash(shared.vectors[2])
+    assert (s["state"], s["phase"], s["closed"], s["version"], s["base_version"]) == ("finalized", "closed", True, 2, 1)
+    assert s["model_hash"] == model_hash(shared.vectors[2]) == shared.client.get_version(JOB, 2)["model_hash"]
+    assert (s["left_out"], s["submitted"], s["voted"]) == (["Org3MSP"], ORGS[:2], ORGS[:2])
     rows = {p["msp_id"]: p for p in s["participants"]}
-    assert {m: (r["sample_count"], r["vote"]) for m, r in rows.items()} == \
-        {"Org1MSP": (100, "approve"), "Org2MSP": (300, "approve"), "Org3MSP": (50, "reject")}
-    assert all(len(r["update_hash"]) == 64 for r in rows.values())
-    assert s["rewards"] == {"Org1MSP": 222, "Org2MSP": 667, "Org3MSP": 111} and s["slashed"] == {}
-    assert s["metrics"]["val_accuracy"]["per_org"] == {"Org1MSP": 0.9, "Org2MSP": 0.91, "Org3MSP": 0.92}
-    assert s["metrics"]["val_accuracy"]["weighted"] == pytest.approx(0.91)
-    assert s["metrics"]["val_loss"]["weighted"] == pytest.approx(0.501)
-    assert list(s["tx_ids"]) == ["open", "registration", "collecting", "aggregated", "finalized"]
-    assert all(isinstance(b, int) for b in s["blocks"].values())
+    assert {m: (r["participant"], r["submitted"], r["left_out"], r["vote"]) for m, r in rows.items()} == {
+        "Org1MSP": (True, True, False, "approve"), "Org2MSP": (True, True, False, "approve"),
+        "Org3MSP": (True, False, True, None)}
+    assert rows["Org1MSP"]["revealed_for"] == rows["Org2MSP"]["revealed_for"] == ["Org3MSP"]
+    assert [c["msp_id"] for c in s["contributors"]] == ORGS[:2]
+    assert all(len(c["update_hash"]) == 64 and c["update_tx"] for c in s["contributors"])
+    samples = _samples(shared, 2)
+    assert s["rewards"] == split(1000, samples) and s["slashed"] == {"Org3MSP": 10}
+    assert {m: (r["reward"], r["slashed"]) for m, r in rows.items()} == {
+        m: (s["rewards"].get(m, 0), s["slashed"].get(m, 0)) for m in ORGS}
+    assert s["aggregate"]["recomputed"] is True and s["aggregate"]["rule"] == {"rule": "fedavg"}
+    key = version_result(shared.client.get_version(JOB, 2)).key
+    assert s["tally"]["approve_by_result"] == {key: 200} and rows["Org1MSP"]["vote_result_key"] == key
+    acc = s["metrics"]["val_accuracy"]
+    assert set(acc["per_org"]) == {"Org1MSP", "Org2MSP"}
+    assert acc["weighted"] == pytest.approx(acc["mean"])          # equal stakes
+    assert s["update_metrics"]["train_loss"]["per_org"].keys() == {"Org1MSP", "Org2MSP"}
 
+
+def test_round_timeline_runs_from_open_to_finalize_with_blocks(shared):
+    r1, r2 = (audit.round_summary(shared.client, JOB, r) for r in (1, 2))
+    assert [(t["step"], t["msp_id"]) for t in r2["timeline"]] == [
+        ("opened", None), ("started", None), ("updates", "Org1MSP"), ("updates", "Org2MSP"), ("reveals", "Org1MSP"),
+        ("reveals", "Org2MSP"), ("votes", "Org1MSP"), ("votes", "Org2MSP"), ("finalize", r2["closed_by"])]
+    blocks = [t["block"] for t in r2["timeline"]]
+    assert all(isinstance(b, int) for b in blocks) and blocks == sorted(blocks)
+    # round 2 opened, already collecting, in the transaction that finalized round 1
+    assert r2["timeline"][0]["tx_id"] == r2["timeline"][1]["tx_id"] == r1["timeline"][-1]["tx_id"]
+    assert r1["timeline"][-1]["tx_id"] == shared.client.get_version(JOB, 1)["tx_ids"]["finalize"]
+    steps = [t["step"] for t in r1["timeline"]]
+    assert steps == ["opened", "started", *["updates"] * 3, *["votes"] * 3, "finalize"]
+    assert r1["timeline"][1]["tx_id"] != r1["timeline"][0]["tx_id"]   # round 1 registered, then started
+
+
+def test_round_summary_of_a_failed_round(shared):
     f = audit.round_summary(shared.client, JOB, 3)
-    assert f["state"] == "failed" and "only 1 updates submitted" in f["reason"] and f["version"] is None
-    assert f["rewards"] == {} and f["slashed"] == {"Org2MSP": 10, "Org3MSP": 10}
-    assert [p["msp_id"] for p in f["participants"] if p["submitted"]] == ["Org1MSP"]
+    assert (f["state"], f["version"], f["model_hash"], f["aggregate"]) == ("failed", None, None, None)
+    assert f["reason"] == "only 1 updates submitted, 2 required"
+    assert f["rewards"] == {} and f["slashed"] == {"Org2MSP": 10}
+    rows = {p["msp_id"]: p for p in f["participants"]}
+    assert [m for m, p in rows.items() if p["participant"]] == ORGS[:2]   # Org3 sent no key in a round-2 ballot
+    assert [m for m, p in rows.items() if p["submitted"]] == ["Org1MSP"] and rows["Org1MSP"]["vote"] == "reject"
+    assert [t["step"] for t in f["timeline"]] == ["opened", "started", "updates", "reveals", "votes", "finalize"]
     with pytest.raises(BadInput, match="round 9 of job job1 not found"):
         audit.round_summary(shared.client, JOB, 9)
 
 
+def test_round_summary_of_an_open_round_names_its_phase(world):
+    admin = MemClient(world.ledger, ORGS[0], "admin")
+    create_job(admin, parse_job({**JOB_DOC, "job_id": "job2"}), MSP_OF)
+    MemClient(world.ledger, ORGS[1]).register("job2", 1, bytes(range(32)))
+    s = audit.round_summary(world.client, "job2", 1)
+    assert (s["state"], s["phase"], s["closed"], s["version"]) == ("registration", "registering", False, None)
+    assert [p["msp_id"] for p in s["participants"] if p["registered"]] == ["Org2MSP"]
+    assert [t["step"] for t in s["timeline"]] == ["opened"] and s["tally"] is None
+
+
 def test_org_summary_participation_rewards_slashes_history(shared):
+    reward = {r: split(1000, _samples(shared, r)) for r in (1, 2)}
     for name in ("org2", "Org2MSP", "ORG2"):
         s = audit.org_summary(shared.client, name)
         assert s["msp_id"] == "Org2MSP"
-    assert (s["stake"], s["balance"], s["rewards"], s["slashed"]) == (90, 1334, 1334, 10)
+    earned = reward[1]["Org2MSP"] + reward[2]["Org2MSP"]
+    assert (s["stake"], s["balance"], s["rewards"], s["slashed"]) == (90, earned, earned, 10)
     assert [(r["round"], r["submitted"], r["voted"], r["reward"], r["slash"]) for r in s["rounds"]] == \
-        [(1, True, True, 667, 0), (2, True, True, 667, 0), (3, False, False, 0, 10)]
-    assert [b[2] for b in s["balance_history"]] == [0, 667, 1334]
+        [(1, True, True, reward[1]["Org2MSP"], 0), (2, True, True, reward[2]["Org2MSP"], 0), (3, False, False, 0, 10)]
+    assert [b[2] for b in s["balance_history"]] == [0, reward[1]["Org2MSP"], earned]
     assert [b[2] for b in s["stake_history"]] == [100, 90]
+    org3 = audit.org_summary(shared.client, "org3")
+    assert [(r["round"], r["submitted"], r["voted"], r["slash"]) for r in org3["rounds"]] == \
+        [(1, True, True, 0), (2, False, False, 10)]
     with pytest.raises(BadInput, match="no member org 'org9'.*Org1MSP, Org2MSP, Org3MSP"):
         audit.org_summary(shared.client, "org9")
 
@@ -183,7 +261,7 @@ def test_verify_requires_state_dict_and_vector_to_agree(shared, tmp_path):
     _rewrite(path, lambda doc: doc["state_dict"]["0.bias"].add_(0.5))
     res = audit.verify(shared.client, path)
     assert not res.ok and [c.name for c in res.checks if not c.ok] == ["state dict"]
-    assert "state dict tensor '0.bias' element 0" in res.problems[0] and "parameter 6" in res.problems[0]
+    assert "state dict tensor '0.bias' element 0" in res.problems[0] and "parameter 60" in res.problems[0]
 
 
 def test_verify_names_a_wrong_version_label_and_an_unknown_job(shared, tmp_path):
@@ -232,8 +310,8 @@ def test_export_checks_the_store_against_the_ledger(shared, tmp_path):
     with pytest.raises(AuditError, match="is corrupted"):
         audit.export_version(shared.client, JOB, "1", tmp_path / "m.pt", bad)
     assert not (tmp_path / "m.pt").exists()
-    arch, kw = audit.model_architecture(shared.client.get_job(JOB))
-    assert (arch, kw) == (ARCH, ARCH_KW)
+    # the spec names only the architecture; its input size and classes come from the data set, as on the nodes
+    assert audit.model_architecture(shared.client.get_job(JOB)) == (ARCH, ARCH_KW)
 
 
 # ---- report
@@ -249,17 +327,22 @@ def test_report_writes_html_png_and_json(shared, tmp_path):
     assert data["format"] == "fedfabric-audit-report/1" and data["summary"]["lineage_ok"] is True
     assert [(r["round"], r["state"]) for r in data["rounds"]] == [(1, "finalized"), (2, "finalized"), (3, "failed")]
     assert [c["round"] for c in data["curves"]] == [1, 2]
-    assert [round(c["metrics"]["val_accuracy"]["weighted"], 3) for c in data["curves"]] == [0.81, 0.91]
+    for c, v in zip(data["curves"], (1, 2)):
+        per_org = shared.client.get_version(JOB, v)["metrics"]
+        mean = sum(m["val_accuracy_milli"] for m in per_org.values()) / len(per_org) / 1000
+        assert c["metrics"]["val_accuracy"]["weighted"] == pytest.approx(mean)   # equal stakes
     assert [x["version"] for x in data["lineage"]] == [2, 1, 0]
     assert {x["artifact"] for x in data["lineage"]} == {"verified"}
-    assert data["payouts"][2] == {"round": 3, "state": "failed", "rewards": {}, "slashed": {"Org2MSP": 10, "Org3MSP": 10}}
-    assert data["totals"]["Org2MSP"] == {"rewards": 1334, "slashed": 10}
+    assert data["payouts"][2] == {"round": 3, "state": "failed", "rewards": {}, "slashed": {"Org2MSP": 10}}
+    earned = sum(split(1000, _samples(shared, r))["Org2MSP"] for r in (1, 2))
+    assert data["totals"]["Org2MSP"] == {"rewards": earned, "slashed": 10}
+    assert data["totals"]["Org3MSP"]["slashed"] == 10
     assert data["spec"]["job_id"] == JOB and data["baseline"]["centralized_accuracy"] == 0.97
     html = files.html.read_text()
     assert html.count("data:image/png;base64,") == 3   # self-contained
     for needle in ("Round 1 — finalized", "Round 3 — failed", "only 1 updates submitted", "Contributors",
-                   data["lineage"][0]["tx_id"], data["lineage"][0]["model_hash"], "centralized_accuracy",
-                   "Job specification", "intact"):
+                   "left out", "finalize", "recomputed by the endorsers", data["lineage"][0]["tx_id"],
+                   data["lineage"][0]["model_hash"], "centralized_accuracy", "Job specification", "intact"):
         assert needle in html, needle
 
 

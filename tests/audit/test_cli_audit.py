@@ -50,7 +50,8 @@ def run(*args: str):
 
 
 def test_every_command_has_a_manual_page():
-    for group, cmds in (("audit", ("lineage", "round", "org", "verify", "report")), ("model", ("list", "show", "export"))):
+    for group, cmds in (("audit", ("lineage", "round", "org", "verify", "report", "prov")),
+                        ("model", ("list", "show", "export"))):
         top = run(group, "--help")
         assert top.exit_code == 0 and all(c in top.output for c in cmds)
         assert "Exit status" in top.output
@@ -60,6 +61,7 @@ def test_every_command_has_a_manual_page():
             for opt in ("--org", "--user", "--run-dir", "--config", "--json"):
                 assert opt in page.output, (group, c, opt)
     assert "recomputed" in run("audit", "verify", "--help").output
+    assert "wasDerivedFrom" in run("audit", "prov", "--help").output
     assert "[default: Auditor]" in run("audit", "lineage", "--help").output
     assert "[default: User1]" in run("model", "list", "--help").output
 
@@ -96,17 +98,25 @@ def test_lineage_broken_exits_1_and_bad_input_exits_2(world, connect):
                                                              "error": "job job1 has no version or alias 'staging'"}
 
 
+def _earned(world, msp):
+    return sum(world.client.get_round(JOB, r).outcome["settlement"]["rewards"].get(msp, 0) for r in (1, 2, 3))
+
+
 def test_round_and_org(shared, connect):
     connect(shared)
     res = run("audit", "round", JOB, "2")
-    assert res.exit_code == 0 and "finalized" in res.output and "Org2MSP" in res.output and "667" in res.output
+    out = res.output
+    assert res.exit_code == 0 and "finalized" in out and "Org2MSP" in out and "left out" in out
+    assert "Timeline" in out and "finalize" in out and "reveals" in out and "approving stake by voted result" in out
     out = json.loads(run("audit", "round", JOB, "3", "--json").output)
-    assert out["state"] == "failed" and out["slashed"] == {"Org2MSP": 10, "Org3MSP": 10}
+    assert out["state"] == "failed" and out["slashed"] == {"Org2MSP": 10}
+    assert [t["step"] for t in out["timeline"]][-1] == "finalize"
     assert run("audit", "round", JOB, "9").exit_code == 2
     assert run("audit", "round", JOB, "0").exit_code == 2          # refused by the CLI itself
     assert run("audit", "round", JOB, "two").exit_code == 2
     res = run("audit", "org", "org2")
-    assert res.exit_code == 0 and "Org2MSP" in res.output and "1334" in res.output and "round-settlement" in res.output
+    assert res.exit_code == 0 and "Org2MSP" in res.output and str(_earned(shared, "Org2MSP")) in res.output
+    assert "round-settlement" in res.output
     out = json.loads(run("audit", "org", "Org3MSP", "--json").output)
     assert out["msp_id"] == "Org3MSP" and out["slashed"] == 10
     res = run("audit", "org", "org9")
@@ -116,11 +126,14 @@ def test_round_and_org(shared, connect):
 def test_model_list_show_export_then_verify(shared, connect, tmp_path):
     connect(shared)
     res = run("model", "list", JOB)
-    assert res.exit_code == 0 and "latest" in res.output and "val_accuracy 0.9100" in res.output
+    accuracy = [m["val_accuracy_milli"] for m in shared.client.get_version(JOB, 2)["metrics"].values()]
+    assert res.exit_code == 0 and "latest" in res.output
+    assert f"val_accuracy {sum(accuracy) / len(accuracy) / 1000:.4f}" in res.output   # equal stakes
     out = json.loads(run("model", "list", JOB, "--json").output)
     assert [v["version"] for v in out["versions"]] == [0, 1, 2] and out["aliases"] == {"latest": 2}
     res = run("model", "show", JOB, "1")
     assert res.exit_code == 0 and model_hash(shared.vectors[1]) in res.output and "Contributors" in res.output
+    assert "fedavg" in res.output and "finalize" in res.output and "votes (Org3MSP)" in res.output
     assert json.loads(run("model", "show", JOB, "latest", "--json").output)["version"] == 2
     assert run("model", "show", JOB, "9").exit_code == 2
 
@@ -187,6 +200,27 @@ def test_report_command(shared, world, connect, tmp_path):
     world.put_version(2, parent_hash="2" * 64)
     res = run("audit", "report", JOB, "--out", str(tmp_path / "broken"))
     assert res.exit_code == 1 and "lineage BROKEN" in res.output and (tmp_path / "broken" / "report.html").is_file()
+
+
+def test_prov_command_writes_prov_json_and_refuses_a_broken_lineage(shared, world, connect, tmp_path):
+    from prov.model import ProvDocument
+
+    connect(shared)
+    f = tmp_path / "out" / "job1.prov.json"
+    res = run("audit", "prov", JOB, "--out", str(f))
+    assert res.exit_code == 0, res.output
+    assert f"wrote {f}" in res.output.replace("\n", "") and "3 agents" in res.output
+    doc = ProvDocument.deserialize(f, format="json")
+    assert len(doc.get_records()) > 0
+    info = json.loads(run("audit", "prov", JOB, "--out", str(f), "--json").output)
+    assert info["ok"] and info["records"]["agents"] == 3 and info["records"]["derivations"] > 0
+    assert run("audit", "prov", JOB).exit_code == 2                  # --out is required
+    assert run("audit", "prov", "nope", "--out", str(tmp_path / "x.json")).exit_code == 2
+
+    connect(world)
+    world.put_version(1, model_hash="0" * 64)
+    res = run("audit", "prov", JOB, "--out", str(tmp_path / "broken.json"))
+    assert res.exit_code == 1 and "broken lineage" in res.output and not (tmp_path / "broken.json").exists()
 
 
 def test_connection_problems_are_one_line_errors(monkeypatch):

@@ -25,6 +25,7 @@ def ask(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 def short(digest: str | None, n: int = 12) -> str:
+    """The first ``n`` characters of a hash or id followed by ``…`` (``-`` for none), for tables."""
     return "-" if not digest else (digest[:n] + "…" if len(digest) > n else digest)
 
 
@@ -116,4 +117,5 @@ def resolve_org(client: Any, name: str) -> str:
 
 
 def versions_by_number(versions: Iterable[dict]) -> dict[int, dict]:
+    """Version records keyed by their number."""
     return {int(v["version"]): v for v in versions}

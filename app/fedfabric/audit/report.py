@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..artifacts import ArtifactError, ArtifactStore, model_hash
-from .common import ask, combine_metrics, metric_kind, scale_metric, short
+from .common import ask, block_finder, combine_metrics, metric_kind, scale_metric, short
 from .errors import AuditError
 from .lineage import lineage
-from .summary import round_summary, settlements
+from .summary import round_summary
 
 REPORT_FORMAT = "fedfabric-audit-report/1"
 
@@ -45,8 +45,8 @@ def collect(client: Any, job_id: str, store: ArtifactStore | None = None, baseli
     job = ask(client.get_job, job_id)
     versions = sorted(ask(client.list_versions, job_id), key=lambda v: int(v["version"]))
     orgs = ask(client.list_orgs)
-    settled = settlements(client, job_id, orgs)
-    rounds = [round_summary(client, job_id, int(r["round"]), settled=settled)
+    find_block = block_finder(client)
+    rounds = [round_summary(client, job_id, int(r["round"]), blocks=find_block)
               for r in sorted(ask(client.list_rounds, job_id), key=lambda r: int(r["round"]))]
     try:
         chain, lineage_error = lineage(client, job_id, "latest"), None
@@ -64,12 +64,8 @@ def collect(client: Any, job_id: str, store: ArtifactStore | None = None, baseli
     training = [{"round": r["round"], "metrics": r["update_metrics"]} for r in rounds if r["update_metrics"]]
 
     msps = sorted(o["msp_id"] for o in orgs)
-    payouts = []
-    for r in rounds:
-        rows = settled.get(r["round"], {})
-        payouts.append({"round": r["round"], "state": r["state"],
-                        "rewards": {m: rows[m]["reward"] for m in msps if m in rows and rows[m]["reward"]},
-                        "slashed": {m: rows[m]["slash"] for m in msps if m in rows and rows[m]["slash"]}})
+    payouts = [{"round": r["round"], "state": r["state"], "rewards": r["rewards"], "slashed": r["slashed"]}
+               for r in rounds]
     totals = {m: {"rewards": sum(p["rewards"].get(m, 0) for p in payouts),
                   "slashed": sum(p["slashed"].get(m, 0) for p in payouts)} for m in msps}
     for e in chain:
@@ -244,31 +240,13 @@ def render_html(data: dict, images: Mapping[str, Path]) -> str:
         parts.append("<p>No finalized version carries metrics yet.</p>")
 
     parts.append("<h2>Rounds</h2>")
-    parts.append(_table(["round", "state", "leader", "participants", "submitted", "dropped", "version",
+    parts.append(_table(["round", "state", "leader", "participants", "submitted", "left out", "version",
                          "approving stake / total", "quorum", "reason"], [
-        [r["round"], r["state"], r["leader"], sum(1 for p in r["participants"] if p["registered"]),
-         sum(1 for p in r["participants"] if p["submitted"]), ", ".join(r["dropped"]) or "-",
+        [r["round"], r["state"], r["leader"], sum(1 for p in r["participants"] if p["participant"]),
+         sum(1 for p in r["participants"] if p["submitted"]), ", ".join(_absent(r)) or "-",
          _fmt(r["version"]), _approval(r), "/".join(map(str, r["quorum"] or [])) or "-", r["reason"] or "-"]
         for r in data["rounds"]]))
-    for r in data["rounds"]:
-        parts.append(f"<h3>Round {r['round']} — {_e(r['state'])}</h3>")
-        if r["contributors"]:
-            parts.append("<p>Contributors to the aggregate "
-                         f"{_code(r['aggregate_hash'])} (aggregated by {_e(r['aggregated_by'])}):</p>")
-            parts.append(_table(["org", "samples", "update hash"], [
-                [_e(c["msp_id"]), _e(c.get("sample_count")), _code(c.get("update_hash"))] for c in r["contributors"]],
-                raw=True))
-        parts.append(_table(["org", "stake", "registered", "submitted", "samples", "vote", "voted for", "vote metrics",
-                             "reward", "slashed"], [
-            [_e(p["msp_id"]), _e(p["stake"]), "yes" if p["registered"] else "no", "yes" if p["submitted"] else "no",
-             _e(_fmt(p["sample_count"])), _e(p["vote"] or "-"), _code(p["vote_model_hash"]),
-             _e(", ".join(f"{n}={_fmt(v)}" for n, v in (scale_metric(k, x) for k, x in sorted(p["vote_metrics"].items())))
-                or "-"),
-             _e(r["rewards"].get(p["msp_id"], 0)), _e(r["slashed"].get(p["msp_id"], 0))]
-            for p in r["participants"]], raw=True))
-        txs = ", ".join(f"{_e(k)} {_code(t, 10)}" + (f" (block {_e(r['blocks'][k])})" if r["blocks"].get(k) is not None
-                                                     else "") for k, t in r["tx_ids"].items() if isinstance(t, str))
-        parts.append(f"<p class='muted'>Transactions: {txs or '-'}</p>")
+    parts.extend(_round_html(r) for r in data["rounds"])
 
     parts.append("<h2>Rewards, slashes and balances</h2>")
     if "payouts" in images:
@@ -313,9 +291,42 @@ def _approval(r: dict) -> str:
     t = r.get("tally") or {}
     if not t:
         return "-"
-    by_hash = t.get("approve_by_hash") or {}
-    best = max(by_hash.values(), default=0)
+    best = max((t.get("approve_by_result") or {}).values(), default=0)
     return f"{best} / {t.get('total_stake', '-')}"
+
+
+def _absent(r: dict) -> list[str]:
+    """Participants whose update is not in the round's aggregate (a failed round has no aggregate: those
+    that did not submit)."""
+    if r["version"] is None:
+        return [p["msp_id"] for p in r["participants"] if p["participant"] and not p["submitted"]]
+    return list(r["left_out"])
+
+
+def _round_html(r: dict) -> str:
+    """One round's section: contributors to its aggregate, every org's records, the transaction timeline."""
+    parts = [f"<h3>Round {r['round']} — {_e(r['state'])}</h3>"]
+    if r["contributors"]:
+        agg = r["aggregate"] or {}
+        how = "recomputed by the endorsers" if agg.get("recomputed") else "hash quorum of the voters' own results"
+        parts.append(f"<p>Contributors to the aggregate {_code(r['aggregate_hash'])} ({_e((agg.get('rule') or {}).get('rule'))}, "
+                     f"{_e(r['privacy'])}, {_e(how)}; finalized by {_e(r['closed_by'])}):</p>")
+        parts.append(_table(["org", "samples", "update hash", "flagged"], [
+            [_e(c["msp_id"]), _e(c.get("sample_count")), _code(c.get("update_hash")),
+             "yes" if c["msp_id"] in r["flagged"] else "no"] for c in r["contributors"]], raw=True))
+    parts.append(_table(["org", "stake", "participant", "submitted", "samples", "seeds revealed for", "vote",
+                         "voted for", "vote metrics", "reward", "slashed"], [
+        [_e(p["msp_id"]), _e(p["stake"]), "yes" if p["participant"] else "no",
+         "yes" if p["submitted"] else ("left out" if p["left_out"] else "no"), _e(_fmt(p["sample_count"])),
+         _e(", ".join(p["revealed_for"]) or "-"), _e(p["vote"] or "-"), _code(p["vote_model_hash"]),
+         _e(", ".join(f"{n}={_fmt(v)}" for n, v in (scale_metric(k, x) for k, x in sorted(p["vote_metrics"].items())))
+            or "-"),
+         _e(p["reward"]), _e(p["slashed"])]
+        for p in r["participants"]], raw=True))
+    parts.append(_table(["step", "org", "time (UTC)", "transaction", "block"], [
+        [_e(t["step"]), _e(t["msp_id"] or "-"), _e(_ts(t["time"])), _code(t["tx_id"], 16), _e(_fmt(t["block"]))]
+        for t in r["timeline"]], raw=True))
+    return "\n".join(parts)
 
 
 def report(client: Any, job_id: str, out_dir: Path | str, store: ArtifactStore | None = None,

@@ -1,90 +1,120 @@
 """Round and org summaries: who took part, what they sent, how they voted, what they earned or lost."""
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
+
+from fedfabric_protocol import deadlines
+from fedfabric_protocol.deadlines import Activity
+from fedfabric_protocol.records import RoundRecord
 
 from .common import ask, block_finder, combine_metrics, resolve_org
 
 SETTLEMENT = "round-settlement"
-STATE_ORDER = ("open", "registration", "collecting", "aggregated", "finalized", "failed")
+TIMELINE_STEPS = ("opened", "started", "updates", "reveals", "votes", "finalize")
 
 
-def settlements(client: Any, job_id: str, orgs: list[dict] | None = None) -> dict[int, dict[str, dict]]:
-    """``{round: {msp: {"reward": balance gained, "slash": stake lost}}}`` for every settled round of a job.
-
-    Read from each org's stake/balance history, so failed rounds (slashes only) are included.
-    """
-    out: dict[int, dict[str, dict]] = {}
-    for o in orgs if orgs is not None else ask(client.list_orgs):
-        for e in ask(client.org_history, o["msp_id"]):
-            ref = e.get("ref") or {}
-            if e.get("reason") != SETTLEMENT or ref.get("job_id") != job_id:
-                continue
-            row = out.setdefault(int(ref["round"]), {}).setdefault(o["msp_id"], {"reward": 0, "slash": 0})
-            if e["field"] == "balance":
-                row["reward"] += int(e["delta"])
-            elif e["field"] == "stake":
-                row["slash"] -= int(e["delta"])
-    return out
+def _activity(rec: RoundRecord, parts: dict[str, dict]) -> Activity:
+    """What the round's per-org records say happened (the protocol's view, for its phase)."""
+    return Activity(registered=frozenset(m for m, p in parts.items() if p.get("register_tx")),
+                    submitted=frozenset(m for m, p in parts.items() if p.get("update") is not None),
+                    reveals={m: frozenset(p["revealed_for"]) for m, p in parts.items() if p.get("reveal_tx")},
+                    voted=frozenset(m for m, p in parts.items() if p.get("vote") is not None))
 
 
-def round_summary(client: Any, job_id: str, round_: int, *, blocks: bool = True,
-                  settled: dict[int, dict[str, dict]] | None = None) -> dict:
-    """One round of a job as the ledger recorded it.
+def _participant(msp: str, p: dict, outcome: dict) -> dict:
+    u, v = p.get("update"), p.get("vote")
+    settlement = outcome.get("settlement") or {}
+    return {
+        "msp_id": msp, "stake": p.get("stake", 0), "participant": bool(p.get("participant")),
+        "registered": p.get("register_tx") is not None, "register_tx": p.get("register_tx"),
+        "submitted": u is not None, "sample_count": u["sample_count"] if u else None,
+        "update_hash": u["sha256"] if u else None, "update_size": u["size"] if u else None,
+        "update_tx": u["tx_id"] if u else None, "submitted_at": u.get("submitted_at") if u else None,
+        "update_metrics": dict(u.get("metrics") or {}) if u else {}, "training": dict(u.get("training") or {}) if u else {},
+        "dp_epsilon_milli": u.get("dp_epsilon_milli") if u else None,
+        "revealed_for": list(p.get("revealed_for") or []), "reveal_tx": p.get("reveal_tx"),
+        "vote": None if v is None else ("approve" if v["approve"] else "reject"),
+        "vote_result_key": v.get("result_key") if v else None, "vote_model_hash": v.get("model_hash") if v else None,
+        "vote_aggregate_hash": v.get("aggregate_hash") if v else None,
+        "vote_contributors": list(v.get("contributors") or []) if v else [],
+        "vote_metrics": dict(v.get("metrics") or {}) if v else {}, "vote_tx": v.get("tx_id") if v else None,
+        "voted_at": v.get("voted_at") if v else None, "next_round_key": p.get("next_round_key") is not None,
+        "left_out": msp in (outcome.get("left_out") or []), "flagged": msp in (outcome.get("flagged") or []),
+        "no_reveal": msp in (outcome.get("no_reveal") or []),
+        "reward": int((settlement.get("rewards") or {}).get(msp, 0)),
+        "slashed": int((settlement.get("slashed") or {}).get(msp, 0)),
+    }
 
-    Keys: job_id, round, state, reason, leader, base_version, base_hash, version, model_hash,
-    privacy, quorum, stakes, tally, times, deadlines, dropped, participants (one row per org:
-    stake, registered, submitted, sample_count, update_hash, update metrics, vote, vote metrics,
-    revealed_for), contributors, metrics (votes' metrics combined, stake-weighted), rewards,
-    slashed, tx_ids and blocks (per round transition). Unknown job or round: :class:`BadInput`.
+
+def _timeline(rec: RoundRecord, rows: list[dict], find_block: Callable[[str], int | None]) -> list[dict]:
+    """The round's transactions in protocol order (opened, started, updates, reveals, votes, finalize);
+    the orgs' transactions within a step in block order where blocks are known, else by time."""
+    outcome = rec.outcome or {}
+    steps: list[tuple[str, str | None, str, Any]] = [("opened", None, rec.opened_tx, rec.opened_at),
+                                                     ("started", None, rec.started_tx, rec.started_at or None)]
+    for step, tx, at in (("updates", "update_tx", "submitted_at"), ("reveals", "reveal_tx", None),
+                         ("votes", "vote_tx", "voted_at")):
+        steps += [(step, p["msp_id"], p[tx], p.get(at) if at else None) for p in rows]
+    steps.append(("finalize", outcome.get("closed_by"), outcome.get("closed_tx"), outcome.get("closed_at")))
+    out = [{"step": s, "msp_id": m, "tx_id": tx, "time": at, "block": find_block(tx)} for s, m, tx, at in steps if tx]
+    late = float("inf")
+    return sorted(out, key=lambda e: (TIMELINE_STEPS.index(e["step"]), late if e["block"] is None else e["block"],
+                                      e["time"] or late, e["msp_id"] or ""))
+
+
+def round_summary(client: Any, job_id: str, round_: int, *,
+                  blocks: bool | Callable[[str], int | None] = True) -> dict:
+    """One round of a job as the ledger recorded it (its record, outcome and every org's records).
+
+    Keys: job_id, round, state (the protocol's round state), phase (where an open round stands now,
+    by the protocol's own deadline rules; ``closed`` once it closed), closed, reason, leader,
+    base_version, base_hash, version, model_hash, aggregate (the outcome's aggregate: hash,
+    recomputed, rule, DP epsilon, distances, leave-one-out) and aggregate_hash, closed_by, privacy,
+    exchange, quorum, stakes, tally, deadlines, times (opened, started, closed), submitted, voted,
+    contributors (msp_id, sample_count, update_hash, update_tx), left_out, flagged, no_reveal,
+    participants (one row per org of the electorate: stake, registered, submitted, sample count,
+    update hash and metrics, seed reveals, vote, voted result and metrics, left out, flagged,
+    reward, slashed), metrics (votes' metrics combined, stake-weighted), update_metrics (weighted by
+    samples), rewards, slashed and timeline (``step`` opened, started, updates, reveals, votes,
+    finalize; ``msp_id``, ``tx_id``, ``time`` and ``block``). ``blocks``: False for no block
+    look-ups, or a ``tx_id -> block`` function to share one cache. Unknown job or round:
+    :class:`BadInput`.
     """
     rep = ask(client.round_report, job_id, int(round_))
-    rec = rep["round"]
-    find_block = block_finder(client) if blocks else (lambda tx: None)
-    participants = []
-    for msp, p in sorted(rep["participants"].items()):
-        u, v = p.get("update"), p.get("vote")
-        participants.append({
-            "msp_id": msp, "stake": p.get("stake", 0), "registered": p.get("registered_at") is not None,
-            "submitted": u is not None, "sample_count": u["sample_count"] if u else None,
-            "update_hash": u["sha256"] if u else None, "update_size": u["size"] if u else None,
-            "update_tx": u["tx_id"] if u else None, "update_metrics": dict(u.get("metrics") or {}) if u else {},
-            "training": dict(u.get("training") or {}) if u else {},
-            "vote": None if v is None else ("approve" if v["approve"] else "reject"),
-            "vote_model_hash": v.get("model_hash") if v else None, "vote_metrics": dict(v.get("metrics") or {}) if v else {},
-            "vote_tx": v.get("tx_id") if v else None, "register_tx": p.get("register_tx"),
-            "revealed_for": list(p.get("revealed_for") or []),
-            "dropped": msp in rec.get("dropped", []),
-        })
-    version = None
-    if rec.get("state") == "finalized" and rec.get("version") is not None:
-        version = ask(client.get_version, job_id, str(rec["version"]))
-    if version is not None:
-        rewards, slashed = dict(version.get("rewards") or {}), dict(version.get("slashed") or {})
-    else:
-        rows = (settled if settled is not None else settlements(client, job_id)).get(int(round_), {})
-        rewards = {m: r["reward"] for m, r in rows.items() if r["reward"]}
-        slashed = {m: r["slash"] for m, r in rows.items() if r["slash"]}
-    stakes = {p["msp_id"]: p["stake"] for p in participants}
-    votes = {p["msp_id"]: p["vote_metrics"] for p in participants if p["vote"] is not None}
-    updates = {p["msp_id"]: p["update_metrics"] for p in participants if p["submitted"]}
-    samples = {p["msp_id"]: p["sample_count"] or 0 for p in participants if p["submitted"]}
-    agg = rec.get("aggregate") or {}
-    raw_tx = dict(rec.get("tx_ids") or {})
-    tx_ids = {k: raw_tx[k] for k in sorted(raw_tx, key=lambda k: (STATE_ORDER.index(k) if k in STATE_ORDER
-                                                                  else len(STATE_ORDER), k))}
+    rec = RoundRecord.from_dict(rep["round"])
+    parts = rep["participants"]
+    outcome = dict(rec.outcome or {})
+    find_block = blocks if callable(blocks) else block_finder(client) if blocks else (lambda tx: None)
+    rows = [_participant(m, p, outcome) for m, p in sorted(parts.items())]
+    by_msp = {p["msp_id"]: p for p in rows}
+    phase = deadlines.phase(rec, _activity(rec, parts), int(time.time()))
+    contributors = [{"msp_id": m, "sample_count": by_msp[m]["sample_count"] if m in by_msp else None,
+                     "update_hash": by_msp[m]["update_hash"] if m in by_msp else None,
+                     "update_tx": by_msp[m]["update_tx"] if m in by_msp else None}
+                    for m in outcome.get("contributors") or []]
+    settlement = outcome.get("settlement") or {}
+    agg = outcome.get("aggregate")
+    stakes = {p["msp_id"]: p["stake"] for p in rows}
     return {
-        "job_id": job_id, "round": int(rec["round"]), "state": rec["state"], "reason": rec.get("reason"),
-        "leader": rec.get("leader"), "base_version": rec.get("base_version"), "base_hash": rec.get("base_hash"),
-        "version": rec.get("version"), "model_hash": version["model_hash"] if version else None,
-        "aggregate_hash": agg.get("aggregate_hash"), "aggregated_by": agg.get("aggregated_by"),
-        "privacy": rec.get("privacy"), "quorum": rec.get("quorum"), "stakes": dict(rec.get("stakes") or {}),
-        "tally": rec.get("tally"), "times": dict(rec.get("times") or {}), "deadlines": dict(rec.get("deadlines") or {}),
-        "dropped": list(rec.get("dropped") or []), "participants": participants,
-        "contributors": list(agg.get("contributors") or []),
-        "metrics": combine_metrics(votes, stakes), "update_metrics": combine_metrics(updates, samples),
-        "rewards": rewards, "slashed": slashed,
-        "tx_ids": tx_ids, "blocks": {k: find_block(t) for k, t in tx_ids.items() if isinstance(t, str)},
+        "job_id": job_id, "round": rec.round, "state": rec.state.value, "phase": phase.value,
+        "closed": rec.state.closed, "reason": outcome.get("reason"), "leader": rec.leader,
+        "base_version": rec.base_version, "base_hash": rec.base_hash, "version": outcome.get("version"),
+        "model_hash": outcome.get("model_hash"), "aggregate": agg,
+        "aggregate_hash": (agg or {}).get("aggregate_hash"), "closed_by": outcome.get("closed_by"),
+        "privacy": rec.privacy.value, "exchange": rec.exchange.value, "quorum": list(rec.quorum),
+        "stakes": dict(rec.stakes), "tally": outcome.get("tally"), "deadlines": rec.deadlines.to_dict(),
+        "times": {"opened": rec.opened_at, "started": rec.started_at or None, "closed": outcome.get("closed_at")},
+        "submitted": list(outcome.get("submitted") or []),
+        "voted": list(outcome.get("voted") or []), "contributors": contributors,
+        "left_out": list(outcome.get("left_out") or []), "flagged": list(outcome.get("flagged") or []),
+        "no_reveal": list(outcome.get("no_reveal") or []), "participants": rows,
+        "metrics": combine_metrics({p["msp_id"]: p["vote_metrics"] for p in rows if p["vote"] is not None}, stakes),
+        "update_metrics": combine_metrics({p["msp_id"]: p["update_metrics"] for p in rows if p["submitted"]},
+                                          {p["msp_id"]: p["sample_count"] or 0 for p in rows if p["submitted"]}),
+        "rewards": {m: int(v) for m, v in sorted((settlement.get("rewards") or {}).items())},
+        "slashed": {m: int(v) for m, v in sorted((settlement.get("slashed") or {}).items())},
+        "timeline": _timeline(rec, rows, find_block),
     }
 
 

@@ -81,7 +81,7 @@ def model_architecture(job: dict) -> tuple[str, dict]:
 
     Takes ``hyperparams.arch`` / ``arch_kwargs`` from the job spec; if those hash differently (the
     node completes input size and classes from the data set), completes them from the data set
-    the way the nodes do.
+    the way the nodes do (``fl.task.resolve_arch_kwargs``).
     """
     from ..fl.models import architecture_hash
 
@@ -94,10 +94,13 @@ def model_architecture(job: dict) -> tuple[str, dict]:
         return arch, kw
     if "dataset" in hp:
         try:
-            from ..fl.datasets import load_dataset
-            from ..node.task import resolve_arch_kwargs
+            from fedfabric_protocol.spec import Hyperparams
 
-            full = resolve_arch_kwargs(hp, load_dataset(hp["dataset"], seed=int(hp.get("seed", 0))))
+            from ..fl.datasets import load_dataset
+            from ..fl.task import resolve_arch_kwargs
+
+            hyper = Hyperparams.from_dict(hp)
+            full = resolve_arch_kwargs(hyper, load_dataset(hyper.dataset, seed=hyper.seed))
         except Exception as exc:  # noqa: BLE001 - report why the architecture cannot be rebuilt
             raise BadInput(f"cannot rebuild the model of job {job['job_id']}: {type(exc).__name__}: {exc}") from None
         if architecture_hash(arch, full) == want:

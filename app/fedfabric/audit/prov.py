@@ -1,0 +1,219 @@
+"""A job's lineage as W3C PROV (PROV-DM, written as PROV-JSON with the ``prov`` package).
+
+The graph, read from the ledger and checked first (:func:`fedfabric.audit.lineage`):
+
+* **entities** — every model version (``model:<sha256>``, typed ``ff:ModelVersion``, with its number,
+  round, status, rule, privacy and approving stake), every update (``update:<sha256>``, typed
+  ``ff:Update``, with its org, round and sample count) and any candidate model a voter evaluated that
+  did not become a version (``ff:Candidate``);
+* **activities** — the job's creation (``job:create``, which generated version 0) and, per round,
+  its training (``job:round-N-training``), its aggregation (``job:round-N-aggregation``: the round's
+  close, finalized or failed, with the reason) and one vote per voting org
+  (``job:round-N-vote-<MSP>``);
+* **agents** — the member orgs (``org:<MSP>``, ``prov:Organization``, with their stake and balance now);
+* **relations** — ``wasDerivedFrom`` (a version from its parent and from each update it aggregates;
+  an update from the round's base version), ``wasGeneratedBy`` (a version by its round's aggregation,
+  version 0 by the creation, an update by the training), ``used`` (training and aggregation used the
+  base version, aggregation the contributors' updates, a vote the candidate it evaluated),
+  ``wasAssociatedWith`` (orgs with what they did, as ``prov:role``: creator, trainer, finalizer,
+  voter, with their stake in the round), plus ``wasAttributedTo`` (update → its org) and
+  ``wasInformedBy`` (aggregation → the votes it tallied).
+
+Every relation backed by a transaction carries ``ff:tx_id`` and, where the client can look it up,
+``ff:block``; times are the ledger's transaction times (UTC).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from prov.constants import PROV, PROV_ROLE, PROV_TYPE
+from prov.model import (ProvActivity, ProvAgent, ProvAssociation, ProvDerivation, ProvDocument, ProvEntity,
+                        ProvGeneration, ProvUsage, QualifiedName)
+
+from .common import ask, block_finder
+from .lineage import lineage
+from .summary import round_summary
+
+TERMS = "urn:fedfabric:terms#"
+COUNTED = {"entities": ProvEntity, "activities": ProvActivity, "agents": ProvAgent, "derivations": ProvDerivation,
+           "generations": ProvGeneration, "usages": ProvUsage, "associations": ProvAssociation}
+NAMESPACES = {"ff": TERMS, "model": "urn:fedfabric:model:sha256:", "update": "urn:fedfabric:update:sha256:",
+              "org": "urn:fedfabric:org:"}
+
+
+def job_namespace(job_id: str) -> str:
+    """The namespace of a job's activities: ``urn:fedfabric:job:<job_id>:``."""
+    return f"urn:fedfabric:job:{job_id}:"
+
+
+def _time(t: Any) -> Optional[_dt.datetime]:
+    return _dt.datetime.fromtimestamp(t, _dt.timezone.utc) if isinstance(t, int) and t > 0 else None
+
+
+class _Graph:
+    """The document under construction, with the namespaces and the block look-up."""
+
+    def __init__(self, job_id: str, find_block: Callable[[str], Optional[int]]) -> None:
+        self.doc = ProvDocument()
+        self.ns = {p: self.doc.add_namespace(p, uri) for p, uri in NAMESPACES.items()}
+        self.job = self.doc.add_namespace("job", job_namespace(job_id))
+        self.find_block = find_block
+        self.models: set[str] = set()
+
+    def attrs(self, tx: Optional[str] = None, **values: Any) -> dict:
+        """``ff:`` attributes (``None`` left out; lists joined with commas), with ``tx``'s id and block."""
+        ff = self.ns["ff"]
+        out: dict[Any, Any] = {}
+        if tx:
+            out[ff["tx_id"]] = tx
+            block = self.find_block(tx)
+            if block is not None:
+                out[ff["block"]] = int(block)
+        for k, v in values.items():
+            if isinstance(v, (list, tuple)):
+                v = ",".join(map(str, v))
+            if v is not None and v != "":
+                out[ff[k]] = v
+        return out
+
+    def typed(self, kind: str, **values: Any) -> dict:
+        return {PROV_TYPE: self.ns["ff"][kind], **self.attrs(**values)}
+
+    def org(self, msp: str) -> QualifiedName:
+        return self.ns["org"][msp]
+
+    def model(self, digest: str) -> QualifiedName:
+        """A model entity; one no version claimed is added as a candidate."""
+        q = self.ns["model"][digest]
+        if digest not in self.models:
+            self.models.add(digest)
+            self.doc.entity(q, self.typed("Candidate"))
+        return q
+
+    def associate(self, activity: QualifiedName, msp: Optional[str], role: str, tx: Optional[str],
+                  **values: Any) -> None:
+        if msp:
+            self.doc.wasAssociatedWith(activity, self.org(msp), other_attributes={
+                PROV_ROLE: self.ns["ff"][role], **self.attrs(tx, **values)})
+
+
+def _versions(g: _Graph, job: dict, chain: list[dict]) -> None:
+    """Every version entity, version 0 generated by the job's creation."""
+    for x in chain:
+        g.models.add(x["model_hash"])
+        g.doc.entity(g.ns["model"][x["model_hash"]], g.typed(
+            "ModelVersion", job_id=job["job_id"], version=x["version"], round=x["round"], status=x["status"],
+            aggregate_hash=x["aggregate_hash"], rule=x["rule"], privacy=x["privacy"], exchange=x["exchange"],
+            approved_stake=x["approved_stake"] if x["parents"] else None,
+            total_stake=x["total_stake"] if x["parents"] else None, created_at=x["created_at"]))
+    root = chain[-1]
+    create = g.job["create"]
+    at = _time(job.get("created_at"))
+    g.doc.activity(create, at, at, g.typed("JobCreation", tx=job.get("tx_id"), rounds=job["spec"].get("rounds")))
+    g.associate(create, job.get("created_by"), "creator", job.get("tx_id"))
+    g.doc.wasGeneratedBy(g.ns["model"][root["model_hash"]], create, at, other_attributes=g.attrs(root["tx_id"]))
+
+
+def _training(g: _Graph, s: dict) -> None:
+    """Round ``s``'s training: each submitter's update, generated from the round's base version."""
+    r, base = s["round"], g.model(s["base_hash"])
+    submitted = [p for p in s["participants"] if p["submitted"]]
+    act = g.job[f"round-{r}-training"]
+    ends = [p["submitted_at"] for p in submitted if p["submitted_at"]]
+    g.doc.activity(act, _time(s["times"]["started"] or s["times"]["opened"]), _time(max(ends) if ends else None),
+                   g.typed("Training", round=r, privacy=s["privacy"], base_version=s["base_version"]))
+    started = next((t["tx_id"] for t in s["timeline"] if t["step"] == "started"), None)
+    g.doc.used(act, base, _time(s["times"]["started"]), other_attributes=g.attrs(started, role="base"))
+    for p in submitted:
+        upd = g.ns["update"][p["update_hash"]]
+        g.doc.entity(upd, g.typed("Update", round=r, msp_id=p["msp_id"], sample_count=p["sample_count"],
+                                  size=p["update_size"], flagged=True if p["flagged"] else None))
+        tx, at = p["update_tx"], _time(p["submitted_at"])
+        g.doc.wasGeneratedBy(upd, act, at, other_attributes=g.attrs(tx))
+        g.doc.wasAttributedTo(upd, g.org(p["msp_id"]), other_attributes=g.attrs(tx))
+        g.doc.wasDerivedFrom(upd, base, act, other_attributes=g.attrs(tx))
+        g.associate(act, p["msp_id"], "trainer", tx, stake=p["stake"])
+
+
+def _votes(g: _Graph, s: dict) -> list[QualifiedName]:
+    """Round ``s``'s ballots: each org's vote, with the candidate model it evaluated."""
+    out = []
+    for p in s["participants"]:
+        if p["vote"] is None:
+            continue
+        vote = g.job[f"round-{s['round']}-vote-{p['msp_id']}"]
+        when = _time(p["voted_at"])
+        g.doc.activity(vote, when, when, g.typed("Vote", tx=p["vote_tx"], round=s["round"],
+                                                 approve=p["vote"] == "approve", result_key=p["vote_result_key"]))
+        if p["vote_model_hash"]:
+            g.doc.used(vote, g.model(p["vote_model_hash"]), when, other_attributes=g.attrs(p["vote_tx"]))
+        g.associate(vote, p["msp_id"], "voter", p["vote_tx"], stake=p["stake"])
+        out.append(vote)
+    return out
+
+
+def _aggregation(g: _Graph, s: dict, votes: list[QualifiedName]) -> None:
+    """Round ``s``'s close (finalized or failed): the votes it tallied, the updates it aggregated, the
+    version it wrote."""
+    close = next(t for t in s["timeline"] if t["step"] == "finalize")
+    tx, at = close["tx_id"], _time(close["time"])
+    agg = g.job[f"round-{s['round']}-aggregation"]
+    info = s["aggregate"] or {}
+    g.doc.activity(agg, at, at, g.typed("Aggregation", tx=tx, round=s["round"], state=s["state"], reason=s["reason"],
+                                        aggregate_hash=s["aggregate_hash"], rule=(info.get("rule") or {}).get("rule"),
+                                        recomputed=info.get("recomputed"), left_out=s["left_out"],
+                                        flagged=s["flagged"], no_reveal=s["no_reveal"]))
+    g.associate(agg, s["closed_by"], "finalizer", tx)
+    for vote in votes:
+        g.doc.wasInformedBy(agg, vote)
+    if s["model_hash"] is None:
+        return
+    new, base = g.model(s["model_hash"]), g.model(s["base_hash"])
+    g.doc.used(agg, base, at, other_attributes=g.attrs(tx, role="base"))
+    g.doc.wasGeneratedBy(new, agg, at, other_attributes=g.attrs(tx))
+    g.doc.wasDerivedFrom(new, base, agg, other_attributes={PROV_TYPE: PROV["Revision"], **g.attrs(tx)})
+    for c in s["contributors"]:
+        upd = g.ns["update"][c["update_hash"]]
+        g.doc.used(agg, upd, at, other_attributes=g.attrs(tx, role="update"))
+        g.doc.wasDerivedFrom(new, upd, agg, other_attributes=g.attrs(tx))
+
+
+def prov_document(client: Any, job_id: str) -> ProvDocument:
+    """The PROV document of ``job_id``'s lineage from its latest version back to version 0 (see the module).
+
+    The lineage is checked first: a broken link raises :class:`AuditError` and no document is made;
+    an unknown job raises :class:`BadInput`.
+    """
+    job = ask(client.get_job, job_id)
+    find_block = block_finder(client)
+    chain = lineage(client, job_id, "latest")
+    g = _Graph(job_id, find_block)
+    for o in ask(client.list_orgs):
+        g.doc.agent(g.org(o["msp_id"]), {PROV_TYPE: PROV["Organization"], **g.attrs(
+            msp_id=o["msp_id"], name=o.get("name"), status=o.get("status"), stake=o.get("stake"),
+            balance=o.get("balance"))})
+    _versions(g, job, chain)
+    for r in sorted(int(x["round"]) for x in ask(client.list_rounds, job_id)):
+        s = round_summary(client, job_id, r, blocks=find_block)
+        if s["times"]["started"]:
+            _training(g, s)
+        votes = _votes(g, s)
+        if s["closed"]:
+            _aggregation(g, s, votes)
+    return g.doc
+
+
+def write_prov(client: Any, job_id: str, out: Path | str) -> ProvDocument:
+    """Write ``job_id``'s PROV document to ``out`` as PROV-JSON (parent directories created) and return it."""
+    doc = prov_document(client, job_id)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(doc.serialize(format="json", indent=2) + "\n")
+    return doc
+
+
+def record_counts(doc: ProvDocument) -> dict[str, int]:
+    """How many entities, activities, agents, derivations, generations, usages and associations ``doc`` holds."""
+    return {kind: sum(1 for _ in doc.get_records(cls)) for kind, cls in COUNTED.items()}

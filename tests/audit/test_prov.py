@@ -1,0 +1,161 @@
+"""``fedfabric.audit.prov``: the job's lineage as W3C PROV-JSON, read back with the ``prov`` package."""
+from __future__ import annotations
+
+import json
+
+import prov
+import pytest
+from prov.constants import PROV, PROV_ROLE, PROV_TYPE
+from prov.model import (ProvActivity, ProvAgent, ProvAssociation, ProvCommunication, ProvDerivation, ProvDocument,
+                        ProvEntity, ProvGeneration, ProvUsage)
+
+from fedfabric import audit
+from fedfabric.audit import AuditError
+from fedfabric.audit.prov import NAMESPACES, job_namespace, record_counts
+
+from tests.chaincode.harness import ORGS
+
+from .ledger import JOB
+
+FF = NAMESPACES["ff"]
+
+
+def _q(prefix: str, local: str) -> str:
+    """The URI of a qualified name, as the deserialized document spells it."""
+    return (job_namespace(JOB) if prefix == "job" else NAMESPACES[prefix]) + local
+
+
+def _attr(rec, name: str):
+    """The value of ``rec``'s ``ff:name`` attribute (None if absent)."""
+    return next(iter(rec.get_attribute(f"ff:{name}")), None)
+
+
+def _uri(q) -> str:
+    return q.uri if q is not None else ""
+
+
+@pytest.fixture(scope="module")
+def written(shared, tmp_path_factory):
+    """(the PROV-JSON file, the document read back from it with the prov package)."""
+    path = tmp_path_factory.mktemp("prov") / "job1.prov.json"
+    audit.write_prov(shared.client, JOB, path)
+    return path, prov.read(str(path), format="json")
+
+
+def _relations(doc: ProvDocument, cls) -> list:
+    return list(doc.get_records(cls))
+
+
+def _formal(rec) -> dict:
+    return {k.localpart: v for k, v in rec.formal_attributes}
+
+
+def test_the_file_is_prov_json_that_the_prov_package_reads(written):
+    path, doc = written
+    raw = json.loads(path.read_text())
+    assert {"prefix", "entity", "activity", "agent", "wasDerivedFrom", "wasGeneratedBy", "used",
+            "wasAssociatedWith"} <= set(raw)
+    assert raw["prefix"]["ff"] == FF
+    again = ProvDocument.deserialize(source=path, format="json")
+    assert again == doc
+    counts = record_counts(doc)
+    assert counts["agents"] == 3 and counts["entities"] >= 3 + 5 and counts["activities"] >= 1 + 6
+
+
+def test_the_derivation_chain_runs_from_the_last_version_back_to_version_0(shared, written):
+    _, doc = written
+    chain = audit.lineage(shared.client, JOB)
+    kind = doc.valid_qualified_name("ff:ModelVersion")
+    versions = {_uri(e.identifier): e for e in doc.get_records(ProvEntity) if kind in e.get_asserted_types()}
+    assert {_attr(e, "version") for e in versions.values()} == {0, 1, 2}
+    revisions = {_uri(_formal(d)["generatedEntity"]): d for d in _relations(doc, ProvDerivation)
+                 if PROV["Revision"] in set(d.get_attribute(PROV_TYPE))}
+    cur, walked = _q("model", chain[0]["model_hash"]), []
+    while True:
+        walked.append(_attr(versions[cur], "version"))
+        if cur not in revisions:
+            break
+        d = revisions[cur]
+        nxt = _uri(_formal(d)["usedEntity"])
+        step = next(x for x in chain if _q("model", x["model_hash"]) == cur)
+        # the link carries the finalize transaction of the newer version and its block
+        assert (_attr(d, "tx_id"), _attr(d, "block")) == (step["tx_id"], step["block"])
+        assert _uri(_formal(d)["activity"]) == _q("job", f"round-{step['round']}-aggregation")
+        cur = nxt
+    assert walked == [2, 1, 0]
+    assert cur == _q("model", chain[-1]["model_hash"]) == _q("model", shared.client.get_job(JOB)["spec"]["model"]
+                                                             ["initial_hash"])
+
+
+def test_each_version_is_generated_by_its_rounds_aggregation_from_its_updates(shared, written):
+    _, doc = written
+    gens = {_uri(_formal(g)["entity"]): g for g in _relations(doc, ProvGeneration)}
+    v0, v2 = (shared.client.get_version(JOB, n) for n in (0, 2))
+    root = gens[_q("model", v0["model_hash"])]
+    assert _uri(_formal(root)["activity"]) == _q("job", "create") and _attr(root, "tx_id") == v0["tx_ids"]["create"]
+    g2 = gens[_q("model", v2["model_hash"])]
+    assert _uri(_formal(g2)["activity"]) == _q("job", "round-2-aggregation")
+    assert (_attr(g2, "tx_id"), _attr(g2, "block")) == (v2["tx_ids"]["finalize"],
+                                                          shared.client.block_of_tx(v2["tx_ids"]["finalize"]))
+    # version 2 derives from exactly its contributors' updates, which round 2's aggregation used
+    from_updates = {_uri(_formal(d)["usedEntity"]) for d in _relations(doc, ProvDerivation)
+                    if _uri(_formal(d)["generatedEntity"]) == _q("model", v2["model_hash"])
+                    and PROV["Revision"] not in set(d.get_attribute(PROV_TYPE))}
+    assert from_updates == {_q("update", c["update_hash"]) for c in v2["contributors"]}
+    used = {_uri(_formal(u)["entity"]) for u in _relations(doc, ProvUsage)
+            if _uri(_formal(u)["activity"]) == _q("job", "round-2-aggregation")}
+    assert used == from_updates | {_q("model", v2["parent_hash"])}
+    # each update was generated by the round's training, attributed to its org, with its submit transaction
+    for c in v2["contributors"]:
+        g = gens[_q("update", c["update_hash"])]
+        assert _uri(_formal(g)["activity"]) == _q("job", "round-2-training") and _attr(g, "tx_id") == c["tx_id"]
+
+
+def test_orgs_are_agents_with_stake_associated_with_what_they_did(shared, written):
+    _, doc = written
+    agents = {_uri(a.identifier): a for a in doc.get_records(ProvAgent)}
+    assert set(agents) == {_q("org", m) for m in ORGS}
+    assert all(PROV["Organization"] in a.get_asserted_types() for a in agents.values())
+    stakes = {o["msp_id"]: o["stake"] for o in shared.client.list_orgs()}
+    assert {m: _attr(agents[_q("org", m)], "stake") for m in ORGS} == stakes == {"Org1MSP": 100, "Org2MSP": 90,
+                                                                               "Org3MSP": 90}
+    roles: dict[str, set] = {}
+    for a in _relations(doc, ProvAssociation):
+        f = _formal(a)
+        role = next(iter(a.get_attribute(PROV_ROLE))).localpart
+        roles.setdefault(_uri(f["activity"]), set()).add((f["agent"].localpart, role))
+        assert isinstance(_attr(a, "block"), int) and len(_attr(a, "tx_id")) == 64
+    assert roles[_q("job", "create")] == {("Org1MSP", "creator")}
+    # round 2: Org3's node was down, so only Org1 and Org2 trained and voted
+    assert roles[_q("job", "round-2-training")] == {("Org1MSP", "trainer"), ("Org2MSP", "trainer")}
+    assert roles[_q("job", "round-1-training")] == {(m, "trainer") for m in ORGS}
+    closer = audit.round_summary(shared.client, JOB, 2)["closed_by"]
+    assert roles[_q("job", "round-2-aggregation")] == {(closer, "finalizer")}
+    assert roles[_q("job", "round-2-vote-Org2MSP")] == {("Org2MSP", "voter")}
+    assert _q("job", "round-2-vote-Org3MSP") not in roles
+
+
+def test_votes_and_a_failed_round(shared, written):
+    _, doc = written
+    acts = {_uri(a.identifier): a for a in doc.get_records(ProvActivity)}
+    v2 = shared.client.get_version(JOB, 2)
+    vote = acts[_q("job", "round-2-vote-Org1MSP")]
+    assert _attr(vote, "approve") is True and _attr(vote, "tx_id") == v2["tx_ids"]["votes"]["Org1MSP"]
+    used = {_uri(_formal(u)["entity"]) for u in _relations(doc, ProvUsage)
+            if _uri(_formal(u)["activity"]) == _q("job", "round-2-vote-Org1MSP")}
+    assert used == {_q("model", v2["model_hash"])}
+    informed = {_uri(_formal(i)["informant"]) for i in _relations(doc, ProvCommunication)
+                if _formal(i).get("informed") and _uri(_formal(i)["informed"]) == _q("job", "round-2-aggregation")}
+    assert informed == {_q("job", "round-2-vote-Org1MSP"), _q("job", "round-2-vote-Org2MSP")}
+    failed = acts[_q("job", "round-3-aggregation")]
+    assert (_attr(failed, "state"), _attr(failed, "reason")) == ("failed", "only 1 updates submitted, 2 required")
+    assert _attr(acts[_q("job", "round-3-vote-Org1MSP")], "approve") is False
+    assert not [g for g in _relations(doc, ProvGeneration) if _uri(_formal(g)["activity"]) == _q("job",
+                                                                                                 "round-3-aggregation")]
+
+
+def test_a_broken_lineage_writes_no_prov(world, tmp_path):
+    world.put_version(2, parent_hash="2" * 64)
+    with pytest.raises(AuditError, match="broken lineage"):
+        audit.write_prov(world.client, JOB, tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists()
