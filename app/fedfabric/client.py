@@ -239,10 +239,6 @@ class FedFabricClient:
         return {d: bytes.fromhex(s) for d, s in self._evaluate("get_revealed_seeds", job_id, str(round_),
                                                                msp_id).items()}
 
-    def get_aggregate(self, job_id: str, round_: int) -> bytes:
-        """The bytes of a finalized round's aggregate; check them against the version's ``aggregate_hash``."""
-        return self._evaluate_raw("get_aggregate", job_id, str(round_))
-
     # ---- versions and lineage
     def get_version(self, job_id: str, ref: str | int = "latest") -> dict:
         return self._evaluate("get_version", job_id, str(ref))

@@ -32,9 +32,11 @@ def round_report(ctx: Context, job_id: str, r: int) -> dict:
             "stake": rec.stakes.get(m, 0), "participant": m in rec.participants,
             "public_key": rec.public_keys.get(m) or (regs[m]["public_key"] if m in regs else None),
             "register_tx": regs[m]["tx_id"] if m in regs else None,
+            "registered_via": regs[m].get("via") if m in regs else None,
             "update": None if u is None else {k: u[k] for k in UPDATE_FIELDS if k in u},
             "revealed_for": reveals[m]["left_out"] if m in reveals else [],
             "reveal_tx": reveals[m]["tx_id"] if m in reveals else None,
+            "revealed_at": reveals[m]["revealed_at"] if m in reveals else None,
             "vote": None if v is None else {k: v[k] for k in VOTE_FIELDS if k in v},
             "next_round_key": nexts[m]["public_key"] if m in nexts else None,
         }

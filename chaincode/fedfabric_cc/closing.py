@@ -1,6 +1,9 @@
 """Closing a round: the tally, the endorsed recomputation, the new version, rewards and slashes, and the
 next round opened in the same transaction.
 
+No model bytes are written: the aggregate and the new model live in the members' nodes (which serve
+them by hash to a node catching up); the ledger keeps their hashes.
+
 ``finalize_round`` is the round's third ordered phase (after submissions and ballots). It is allowed
 once every submitter voted, or once the vote window closed, or once seeds owed for dropped
 participants are overdue; the protocol's ``deadlines`` decide. A result wins with the stake quorum
@@ -23,11 +26,7 @@ from fedfabric_protocol.states import Exchange, Privacy, RoundState
 from fedfabric_protocol.tally import Tally, VoteWeight, tally
 
 from . import incentives, jobs, members, recompute, roles, rounds, state, updates, versions
-from .state import AGGREGATES_COLLECTION, UPDATES_COLLECTION
-
-
-def agg_key(ctx: Context, job_id: str, r: int) -> str:
-    return state.key(ctx, state.AGG, job_id, state.rnd(r))
+from .state import UPDATES_COLLECTION
 
 
 def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
@@ -64,14 +63,14 @@ def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
         return closer.failed(why, absent, tl)
     winner = Result.from_dict(next(v for _, v in sorted(votes.items()) if v.get("result_key") == tl.winner))
     if rec.exchange is not Exchange.ENDORSED:
-        return closer.finalized(winner, tl, None, {})
+        return closer.finalized(winner, tl, False, {})
     agg, loo = recompute.endorsed_aggregate(ctx, spec, rec, winner.contributors, upds, reveals)
     if (agg.hash, agg.flagged) != (winner.aggregate_hash, winner.flagged):
         return closer.failed(f"the quorum's result (aggregate {winner.aggregate_hash[:16]}…, flagged "
                              f"{', '.join(winner.flagged) or 'none'}) differs from the endorsed recomputation "
                              f"(aggregate {agg.hash[:16]}…, flagged {', '.join(agg.flagged) or 'none'})", absent, tl)
     details = {"distances": {m: str(d) for m, d in agg.distances.items()}, "loo": {m: str(d) for m, d in loo.items()}}
-    return closer.finalized(winner, tl, agg.data, details if rec.privacy is Privacy.CLEAR else {})
+    return closer.finalized(winner, tl, True, details if rec.privacy is Privacy.CLEAR else {})
 
 
 def fail_registration(ctx: Context, job: dict, spec: JobSpec, rec: RoundRecord, reason: str, t: int) -> dict:
@@ -94,7 +93,8 @@ class Closer:
         settled = incentives.settle(self.ctx, self.spec.incentives, self.spec.job_id, self.rec.round, self.orgs,
                                     {}, absent, no_reveal=list(no_reveal))
         eps, spent = self._privacy_spend()
-        outcome = self._outcome(reason, contributors=(), flagged=(), tl=tl, settled=settled, no_reveal=no_reveal,
+        outcome = self._outcome(reason, contributors=(), left_out=sorted(set(self.rec.participants) - set(self.upds)),
+                                flagged=(), tl=tl, settled=settled, no_reveal=no_reveal,
                                 dp_epsilon_milli=eps, dp_epsilon_total_milli=spent)
         return self._close(RoundState.FAILED, outcome, settled, version=None, dp_spent=spent)
 
@@ -107,7 +107,7 @@ class Closer:
             eps = max(int(u.get("dp_epsilon_milli", 0)) for u in self.upds.values())
         return eps, self.job.get("dp_epsilon_spent_milli", 0) + eps
 
-    def finalized(self, winner: Result, tl: Tally, data: Optional[bytes], details: dict) -> dict:
+    def finalized(self, winner: Result, tl: Tally, recomputed: bool, details: dict) -> dict:
         spec, rec, job = self.spec, self.rec, self.job
         contributors, flagged = winner.contributors, winner.flagged
         good = [m for m in contributors if m not in flagged]
@@ -122,7 +122,7 @@ class Closer:
         v = job["latest_version"] + 1
         agg = {"aggregate_hash": winner.aggregate_hash, "size": spec.model.num_params * 4,
                "total_samples": sum(int(self.upds[m]["sample_count"]) for m in contributors),
-               "rule": spec.aggregation.to_dict(), "recomputed": data is not None, "dp_epsilon_milli": eps,
+               "rule": spec.aggregation.to_dict(), "recomputed": recomputed, "dp_epsilon_milli": eps,
                "dp_epsilon_total_milli": spent,
                "dp_budget_exceeded": bool(spec.dp.enabled and spent > spec.dp.epsilon_budget_milli), **details}
         parent = versions.load_version(self.ctx, spec.job_id, job["latest_version"])
@@ -143,17 +143,16 @@ class Closer:
                    "tx_ids": {"opened": rec.opened_tx, "started": rec.started_tx, "finalize": self.ctx.stub.tx_id,
                               "updates": {m: u["tx_id"] for m, u in sorted(self.upds.items())},
                               "votes": {m: vt["tx_id"] for m, vt in sorted(self.votes.items())}}}
-        outcome = self._outcome(None, contributors, flagged, tl, settled, aggregate=agg, version=v,
+        outcome = self._outcome(None, contributors, absent, flagged, tl, settled, aggregate=agg, version=v,
                                 model_hash=winner.model_hash)
-        if data is not None:
-            self.ctx.stub.put_private_data(AGGREGATES_COLLECTION, agg_key(self.ctx, spec.job_id, rec.round), data)
         return self._close(RoundState.FINALIZED, outcome, settled, version=version, dp_spent=spent)
 
-    def _outcome(self, reason: Optional[str], contributors, flagged, tl: Optional[Tally], settled: dict,
+    def _outcome(self, reason: Optional[str], contributors, left_out, flagged, tl: Optional[Tally], settled: dict,
                  no_reveal=(), **extra) -> dict:
+        """``left_out``: participants whose update is not in the result (finalized), or that sent none (failed)."""
         return {"closed_at": self.t, "closed_tx": self.ctx.stub.tx_id, "closed_by": self.msp, "reason": reason,
                 "submitted": sorted(self.upds), "voted": sorted(self.votes), "contributors": list(contributors),
-                "left_out": sorted(set(self.rec.participants) - set(contributors)), "flagged": list(flagged),
+                "left_out": list(left_out), "flagged": list(flagged),
                 "no_reveal": list(no_reveal), "tally": tl.to_dict() if tl else None,
                 "settlement": {"rewards": settled["rewards"], "slashed": settled["slashed"]},
                 "version": None, "model_hash": None, "aggregate": None, **extra}
@@ -207,19 +206,3 @@ class Closer:
         for s, rev in sorted(self.reveals.items()):
             for d in rev["left_out"]:
                 ctx.stub.purge_private_data(UPDATES_COLLECTION, updates.seed_key(ctx, job_id, r, s, d))
-
-
-def get_aggregate(ctx: Context, job_id: str, r: int) -> bytes:
-    """The bytes of a finalized round's aggregate (rounds whose payloads were on the peers), for members;
-    check them against the version's ``aggregate_hash``."""
-    roles.require_reader(ctx)
-    rec = rounds.load(ctx, job_id, r)
-    if rec.state is not RoundState.FINALIZED:
-        raise state.fail(f"round {r} of job {job_id} is {rec.state.value}: no aggregate", 409)
-    if rec.exchange is not Exchange.ENDORSED:
-        raise state.fail(f"round {r} of job {job_id} exchanged payloads node to node: fetch the aggregate "
-                         "from a participant's node", 409)
-    data = ctx.stub.get_private_data(AGGREGATES_COLLECTION, agg_key(ctx, job_id, r))
-    if data is None:
-        raise state.fail(f"the aggregate of round {r} is not available on this peer", 503)
-    return data

@@ -144,11 +144,6 @@ class FedFabricContract(Contract):
         """The seeds one survivor revealed, for the job's participants."""
         return updates.get_revealed_seeds(ctx, job_id, round, msp_id)
 
-    @transaction(evaluate=True)
-    def get_aggregate(self, ctx: Context, job_id: str, round: int) -> bytes:
-        """The bytes of a finalized round's aggregate (payloads on the peers)."""
-        return closing.get_aggregate(ctx, job_id, round)
-
     # ---- versions
     @transaction(evaluate=True)
     def get_version(self, ctx: Context, job_id: str, ref: str) -> dict:

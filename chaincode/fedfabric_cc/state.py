@@ -12,15 +12,14 @@ from typing import Any, Iterable, Iterator, Optional
 from fabshim.contract import ChaincodeError, Context
 from fedfabric_protocol.records import canonical
 
-# private collections of the member orgs (defined by the deployment: app/fedfabric/network/deploy.py)
+# private collection of the member orgs (defined by the deployment: app/fedfabric/network/deploy.py)
 UPDATES_COLLECTION = "fedfabricUpdates"        # update payloads and pairwise seeds; purged when the round closes
-AGGREGATES_COLLECTION = "fedfabricAggregates"  # round aggregates; never purged
 
 # composite key object types
 ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL = (
     "org", "consortium", "policy", "ledger", "stakeprop", "statusprop")
-JOB, ROUND, REG, UPD, SEED, REVEAL, AGG, VOTE, VERSION, ALIAS = (
-    "job", "round", "reg", "upd", "seed", "reveal", "agg", "vote", "version", "alias")
+JOB, ROUND, REG, UPD, SEED, REVEAL, VOTE, VERSION, ALIAS = (
+    "job", "round", "reg", "upd", "seed", "reveal", "vote", "version", "alias")
 KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, JOB, ROUND, REG, UPD, REVEAL, VOTE,
              VERSION, ALIAS)
 

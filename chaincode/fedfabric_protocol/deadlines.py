@@ -70,11 +70,13 @@ def _reveals_overdue(rec: RoundRecord, act: Activity, now: int) -> bool:
 
 
 def may_close(rec: RoundRecord, act: Activity, now: int) -> bool:
-    """Every submitter voted, the vote window closed, or seeds needed for the dropped never came."""
+    """Every submitter voted, the vote window closed, seeds needed for the dropped never came, or too few
+    updates came for the round to finalize at all."""
     if rec.state is not RoundState.COLLECTING or not submission_closed(rec, act, now):
         return False
     everyone_voted = set(act.submitted) <= set(act.voted)
-    return everyone_voted or now > rec.deadlines.vote_by or _reveals_overdue(rec, act, now)
+    return (everyone_voted or now > rec.deadlines.vote_by or _reveals_overdue(rec, act, now)
+            or len(act.submitted) < rec.min_participants)
 
 
 def phase(rec: RoundRecord, act: Activity, now: int) -> Phase:

@@ -325,11 +325,11 @@ class LiveJob:
                          for o in rec.participants if o != m}
                 run.encoded[m] = enc
                 run.payloads[m] = codec.pack(secagg.mask_update(enc, m, seeds))
-        endorsed = not endpoints
+        endorsed = self.n <= self.spec.get("endorsed_max_params", 1_000_000)
 
         def one(m: str) -> Written:
             i = sorted(rec.participants).index(m)
-            meta = update_meta(run.payloads[m], self.n, run.samples[m], i, None if endorsed else endpoints[m])
+            meta = update_meta(run.payloads[m], self.n, run.samples[m], i, (endpoints or {}).get(m))
             return self.cons.parties[m].trainer.submit_update(self.job_id, run.round, meta,
                                                               run.payloads[m] if endorsed else None)
 

@@ -36,14 +36,16 @@ JOB = {"job_id": "e2e-secure", "dataset": "breast_cancer", "model": {"arch": "lo
        "windows": {"registration_s": 60, "submission_s": 8, "approval_s": 60}}
 
 
-def _wait(pred, timeout: float, what: str, poll: float = 0.25):
+def _wait(pred, timeout: float, what: str, poll: float = 0.25, logs: Path | None = None):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         v = pred()
         if v:
             return v
         time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    tails = "".join(f"\n--- {p.parent.name}\n" + "\n".join(p.read_text().splitlines()[-25:])
+                    for p in sorted(logs.glob("*/node.log"))) if logs else ""
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{tails}")
 
 
 class Killer:
@@ -106,20 +108,20 @@ def test_secure_job_with_a_killed_org_and_a_restart_mid_round(fed):
         assert procs["org3"].returncode == -signal.SIGKILL
         _wait(lambda: all(admin.round_report(job_id, 2)["participants"][m]["revealed_for"] == ["Org3MSP"]
                           for m in ("Org1MSP", "Org2MSP")) if admin.get_job(job_id)["current_round"] >= 2 else None,
-              60, "the survivors to reveal their seeds for org3 in round 2")
+              60, "the survivors to reveal their seeds for org3 in round 2", logs=root / "fl")
         assert admin.round_report(job_id, 2)["participants"]["Org3MSP"]["update"] is None
         # org3 starts again (same work dir) and, the quorum being all stake, round 2 waits for its vote
         restarted3 = time.time()
         procs.update(start_nodes(["org3"], job_id, root, cfg_path))
         # org2 is killed right after it submits in round 3, then started again
         _wait(lambda: "org2" in killer.killed and procs["org2"].poll() is not None, 120,
-              "org2 to be killed after submitting in round 3")
+              "org2 to be killed after submitting in round 3", logs=root / "fl")
         assert procs["org2"].returncode == -signal.SIGKILL
         assert admin.get_round(job_id, 3).state.value == "collecting"   # mid-round
         restarted2 = time.time()
         procs.update(start_nodes(["org2"], job_id, root, cfg_path))
         job = _wait(lambda: (lambda j: j if j["status"] != "active" else None)(admin.get_job(job_id)), 120,
-                    "the job to complete")
+                    "the job to complete", logs=root / "fl")
         for org in ("org1", "org2", "org3"):
             assert procs[org].wait(30) == 0, f"{org} did not finish cleanly"
     finally:
@@ -150,7 +152,7 @@ def test_secure_job_with_a_killed_org_and_a_restart_mid_round(fed):
         vec = ArtifactStore(root / "fl" / org / "artifacts").get_model(v[3]["model_hash"])
         assert model_hash(vec) == v[3]["model_hash"] and np.all(np.isfinite(vec))
     # the secure aggregate of round 3 applied to version 2 gives version 3, bit for bit
-    data = admin.get_aggregate(job_id, 3)
+    data = ArtifactStore(root / "fl" / "org2" / "artifacts").get(v[3]["aggregate_hash"])   # kept by every node
     from fedfabric.fl.recipe import Recipe
     from fedfabric_protocol import codec
     base = ArtifactStore(root / "fl" / "org1" / "artifacts").get_model(v[2]["model_hash"])

@@ -97,8 +97,8 @@ def test_trainer_and_admin_from_the_ca_write_with_their_roles(live_network, cons
     gw_a, admin = _client(net, "org3", admin_name)
     with gw_t, gw_a:
         missing = H.uid("no-such-job")
-        with pytest.raises(Rejected) as ei:      # a trainer may open rounds: the job is what is missing
-            trainer.open_round(missing)
+        with pytest.raises(Rejected) as ei:      # a trainer may register round keys: the job is what is missing
+            trainer.register(missing, 1, bytes(32))
         assert "not found" in ei.value.message and "role" not in ei.value.message, ei.value.message
         with pytest.raises(Rejected, match=r"create_job: role 'trainer' is not allowed \(requires admin\)"):
             trainer.create_job(H.secure_job_spec(H.uid("ca-trainer"), 10))
@@ -106,9 +106,9 @@ def test_trainer_and_admin_from_the_ca_write_with_their_roles(live_network, cons
         job_id = H.uid("ca-job")
         created = cons.synced(admin.create_job(H.secure_job_spec(job_id, 10)))    # committed by every peer
         assert created.value["job_id"] == job_id
-        opened = cons.synced(trainer.open_round(job_id))
-        assert opened.value["round"] == 1 and opened.value["opened_by"] == "Org2MSP"
-        assert cons.first().trainer.get_round(job_id, 1)["state"] == "open"
+        reg = cons.synced(trainer.register(job_id, 1, bytes(range(32))))
+        assert reg.value["round"] == 1 and reg.value["msp_id"] == "Org2MSP" and reg.value["via"] == "register"
+        assert cons.first().trainer.get_round(job_id, 1).state.value == "registration"
 
 
 def test_bootstrap_password_never_reaches_logs_or_state(live_network, cons: H.Consortium) -> None:

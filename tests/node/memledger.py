@@ -14,7 +14,7 @@ from tests.chaincode import identities as ids
 from tests.chaincode.harness import Ledger, TxFailed
 
 EVALUATE = {"get_org", "list_orgs", "org_history", "get_policy", "get_job", "list_jobs", "get_round", "list_rounds",
-            "get_update", "get_revealed_seeds", "get_aggregate", "get_version", "list_versions", "list_aliases",
+            "get_update", "get_revealed_seeds", "get_version", "list_versions", "list_aliases",
             "lineage", "compare_versions", "round_report", "org_report", "key_history"}
 
 
@@ -49,6 +49,31 @@ class MemClient(FedFabricClient):
 
 def _arg(a: Any) -> str:
     return a if isinstance(a, str) else json.dumps(a, sort_keys=True, separators=(",", ":"))
+
+
+def org_tls(orgs: Iterable[str]) -> dict[str, "NodeTls"]:
+    """Per org a TLS CA and a node certificate for 127.0.0.1 it issued; each org's node identity knows every
+    org's CA (what the network's per-org training-node material gives a real node)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from fedfabric.node.exchange import NodeTls
+    from tests.ledger.certs import make_cert, pem_cert, pem_key
+
+    roots, leaves = {}, {}
+    for i, msp in enumerate(orgs):
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        cn = f"tlsca.{msp.lower()}"
+        roots[msp] = pem_cert(make_cert(cn, ca_key, ca=True))
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaves[msp] = (pem_cert(make_cert(f"fl-node.{msp.lower()}", key, ca_key, cn, sans=["127.0.0.1"])), pem_key(key))
+    return {m: NodeTls(leaves[m][0], leaves[m][1], dict(roots)) for m in roots}
+
+
+def exchange_for(tls: "NodeTls") -> "ExchangeSettings":
+    """A node's exchange on a free loopback port."""
+    from fedfabric.node.runtime import ExchangeSettings
+
+    return ExchangeSettings("127.0.0.1:0", "127.0.0.1:0", tls)
 
 
 def wall_clock_ledger() -> Ledger:
@@ -86,3 +111,14 @@ def drive(ledger: Ledger, nodes: Iterable, until=None, max_steps: int = 2000, pa
         if pause:
             time.sleep(pause)
     raise AssertionError("nodes did not finish the job")
+
+
+class Nodes(list):
+    """OrgNodes whose exchange servers are stopped when the ``with`` block ends."""
+
+    def __enter__(self) -> "Nodes":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for n in self:
+            n.close()

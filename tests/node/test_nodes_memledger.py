@@ -7,8 +7,6 @@ from fedfabric.artifacts import ArtifactStore, model_hash
 from fedfabric.fl.simulate import simulate
 from fedfabric.node.bootstrap import create_job
 from fedfabric.node.jobfile import parse_job
-from fedfabric.node.runtime import NodeOptions, OrgNode
-from fedfabric_protocol import codec
 from fedfabric_protocol.spec import JobSpec
 
 from tests.chaincode.harness import ORGS, init
@@ -27,25 +25,21 @@ def _job(job_id: str, rounds: int = 2, **over) -> dict:
     return doc
 
 
-def _setup(tmp_path, doc, orgs=ORGS):
+def _setup(make_node, doc, orgs=ORGS):
     led = wall_clock_ledger()
     init(led)
     admin = MemClient(led, ORGS[0], "admin")
     job = create_job(admin, parse_job(doc), MSP_OF)
-    nodes = [_node(led, m, doc["job_id"], tmp_path) for m in orgs]
+    nodes = [make_node(led, m, doc["job_id"]) for m in orgs]
     return led, admin, nodes, JobSpec.from_dict(job["spec"])
-
-
-def _node(led, msp, job_id, tmp_path):
-    return OrgNode(MemClient(led, msp), msp, job_id, tmp_path / msp, NodeOptions(grace=0.0, tick=0.01))
 
 
 def _writes(led, fn):
     return [x for x in led.stub.rw_log if x.writes]
 
 
-def test_three_nodes_finish_a_secure_job_identical_to_the_in_process_run(tmp_path):
-    led, admin, nodes, spec = _setup(tmp_path, _job("j-sec", rounds=3))
+def test_three_nodes_finish_a_secure_job_identical_to_the_in_process_run(make_node):
+    led, admin, nodes, spec = _setup(make_node, _job("j-sec", rounds=3))
     drive(led, nodes)
     job = admin.get_job("j-sec")
     assert job["status"] == "completed" and job["rounds_finalized"] == 3 and job["latest_version"] == 3
@@ -81,8 +75,8 @@ def json_round(led, r):
     return tuple(out)
 
 
-def test_a_dropped_org_is_recovered_by_seed_reveals_and_rejoins(tmp_path):
-    led, admin, nodes, _ = _setup(tmp_path, _job("j-drop", rounds=3, windows={"registration_s": 30, "submission_s": 1,
+def test_a_dropped_org_is_recovered_by_seed_reveals_and_rejoins(make_node):
+    led, admin, nodes, _ = _setup(make_node, _job("j-drop", rounds=3, windows={"registration_s": 30, "submission_s": 3,
                                                                               "reveal_s": 20, "approval_s": 20}))
     drive(led, nodes, until=lambda: all(p["register_tx"] for p in admin.round_report("j-drop", 1)["participants"].values()))
     drive(led, nodes[:2], until=lambda: admin.get_job("j-drop")["current_round"] == 2, pause=0.05)  # org3 is down
@@ -91,14 +85,14 @@ def test_a_dropped_org_is_recovered_by_seed_reveals_and_rejoins(tmp_path):
     assert admin.round_report("j-drop", 1)["participants"]["Org1MSP"]["revealed_for"] == ["Org3MSP"]
     assert [c["msp_id"] for c in admin.get_version("j-drop", 1)["contributors"]] == ["Org1MSP", "Org2MSP"]
     # org3's node comes back (same work dir): it rebuilds version 1 and registers for round 3
-    reborn = _node(led, "Org3MSP", "j-drop", tmp_path)
+    reborn = make_node(led, "Org3MSP", "j-drop")
     drive(led, nodes[:2] + [reborn], pause=0.02)
     assert admin.get_round("j-drop", 3).participants == tuple(ORGS)
     assert [c["msp_id"] for c in admin.get_version("j-drop", 3)["contributors"]] == ORGS
 
 
-def test_clear_mode_robust_rule_finishes(tmp_path):
-    led, admin, nodes, _ = _setup(tmp_path, _job("j-clear", rounds=2, privacy="clear", min_participants=3,
+def test_clear_mode_robust_rule_finishes(make_node):
+    led, admin, nodes, _ = _setup(make_node, _job("j-clear", rounds=2, privacy="clear", min_participants=3,
                                                  aggregation={"rule": "trimmed_mean", "trim": 1}))
     drive(led, nodes)
     v2 = admin.get_version("j-clear", 2)
@@ -106,21 +100,21 @@ def test_clear_mode_robust_rule_finishes(tmp_path):
     assert model_hash(nodes[2].store.get_model(v2["model_hash"])) == v2["model_hash"]
 
 
-def test_a_corrupted_local_model_is_rebuilt_from_the_ledger(tmp_path):
-    led, admin, nodes, _ = _setup(tmp_path, _job("j-heal", rounds=2))
+def test_a_corrupted_local_model_is_fetched_again_from_a_members_node(make_node):
+    led, admin, nodes, _ = _setup(make_node, _job("j-heal", rounds=2))
     drive(led, nodes, until=lambda: admin.get_job("j-heal")["latest_version"] == 1)
     h1 = admin.get_version("j-heal", 1)["model_hash"]
     path = nodes[1].store.path(h1)
     path.write_bytes(b"\0" * path.stat().st_size)        # disk corruption under org2's node
     drive(led, nodes)
     assert admin.get_job("j-heal")["rounds_finalized"] == 2
-    assert model_hash(nodes[1].store.get_model(h1)) == h1    # healed, hash-checked
+    assert model_hash(nodes[1].store.get_model(h1)) == h1    # healed from another node, hash-checked
 
 
-def test_dp_epsilon_is_accounted_and_recorded_per_round(tmp_path):
+def test_dp_epsilon_is_accounted_and_recorded_per_round(make_node):
     from fedfabric.fl import dp
 
-    led, admin, nodes, _ = _setup(tmp_path, _job("j-dp", rounds=3, dp={"enabled": True, "clip_norm": 0.1,
+    led, admin, nodes, _ = _setup(make_node, _job("j-dp", rounds=3, dp={"enabled": True, "clip_norm": 0.1,
                                                                       "noise_multiplier": 0.5, "epsilon_budget": 50}))
     drive(led, nodes)
     cfg = dp.DPConfig(clip_norm=0.1, noise_multiplier=0.5, delta=1e-5)
@@ -132,8 +126,12 @@ def test_dp_epsilon_is_accounted_and_recorded_per_round(tmp_path):
     assert not admin.get_version("j-dp", 3)["dp_budget_exceeded"]
 
 
-def test_a_node_votes_no_on_a_result_it_cannot_compute_and_the_others_finalize(tmp_path):
-    led, admin, nodes, _ = _setup(tmp_path, _job("j-mis", rounds=1))
+def test_nodes_without_an_exchange_read_payloads_from_their_peer_and_never_use_a_bad_copy(make_node, tmp_path):
+    from fedfabric.node.runtime import NodeOptions, OrgNode
+
+    led, admin, _, _ = _setup(make_node, _job("j-mis", rounds=1), orgs=())
+    nodes = [OrgNode(MemClient(led, m), m, "j-mis", tmp_path / "peer-only" / m, NodeOptions(grace=0.0, tick=0.01))
+             for m in ORGS]
     drive(led, nodes, until=lambda: len(admin.round_report("j-mis", 1)["participants"]) == 3 and all(
         p["update"] for p in admin.round_report("j-mis", 1)["participants"].values()))
     # org3's peer serves a wrong payload for org1: the hash check refuses it and org3 cannot compute the
@@ -146,4 +144,6 @@ def test_a_node_votes_no_on_a_result_it_cannot_compute_and_the_others_finalize(t
     led.stub.private["fedfabricUpdates"][key] = good
     drive(led, nodes)
     assert admin.get_job("j-mis")["rounds_finalized"] == 1
-    assert codec.sha256_hex(admin.get_aggregate("j-mis", 1)) == admin.get_version("j-mis", 1)["aggregate_hash"]
+    assert all("get_update" in n.client.calls for n in nodes)
+    v1 = admin.get_version("j-mis", 1)
+    assert all(n.store.has(v1["aggregate_hash"]) and n.store.has(v1["model_hash"]) for n in nodes)

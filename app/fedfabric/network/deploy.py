@@ -19,7 +19,7 @@ from .fabricbin import FabricInstall
 from .layout import Layout
 from .nodes import NodeSpec
 from fedfabric_cc.policy import minimal_winning_coalitions, policy_string
-from fedfabric_cc.state import AGGREGATES_COLLECTION, UPDATES_COLLECTION
+from fedfabric_cc.state import UPDATES_COLLECTION
 
 
 
@@ -83,8 +83,7 @@ def product_deployment(config: ConsortiumConfig) -> ChaincodeDeployment:
         command=(sys.executable, "-m", "fedfabric_cc"),
         env=(("FEDFABRIC_CC_SOURCE", source_digest()),
              ("FEDFABRIC_MAX_CLOCK_SKEW_S", str(config.chaincode.max_clock_skew_s))),
-        collections=(members_collection(config, UPDATES_COLLECTION, config.chaincode.updates_block_to_live),
-                     members_collection(config, AGGREGATES_COLLECTION, 0)))
+        collections=(members_collection(config, UPDATES_COLLECTION, config.chaincode.updates_block_to_live),))
 
 
 def cc_dir(layout: Layout, name: str, org: PeerOrg) -> Path:

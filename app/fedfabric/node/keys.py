@@ -2,7 +2,6 @@
 rejoins the round it registered for. Files are 0600 in a 0700 directory; keys are never logged."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -10,13 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..fl import secagg
-
-
-def _private_dir(path: Path) -> None:
-    """``path`` (``<workdir>/keys/<job>``) and its parent exist with mode 0700."""
-    for d in (path.parent, path):
-        d.mkdir(parents=True, exist_ok=True)
-        os.chmod(d, 0o700)
+from ..network.private import private_dir, write_private
 
 
 class RoundKeys:
@@ -46,10 +39,8 @@ class RoundKeys:
         priv, pub = secagg.generate_keypair()
         raw = priv.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                  serialization.NoEncryption())
-        _private_dir(self.dir)
-        fd = os.open(self._path(r), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
+        private_dir(self.dir.parent)     # <workdir>/keys
+        write_private(self._path(r), raw)
         return pub
 
     def seeds(self, r: int, public_keys: Mapping[str, str], peers) -> dict[str, bytes]:

@@ -123,6 +123,7 @@ class OrgNode:
         self._server: Optional[exchange.ExchangeServer] = None
         self._events: "queue.Queue[tuple[str, dict]]" = queue.Queue()
         self._stop = threading.Event()
+        self._policy_moved = threading.Event()
         self._seen: dict[tuple, float] = {}
         self._done: set[tuple] = set()
         self._payloads: dict[str, bytes] = {}       # this round's verified payloads, by org
@@ -204,10 +205,10 @@ class OrgNode:
             raise NodeError(f"job {self.job_id}: {exc}") from None
         self.spec, self.recipe = spec, Recipe(spec, task)
         self.book = ModelBook(self.client, self.job_id, self.store, task.initial, self._fetch_model)
-        if spec.exchange is Exchange.NODES:
-            if self.net is None:
-                raise NodeError(f"job {self.job_id} exchanges payloads node to node ({spec.model.num_params} "
-                                f"parameters > {spec.endorsed_max_params}); this node has no exchange endpoint")
+        if spec.exchange is Exchange.NODES and self.net is None:
+            raise NodeError(f"job {self.job_id} exchanges payloads node to node ({spec.model.num_params} "
+                            f"parameters > {spec.endorsed_max_params}); this node has no exchange endpoint")
+        if self.net is not None:   # serve our payloads to the others' nodes (faster than their peers' copies)
             self._server = exchange.ExchangeServer(self.store, self.net.bind, self.net.tls).start()
             host, _, port = self.net.endpoint.rpartition(":")
             if port == "0":   # bound to a free port: announce the one the system chose
@@ -237,6 +238,8 @@ class OrgNode:
         """Apply one event of this job to the view."""
         assert self.view is not None
         self._last_event = time.monotonic()
+        if body.get("policy"):
+            self._policy_moved.set()
         r = body.get("round")
         if isinstance(r, int) and r > self.view.round + 1:
             self.sync()   # we missed a round: read it again
@@ -281,14 +284,12 @@ class OrgNode:
                 self._submit()
             else:
                 self._doing(f"waiting for updates ({len(v.updates)}/{len(rec.participants)})", round=v.round)
-        elif ph in (Phase.REVEALING, Phase.VOTING):
-            if self.msp not in v.votes and ("vote", v.round) not in self._done:
+        elif ph in (Phase.REVEALING, Phase.VOTING) or (ph is Phase.CLOSING and self._undecided()):
+            # voting; or every submitter voted but the pending ballots (ours too, perhaps) decide the quorum
+            if self.msp in rec.stakes and self.msp not in v.votes and ("vote", v.round) not in self._done:
                 self._vote()
             else:
-                self._doing(f"waiting for votes ({len(v.votes)}/{len(v.updates)})", round=v.round)
-        elif ph is Phase.CLOSING and self._undecided():
-            self._doing(f"waiting for votes ({len(v.votes)}/{len(rec.stakes)}): no result has the quorum yet",
-                        round=v.round)
+                self._doing(f"waiting for votes ({len(v.votes)}/{len(rec.stakes)})", round=v.round)
         elif ph is Phase.CLOSING and self._due(("close", v.round), rec.leader):
             out = self._try("finalize_round", lambda: self.client.finalize_round(self.job_id, v.round))
             if out is not None:
@@ -344,7 +345,7 @@ class OrgNode:
                 return
             payload = codec.pack(words)
             self.store.put(payload)
-            endpoint = self.net.endpoint if spec.exchange is Exchange.NODES else None
+            endpoint = self.net.endpoint if self.net is not None else None
             self._mine = {r: (self.recipe.meta(lu, payload, endpoint), payload)}
         meta, payload = self._mine[r]
         self._doing("submitting the update", round=r)
@@ -375,6 +376,13 @@ class OrgNode:
                 if self.spec.exchange is Exchange.NODES and m == self.msp:
                     self._unusable[m] = str(exc)
                     return None
+        if data is None and self.spec.exchange is Exchange.ENDORSED and m != self.msp and self.net is not None \
+                and v.updates[m].get("endpoint"):
+            try:   # straight from that org's node; its peer's copy (authoritative, slower) if that fails
+                data = exchange.fetch(v.updates[m]["endpoint"], digest, m, self.net.tls,
+                                      max_bytes=self.spec.model.num_params * 4, timeout=10.0)
+            except exchange.FetchError as exc:
+                log.debug("%s: %s; reading it from this peer", self.msp, exc)
         if data is None and self.spec.exchange is Exchange.ENDORSED:
             data = self.client.get_update(self.job_id, v.round, m)   # 503 until this peer pulled it: retry
             if codec.sha256_hex(data) != digest:
@@ -423,6 +431,7 @@ class OrgNode:
             agg = aggregate.secure_aggregate(spec.aggregation, words, samples, seeds, left_out)
         else:
             agg = aggregate.clear_aggregate(spec.aggregation, words, samples, spec.incentives.anomaly_factor)
+        self.store.put(agg.data)    # kept and served by hash, like the candidate model
         cand = Recipe.candidate(self._base(), agg.words)
         return Result(agg.hash, model_hash(cand), agg.contributors, agg.flagged), cand
 
@@ -460,9 +469,12 @@ class OrgNode:
             if out is None:
                 return
             result, cand = out
-            self.store.put_model(cand)
-            j = self.recipe.judge(cand, self._base())
-            ballot = Ballot(j.approve, result, j.metrics, self._next_key(r))
+            if len(result.contributors) < self.view.rec.min_participants:   # the round can only fail: say no
+                ballot = Ballot(False, None, {"contributors": len(result.contributors)}, self._next_key(r))
+            else:
+                self.store.put_model(cand)
+                j = self.recipe.judge(cand, self._base())
+                ballot = Ballot(j.approve, result, j.metrics, self._next_key(r))
         w = self._try("vote", lambda: self.client.vote(self.job_id, r, ballot))
         self._done.add(("vote", r))
         if w is not None:
@@ -479,15 +491,21 @@ class OrgNode:
         return self.keys.create(r + 1).hex()
 
     def _fetch_model(self, digest: str, report: dict) -> bytes:
-        """A finalized model from any node of that round that serves it (for catching up)."""
+        """A finalized model from any member node that serves it (for catching up), among the nodes known
+        from the version's round and from the current round."""
         if self.net is None:
             raise ArtifactError("this node has no exchange identity to fetch from other nodes")
         errors = []
-        for m, p in sorted(report["participants"].items()):
-            ep = (p.get("update") or {}).get("endpoint")
+        known = {m: (p.get("update") or {}).get("endpoint") for m, p in report["participants"].items()}
+        if self.view is not None:
+            known.update({m: u.get("endpoint") for m, u in self.view.updates.items() if u.get("endpoint")})
+        for m, ep in sorted(known.items()):
             if ep and m != self.msp:
                 try:
                     return exchange.fetch(ep, digest, m, self.net.tls, max_bytes=self.spec.model.num_params * 4)
+                except exchange.CorruptBlob as exc:
+                    self._problem(logging.WARNING, f"{exc}; trying another node")
+                    errors.append(str(exc))
                 except exchange.FetchError as exc:
                     errors.append(str(exc))
         raise ArtifactError(f"no node served model {digest[:12]}…: {'; '.join(errors) or 'no endpoints'}")
@@ -505,7 +523,11 @@ class OrgNode:
                     body = json.loads(ev.payload)
                 except ValueError:
                     continue
-                if isinstance(body, dict) and body.get("job_id") == self.job_id:
+                if not isinstance(body, dict):
+                    continue
+                if body.get("policy"):   # stake moved: the endorsing coalition may have to change
+                    self._policy_moved.set()
+                if body.get("job_id") == self.job_id:
                     self._events.put((ev.event_name, body))
         except Exception as exc:  # noqa: BLE001 - resync on the tick keeps the node going without events
             if not self._stop.is_set():
@@ -529,6 +551,9 @@ class OrgNode:
     def safe_step(self) -> None:
         """:meth:`step`, surviving what a running node must survive (logged, retried on the next tick)."""
         try:
+            if self._policy_moved.is_set() and self.client.coalition is not None:
+                self._policy_moved.clear()
+                self.client.coalition.forget()
             if self._finishing is not None:
                 self._finish()
                 return
@@ -585,9 +610,14 @@ class OrgNode:
             close = getattr(self.events, "close", None)
             if close:
                 close()
-            if self._server is not None:
-                self._server.stop()
+            self.close()
         return False
+
+    def close(self) -> None:
+        """Stop serving payloads to the other nodes."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,6 +1,6 @@
-"""The parameters of a job's model versions on this node: from its artifact store, else rebuilt from the
-ledger (the round's aggregate on top of the parent version) or fetched from a participant's node, and
-always checked against the hash the ledger recorded. A corrupted or missing local file heals this way."""
+"""The parameters of a job's model versions on this node: from its artifact store, else fetched by hash from
+another member's node (every node keeps the versions it took part in), and always checked against the
+hash the ledger recorded. A corrupted or missing local file heals this way."""
 from __future__ import annotations
 
 import logging
@@ -8,12 +8,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fedfabric_protocol import codec
-from fedfabric_protocol.states import Exchange
-
 from ..artifacts import ArtifactError, ArtifactStore, model_hash, vector_from_bytes
-from ..client import FedFabricClient, Rejected
-from ..fl.recipe import Recipe
+from ..client import FedFabricClient
 
 log = logging.getLogger("fedfabric.node")
 
@@ -28,7 +24,7 @@ class ModelBook:
         self.client, self.job_id, self.store, self.initial = client, job_id, store, initial
         self.fetch = fetch
 
-    def get(self, version: int, digest: str, depth: int = 0) -> np.ndarray:
+    def get(self, version: int, digest: str) -> np.ndarray:
         """Version ``version`` whose parameters hash to ``digest`` (:class:`ArtifactError` if impossible)."""
         if version == 0:
             if model_hash(self.initial) != digest:
@@ -40,34 +36,20 @@ class ModelBook:
         except ArtifactError as exc:
             if self.store.has(digest):
                 log.warning("%s; rebuilding version %d from the ledger", exc, version)
-        if depth > 64:
-            raise ArtifactError(f"version {version}: lineage too deep to rebuild here")
-        vec = self._rebuild(version, digest, depth)
+        vec = self._rebuild(version, digest)
         self.store.put_model(vec)
         return vec
 
-    def _rebuild(self, version: int, digest: str, depth: int) -> np.ndarray:
+    def _rebuild(self, version: int, digest: str) -> np.ndarray:
         ver = self.client.get_version(self.job_id, version)
         if ver["model_hash"] != digest:
             raise ArtifactError(f"version {version} has model {ver['model_hash'][:12]}… on the ledger, "
                                 f"not {digest[:12]}…")
-        if ver.get("exchange") == Exchange.NODES.value:
-            if self.fetch is None:
-                raise ArtifactError(f"version {version} exchanged its payloads node to node and this node "
-                                    "cannot fetch from other nodes")
-            data = self.fetch(digest, self.client.round_report(self.job_id, ver["round"]))
-            vec = vector_from_bytes(data)
-        else:
-            parent = self.get(ver["parents"][0], ver["parent_hash"], depth + 1)
-            try:
-                agg = self.client.get_aggregate(self.job_id, ver["round"])
-            except Rejected as exc:
-                raise ArtifactError(f"version {version} cannot be rebuilt here: {exc.message}") from None
-            if codec.sha256_hex(agg) != ver["aggregate_hash"]:
-                raise ArtifactError(f"round {ver['round']}: the aggregate served by this peer is corrupt")
-            vec = Recipe.candidate(parent, codec.unpack(agg))
+        if self.fetch is None:
+            raise ArtifactError(f"version {version} is not here and this node cannot fetch from other nodes")
+        vec = vector_from_bytes(self.fetch(digest, self.client.round_report(self.job_id, ver["round"])))
         if model_hash(vec) != digest:
-            raise ArtifactError(f"version {version}: rebuilt parameters hash to {model_hash(vec)[:12]}…, the "
+            raise ArtifactError(f"version {version}: the fetched parameters hash to {model_hash(vec)[:12]}…, the "
                                 f"ledger says {digest[:12]}…")
-        log.info("version %d rebuilt and verified (%s…)", version, digest[:12])
+        log.info("version %d fetched from a member's node and verified (%s…)", version, digest[:12])
         return vec
