@@ -55,7 +55,7 @@ BAD = [
     ({"rounds": 0}, "spec.rounds=0 out of range"),
     ({"rounds": "3"}, "spec.rounds must be an integer"),
     ({"privacy": "open"}, "spec.privacy must be one of secure, clear"),
-    ({"aggregation": {"rule": "mean"}}, "spec.aggregation.rule: unknown rule 'mean' (known: fedavg, median"),
+    ({"aggregation": {"rule": "mean"}}, "spec.aggregation.rule: unknown rule 'mean' (known: bulyan, fedavg, krum"),
     ({"aggregation": {"rule": "median"}}, "secure mode supports only rules that work on the masked sum (fedavg)"),
     ({"privacy": "clear", "aggregation": {"rule": "trimmed_mean"}}, "spec.aggregation.trim is required"),
     ({"privacy": "clear", "aggregation": {"rule": "median", "trim": 1}}, "spec.aggregation: unknown field(s) 'trim'"),
