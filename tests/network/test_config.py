@@ -227,13 +227,14 @@ def test_load_config_names_the_file(tmp_path) -> None:
 
 
 def test_collections_follow_the_config() -> None:
-    """Update payloads are purged after the configured number of blocks; aggregates are kept."""
+    """Update payloads are purged after the configured number of blocks and never pushed during endorsement."""
     from fedfabric.network.deploy import product_deployment
 
     raw = default_raw()
     raw["chaincode"]["updates_block_to_live"] = 7
     cols = {c["name"]: c for c in product_deployment(parse_config(raw)).collections}
-    assert {n: c["blockToLive"] for n, c in cols.items()} == {"fedfabricUpdates": 7, "fedfabricAggregates": 0}
+    assert {n: c["blockToLive"] for n, c in cols.items()} == {"fedfabricUpdates": 7}
     for c in cols.values():
+        assert c["maxPeerCount"] == 0 and c["requiredPeerCount"] == 0
         assert c["policy"] == "OR('Org1MSP.member','Org2MSP.member','Org3MSP.member')"
         assert c["memberOnlyRead"] and c["memberOnlyWrite"]
