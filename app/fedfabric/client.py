@@ -22,6 +22,7 @@ from typing import Any, Mapping, Optional
 import grpc
 
 from fedfabric_protocol.records import Ballot, RoundRecord
+from fedfabric_protocol.states import Transient
 
 from .ledger import CommitError, Contract, EndorseError, EvaluateError, GatewayError
 from .ledger.contract import SubmitResult
@@ -213,17 +214,20 @@ class FedFabricClient:
         """Post ``meta`` publicly; ``payload`` (jobs whose payloads are on the peers) goes through the
         transient map into the private collection."""
         return self._submit("submit_update", job_id, str(round_), meta,
-                            transient={"update": payload} if payload is not None else None)
+                            transient={Transient.UPDATE.value: payload} if payload is not None else None)
 
     def reveal_seeds(self, job_id: str, round_: int, seeds: Mapping[str, bytes]) -> Written:
         body = json.dumps({m: s.hex() for m, s in sorted(seeds.items())}).encode()
-        return self._submit("reveal_seeds", job_id, str(round_), sorted(seeds), transient={"seeds": body})
+        return self._submit("reveal_seeds", job_id, str(round_), sorted(seeds), transient={Transient.SEEDS.value: body})
 
     def vote(self, job_id: str, round_: int, ballot: Ballot) -> Written:
         return self._submit("vote", job_id, str(round_), ballot.to_dict())
 
-    def finalize_round(self, job_id: str, round_: int) -> Written:
-        return self._submit("finalize_round", job_id, str(round_))
+    def finalize_round(self, job_id: str, round_: int, optimizer_state: bytes | None = None) -> Written:
+        """Close the round. Jobs with a server optimizer whose payloads are on the peers pass the base
+        version's optimizer state (``optimizer_state``, checked against its hash by the endorsers)."""
+        return self._submit("finalize_round", job_id, str(round_),
+                            transient={Transient.OPTIMIZER_STATE.value: optimizer_state} if optimizer_state else None)
 
     def get_round(self, job_id: str, round_: int) -> RoundRecord:
         return RoundRecord.from_dict(self._evaluate("get_round", job_id, str(round_)))

@@ -64,11 +64,18 @@ def finalize_round(ctx: Context, job_id: str, r: int) -> dict:
     winner = Result.from_dict(next(v for _, v in sorted(votes.items()) if v.get("result_key") == tl.winner))
     if rec.exchange is not Exchange.ENDORSED:
         return closer.finalized(winner, tl, False, {})
+    opt_state = recompute.base_optimizer_state(ctx, spec, rec) if spec.server_optimizer else None
     agg, loo = recompute.endorsed_aggregate(ctx, spec, rec, winner.contributors, upds, reveals)
     if (agg.hash, agg.flagged) != (winner.aggregate_hash, winner.flagged):
         return closer.failed(f"the quorum's result (aggregate {winner.aggregate_hash[:16]}…, flagged "
                              f"{', '.join(winner.flagged) or 'none'}) differs from the endorsed recomputation "
                              f"(aggregate {agg.hash[:16]}…, flagged {', '.join(agg.flagged) or 'none'})", absent, tl)
+    if spec.server_optimizer is not None:
+        st = recompute.endorsed_step(spec, agg, opt_state)
+        if (st.hash, st.state_hash) != (winner.step_hash, winner.state_hash):
+            return closer.failed(f"the quorum's {spec.server_optimizer.name} step (step {winner.step_hash[:16]}…, "
+                                 f"state {winner.state_hash[:16]}…) differs from the endorsed recomputation "
+                                 f"(step {st.hash[:16]}…, state {st.state_hash[:16]}…)", absent, tl)
     details = {"distances": {m: str(d) for m, d in agg.distances.items()}, "loo": {m: str(d) for m, d in loo.items()}}
     return closer.finalized(winner, tl, True, details if rec.privacy is Privacy.CLEAR else {})
 
@@ -139,6 +146,7 @@ class Closer:
                                   "model_hash": vt.get("model_hash"), "stake": vt["stake"], "tx_id": vt["tx_id"]}
                                  for m, vt in sorted(self.votes.items())],
                    "tally": tl.to_dict(), "tags": {}, "created_at": self.t,
+                   **self._optimizer(winner),
                    "rewards": settled["rewards"], "slashed": settled["slashed"],
                    "tx_ids": {"opened": rec.opened_tx, "started": rec.started_tx, "finalize": self.ctx.stub.tx_id,
                               "updates": {m: u["tx_id"] for m, u in sorted(self.upds.items())},
@@ -146,6 +154,14 @@ class Closer:
         outcome = self._outcome(None, contributors, absent, flagged, tl, settled, aggregate=agg, version=v,
                                 model_hash=winner.model_hash)
         return self._close(RoundState.FINALIZED, outcome, settled, version=version, dp_spent=spent)
+
+    def _optimizer(self, winner: Result) -> dict:
+        """The version's server-optimizer record: its settings, the step taken and the state after it."""
+        opt = self.spec.server_optimizer
+        if opt is None:
+            return {}
+        return {"optimizer": {**opt.to_dict(), "step_hash": winner.step_hash, "state_hash": winner.state_hash,
+                              "parent_state_hash": self.rec.base_state_hash}}
 
     def _outcome(self, reason: Optional[str], contributors, left_out, flagged, tl: Optional[Tally], settled: dict,
                  no_reveal=(), **extra) -> dict:

@@ -43,6 +43,9 @@ def create_job(ctx: Context, spec: dict) -> dict:
     v0 = {"job_id": s.job_id, "version": 0, "round": 0, "parents": [], "model_hash": s.model.initial_hash,
           "status": "initial", "contributors": [], "approvals": [], "metrics": {}, "tags": {},
           "created_at": t, "tx_ids": {"create": ctx.stub.tx_id}}
+    if s.server_optimizer is not None:   # the optimizer starts from the zero state
+        v0["optimizer"] = {**s.server_optimizer.to_dict(),
+                           "state_hash": s.server_optimizer.initial_state_hash(s.model.num_params)}
     first = rounds.open_round(ctx, s, 1, v0, orgs, {}, t)
     if len(first.electorate) < s.min_participants:
         raise fail(f"only {len(first.electorate)} of the job's participants are active with stake; "

@@ -69,7 +69,7 @@ def open_round(ctx: Context, spec: JobSpec, r: int, base: dict, orgs: Mapping[st
                       base_version=base["version"], base_hash=base["model_hash"], stakes=electorate,
                       quorum=spec.quorum, min_participants=spec.min_participants,
                       deadlines=deadlines.registration_deadlines(t, spec.windows), opened_at=t,
-                      opened_tx=ctx.stub.tx_id)
+                      opened_tx=ctx.stub.tx_id, base_state_hash=(base.get("optimizer") or {}).get("state_hash", ""))
     if len(keys) >= spec.min_participants:
         return collecting(ctx, rec, spec, keys, t)
     return rec

@@ -17,13 +17,13 @@ from fedfabric_protocol import codec, deadlines
 from fedfabric_protocol.deadlines import Activity
 from fedfabric_protocol.fields import HEX64
 from fedfabric_protocol.records import UpdateMeta
-from fedfabric_protocol.states import Exchange, Privacy
+from fedfabric_protocol.states import Exchange, Privacy, Transient
 
 from . import jobs, roles, rounds, state
 from .state import UPDATES_COLLECTION, fail
 
-TRANSIENT_UPDATE = "update"
-TRANSIENT_SEEDS = "seeds"
+TRANSIENT_UPDATE = Transient.UPDATE.value
+TRANSIENT_SEEDS = Transient.SEEDS.value
 
 
 def upd_key(ctx: Context, job_id: str, r: int, msp: str) -> str:

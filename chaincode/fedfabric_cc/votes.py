@@ -21,6 +21,9 @@ def vote(ctx: Context, job_id: str, r: int, ballot: dict) -> dict:
     msp = org["msp_id"]
     rec = rounds.load_current(ctx, job, r)
     b = Ballot.from_dict(ballot)
+    if b.result is not None and bool(b.result.step_hash) != (spec.server_optimizer is not None):
+        raise fail(f"ballot.step_hash and ballot.state_hash are required exactly when the job has a server "
+                   f"optimizer (job {job_id}: {spec.server_optimizer.name if spec.server_optimizer else 'none'})")
     upds = state.per_org(ctx, state.UPD, job_id, r, rec.participants)
     reveals = {}
     if rec.privacy is Privacy.SECURE and b.result is not None and set(b.result.contributors) != set(rec.participants):

@@ -129,24 +129,31 @@ class UpdateMeta:
 @dataclass(frozen=True)
 class Result:
     """What a voter computed: the aggregate's hash over exactly ``contributors``, the candidate model's
-    hash, and the updates the rule flagged. Votes are tallied by :attr:`key`."""
+    hash, and the updates the rule flagged; with a server optimizer also the hash of the step the model
+    moved by and of the optimizer state after it. Votes are tallied by :attr:`key`."""
 
     aggregate_hash: str
     model_hash: str
     contributors: tuple[str, ...]
     flagged: tuple[str, ...] = ()
+    step_hash: str = ""
+    state_hash: str = ""
 
     @property
     def key(self) -> str:
         return hashlib.sha256(canonical(self.to_dict())).hexdigest()
 
     def to_dict(self) -> dict:
-        return {"aggregate_hash": self.aggregate_hash, "model_hash": self.model_hash,
-                "contributors": list(self.contributors), "flagged": list(self.flagged)}
+        out = {"aggregate_hash": self.aggregate_hash, "model_hash": self.model_hash,
+               "contributors": list(self.contributors), "flagged": list(self.flagged)}
+        if self.step_hash:
+            out.update(step_hash=self.step_hash, state_hash=self.state_hash)
+        return out
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> "Result":
-        return Result(d["aggregate_hash"], d["model_hash"], tuple(d["contributors"]), tuple(d.get("flagged", ())))
+        return Result(d["aggregate_hash"], d["model_hash"], tuple(d["contributors"]), tuple(d.get("flagged", ())),
+                      d.get("step_hash") or "", d.get("state_hash") or "")
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,7 @@ class Ballot:
     @staticmethod
     def from_dict(d: Any, path: str = "ballot") -> "Ballot":
         f = Fields(d, path, ("approve", "aggregate_hash", "model_hash", "contributors", "flagged", "metrics",
-                             "next_public_key"))
+                             "next_public_key", "step_hash", "state_hash"))
         check_json(d, path)
         approve = f.bool("approve")
         result = None
@@ -173,7 +180,9 @@ class Ballot:
             flagged = msp_list(f, "flagged") if f.has("flagged") else ()
             if not set(flagged) <= set(contributors):
                 raise refuse(f"{path}.flagged must be a subset of {path}.contributors")
-            result = Result(f.hex64("aggregate_hash"), f.hex64("model_hash"), contributors, flagged)
+            stepped = f.has("step_hash") or f.has("state_hash")
+            result = Result(f.hex64("aggregate_hash"), f.hex64("model_hash"), contributors, flagged,
+                            f.hex64("step_hash") if stepped else "", f.hex64("state_hash") if stepped else "")
         nxt = f.hex64("next_public_key") if f.d.get("next_public_key") is not None else None
         return Ballot(approve, result, metrics(f.d.get("metrics", {}), f"{path}.metrics"), nxt)
 
@@ -232,9 +241,11 @@ class RoundRecord:
     started_at: int = 0
     started_tx: str = ""
     outcome: Optional[Mapping[str, Any]] = None
+    base_state_hash: str = ""     # jobs with a server optimizer: its state after the base version
 
     def to_dict(self) -> dict:
-        return {"job_id": self.job_id, "round": self.round, "state": self.state.value, "privacy": self.privacy.value,
+        extra = {"base_state_hash": self.base_state_hash} if self.base_state_hash else {}
+        return {**extra, "job_id": self.job_id, "round": self.round, "state": self.state.value, "privacy": self.privacy.value,
                 "exchange": self.exchange.value, "leader": self.leader, "leader_draw": dict(self.leader_draw),
                 "base_version": self.base_version, "base_hash": self.base_hash, "stakes": dict(self.stakes),
                 "quorum": list(self.quorum), "min_participants": self.min_participants,
@@ -253,7 +264,7 @@ class RoundRecord:
             deadlines=Deadlines.from_dict(d["deadlines"]), participants=tuple(d.get("participants", ())),
             public_keys=dict(d.get("public_keys", {})), opened_at=int(d.get("opened_at", 0)),
             opened_tx=d.get("opened_tx", ""), started_at=int(d.get("started_at", 0)),
-            started_tx=d.get("started_tx", ""), outcome=d.get("outcome"))
+            started_tx=d.get("started_tx", ""), outcome=d.get("outcome"), base_state_hash=d.get("base_state_hash", ""))
 
     @property
     def electorate(self) -> list[str]:

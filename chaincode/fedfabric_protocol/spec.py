@@ -15,6 +15,7 @@ from typing import Any, Mapping, Optional
 from . import codec
 from .errors import refuse
 from .fields import ID_RE, Fields, check_json, fraction
+from .optimizers import ServerOptimizer, optimizer_from_dict
 from .rules import Rule, rule_from_dict
 from .states import Exchange, MemberStatus, Privacy
 
@@ -178,12 +179,13 @@ class Incentives:
 
 
 TOP = ("job_id", "model", "hyperparams", "rounds", "privacy", "aggregation", "dp", "quorum", "min_participants",
-       "participants", "windows", "max_abs", "incentives", "frac_bits", "endorsed_max_params")
+       "participants", "windows", "max_abs", "incentives", "frac_bits", "endorsed_max_params", "server_optimizer")
 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """Everything a training job is: recipe, model, rounds, privacy, rule, DP, quorum, who, windows, incentives."""
+    """Everything a training job is: recipe, model, rounds, privacy, rule (and the server optimizer after it),
+    DP, quorum, who, windows, incentives."""
 
     job_id: str
     model: ModelSpec
@@ -200,6 +202,7 @@ class JobSpec:
     max_abs: int = codec.INT32_MAX
     frac_bits: int = codec.FRAC_BITS
     endorsed_max_params: int = DEFAULT_ENDORSED_MAX_PARAMS
+    server_optimizer: Optional[ServerOptimizer] = None
 
     @staticmethod
     def from_dict(d: Any, default_participants: Optional[list[str]] = None) -> "JobSpec":
@@ -238,7 +241,8 @@ class JobSpec:
             dp=DPSpec.from_dict(f.obj("dp", {})), incentives=Incentives.from_dict(f.obj("incentives", {})),
             max_abs=f.int("max_abs", 1, codec.INT32_MAX, codec.INT32_MAX),
             frac_bits=f.int("frac_bits", codec.FRAC_BITS, codec.FRAC_BITS, codec.FRAC_BITS),
-            endorsed_max_params=f.int("endorsed_max_params", 0, MAX_PARAMS, DEFAULT_ENDORSED_MAX_PARAMS))
+            endorsed_max_params=f.int("endorsed_max_params", 0, MAX_PARAMS, DEFAULT_ENDORSED_MAX_PARAMS),
+            server_optimizer=optimizer_from_dict(f.d["server_optimizer"]) if f.has("server_optimizer") else None)
 
     def to_dict(self) -> dict:
         return {"job_id": self.job_id, "model": self.model.to_dict(), "hyperparams": self.hyperparams.to_dict(),
@@ -246,7 +250,8 @@ class JobSpec:
                 "dp": self.dp.to_dict(), "quorum": list(self.quorum), "min_participants": self.min_participants,
                 "participants": list(self.participants), "windows": self.windows.to_dict(), "max_abs": self.max_abs,
                 "incentives": self.incentives.to_dict(), "frac_bits": self.frac_bits,
-                "endorsed_max_params": self.endorsed_max_params}
+                "endorsed_max_params": self.endorsed_max_params,
+                **({"server_optimizer": self.server_optimizer.to_dict()} if self.server_optimizer else {})}
 
     @property
     def exchange(self) -> Exchange:

@@ -22,6 +22,14 @@ class Exchange(str, Enum):
     NODES = "nodes"        # node to node over mutual TLS; finalized on a stake quorum of identical hashes
 
 
+class Transient(str, Enum):
+    """Keys of the transient map: bytes an endorser reads but the transaction does not record."""
+
+    UPDATE = "update"                     # submit_update, endorsed exchange: the update's words
+    SEEDS = "seeds"                       # reveal_seeds: JSON {left-out org: pairwise seed hex}
+    OPTIMIZER_STATE = "optimizer_state"   # finalize_round, endorsed exchange: the base version's optimizer state
+
+
 class RoundState(str, Enum):
     REGISTRATION = "registration"   # waiting for participants' round keys (round 1, or after a round left too few)
     COLLECTING = "collecting"       # participants fixed: submit, (reveal), vote

@@ -8,8 +8,10 @@ from typing import Any, Iterable, Optional
 import numpy as np
 
 from fedfabric.fl import fixedpoint, secagg
-from fedfabric_protocol import aggregate, codec
+from fedfabric_protocol import aggregate, codec, optimizers
+from fedfabric_protocol.optimizers import optimizer_from_dict
 from fedfabric_protocol.rules import rule_from_dict
+from fedfabric_protocol.states import Transient
 
 from . import identities as ids
 from .harness import ORGS, Ledger, h, meta_for
@@ -31,6 +33,8 @@ class Consortium:
         self.samples = dict(samples or SAMPLES)
         self.priv: dict[tuple[str, int], Any] = {}
         self.payloads: dict[int, dict[str, bytes]] = {}
+        self.opt_state: Optional[bytes] = None        # server optimizer state after the latest version
+        self.next_state: dict[int, bytes] = {}        # ... after round r, if it finalizes
 
     def call(self, msp: str, fn: str, *args: Any, **kw: Any) -> Any:
         return self.led.call(ids.trainer(msp), fn, *args, **kw)
@@ -100,13 +104,21 @@ class Consortium:
             agg = aggregate.secure_aggregate(rule, words, samples, seeds, left_out)
         else:
             agg = aggregate.clear_aggregate(rule, words, samples, job["spec"]["incentives"]["anomaly_factor"])
-        return {"aggregate_hash": agg.hash, "model_hash": model_hash_of(agg.hash),
-                "contributors": list(agg.contributors), "flagged": list(agg.flagged), "words": agg.words}
+        out = {"aggregate_hash": agg.hash, "model_hash": model_hash_of(agg.hash),
+               "contributors": list(agg.contributors), "flagged": list(agg.flagged), "words": agg.words}
+        if "server_optimizer" in job["spec"]:
+            step = optimizers.server_step(optimizer_from_dict(job["spec"]["server_optimizer"]), agg.words,
+                                          self.opt_state)
+            self.next_state[r] = step.state
+            out.update(step_hash=step.hash, state_hash=step.state_hash, step_words=step.words,
+                       model_hash=model_hash_of(step.hash))
+        return out
 
     def ballot(self, r: int, msp: str, res: Optional[dict], approve: bool = True, next_key: bool = True) -> dict:
         b: dict[str, Any] = {"approve": approve, "metrics": {"val_accuracy_milli": 900 if approve else 100}}
         if res is not None:
-            b.update({k: res[k] for k in ("aggregate_hash", "model_hash", "contributors", "flagged")})
+            b.update({k: res[k] for k in ("aggregate_hash", "model_hash", "contributors", "flagged", "step_hash",
+                                          "state_hash") if k in res})
         last = r >= self.job()["spec"]["rounds"]
         b["next_public_key"] = self.fresh_key(msp, r + 1) if next_key and not last else None
         return b
@@ -117,7 +129,13 @@ class Consortium:
             self.call(m, "vote", self.job_id, r, self.ballot(r, m, res, approve, next_key), **kw)
 
     def finalize(self, r: int, who: Optional[str] = None, **kw: Any) -> dict:
-        return self.call(who or self.orgs[0], "finalize_round", self.job_id, r, **kw)
+        """Close round ``r`` (passing the base optimizer state, as a node does, unless ``transient`` is given)."""
+        if self.opt_state is not None and "transient" not in kw:
+            kw["transient"] = {Transient.OPTIMIZER_STATE.value: self.opt_state}
+        out = self.call(who or self.orgs[0], "finalize_round", self.job_id, r, **kw)
+        if out["state"] == "finalized" and r in self.next_state:
+            self.opt_state = self.next_state[r]
+        return out
 
     def full_round(self, r: int, deltas: dict[str, np.ndarray], **kw: Any) -> dict:
         """submit and vote (everyone in ``deltas``), finalize."""

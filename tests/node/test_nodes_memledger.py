@@ -147,3 +147,36 @@ def test_nodes_without_an_exchange_read_payloads_from_their_peer_and_never_use_a
     assert all("get_update" in n.client.calls for n in nodes)
     v1 = admin.get_version("j-mis", 1)
     assert all(n.store.has(v1["aggregate_hash"]) and n.store.has(v1["model_hash"]) for n in nodes)
+
+
+def test_a_server_optimizer_job_in_secure_mode_is_the_in_process_run_bit_for_bit(make_node):
+    opt = {"kind": "adam", "lr": 0.02, "beta1": 0.9, "beta2": 0.99, "tau": 0.001}
+    led, admin, nodes, spec = _setup(make_node, _job("j-adam", rounds=3, server_optimizer=opt))
+    drive(led, nodes)
+    job = admin.get_job("j-adam")
+    assert job["status"] == "completed" and job["rounds_finalized"] == 3
+    sim = simulate(spec)
+    vers = [admin.get_version("j-adam", v) for v in (1, 2, 3)]
+    assert [r.aggregate_hash for r in sim.rounds] == [v["aggregate_hash"] for v in vers]
+    assert [(r.step_hash, r.state_hash, r.model_hash) for r in sim.rounds] == \
+           [(v["optimizer"]["step_hash"], v["optimizer"]["state_hash"], v["model_hash"]) for v in vers]
+    assert vers[2]["optimizer"]["parent_state_hash"] == vers[1]["optimizer"]["state_hash"]
+    # the step is not the aggregate: the optimizer really moved the model
+    assert all(v["optimizer"]["step_hash"] != v["aggregate_hash"] for v in vers)
+    for n in nodes:   # every node keeps each version's optimizer state, by the hash the ledger recorded
+        assert all(n.store.has(v["optimizer"]["state_hash"]) for v in vers)
+
+
+def test_a_node_that_lost_the_optimizer_state_fetches_it_from_a_member_node(make_node):
+    opt = {"kind": "avgm", "lr": 1, "momentum": 0.5}
+    led, admin, nodes, spec = _setup(make_node, _job("j-avgm", rounds=2, server_optimizer=opt,
+                                                    endorsed_max_params=0))   # payloads node to node
+    assert spec.exchange.value == "nodes"
+    drive(led, nodes, until=lambda: admin.get_job("j-avgm")["latest_version"] == 1)
+    s1 = admin.get_version("j-avgm", 1)["optimizer"]["state_hash"]
+    nodes[2].store.path(s1).unlink()          # org3 lost its copy of the state
+    drive(led, nodes)
+    assert admin.get_job("j-avgm")["rounds_finalized"] == 2
+    assert nodes[2].store.has(s1)              # fetched from another node and checked against the ledger's hash
+    sim = simulate(spec)
+    assert sim.rounds[-1].model_hash == admin.get_version("j-avgm", 2)["model_hash"]

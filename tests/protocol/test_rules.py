@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fedfabric_protocol.errors import ProtocolError
-from fedfabric_protocol.rules import REGISTRY, _integer as ints, rule_from_dict, rule_names
+from fedfabric_protocol.rules import RULES, _integer as ints, rule_from_dict, rule_names
 from fedfabric_protocol.states import Privacy
 
 PARAMS = {"fedavg": {}, "median": {}, "trimmed_mean": {"trim": 1}, "multi_krum": {"krum_f": 1},
@@ -12,7 +12,7 @@ PARAMS = {"fedavg": {}, "median": {}, "trimmed_mean": {"trim": 1}, "multi_krum":
 
 
 def test_every_registered_rule_is_exercised_here():
-    assert sorted(PARAMS) == rule_names() == sorted(REGISTRY)
+    assert sorted(PARAMS) == rule_names() == sorted(RULES.classes)
 
 
 def test_unknown_rules_and_parameters_are_refused_by_name():

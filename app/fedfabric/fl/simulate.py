@@ -1,6 +1,6 @@
 """The same federated job in one process, without a ledger: every org's recipe, the protocol's own
 aggregation, the same fixed-point words. Without DP it is bit-identical to a run on the network
-(masks cancel exactly in the secure sum, so they are left out here).
+(masks cancel exactly in the secure sum, so they are left out here), server optimizer included.
 
 Used by the accuracy and overhead benchmarks and by tests that compare against the ledger path;
 ``transform`` lets a caller change an org's update before it is encoded (e.g. an attack benchmark).
@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from fedfabric_protocol import aggregate
+from fedfabric_protocol import aggregate, optimizers
 from fedfabric_protocol.spec import JobSpec
 from fedfabric_protocol.states import Privacy
 
@@ -36,6 +36,8 @@ class RoundResult:
     aggregate_hash: str
     model_hash: str
     flagged: tuple[str, ...] = ()
+    step_hash: str = ""       # with a server optimizer: what the ballots carry
+    state_hash: str = ""
 
 
 @dataclass
@@ -55,6 +57,7 @@ def simulate(spec: JobSpec, rounds: Optional[int] = None, dp_seed: int = 0,
     rng = np.random.default_rng(dp_seed)
     out = Simulation(spec)
     n = len(recipes)
+    state = None   # the server optimizer's state after the current model (None: the zero state)
     for r in range(1, (rounds or spec.rounds) + 1):
         t0 = time.perf_counter()
         words, samples = {}, {}
@@ -68,11 +71,13 @@ def simulate(spec: JobSpec, rounds: Optional[int] = None, dp_seed: int = 0,
             agg = aggregate.secure_aggregate(spec.aggregation, words, samples, {}, [])
         else:
             agg = aggregate.clear_aggregate(spec.aggregation, words, samples, spec.incentives.anomaly_factor)
-        vec = Recipe.candidate(vec, agg.words)
+        step = optimizers.server_step(spec.server_optimizer, agg.words, state)
+        state = step.state or None
+        vec = Recipe.candidate(vec, step.words)
         seconds = time.perf_counter() - t0
         m_test = evaluate(vector_to_model(first.task.new_model(), vec), X_test, y_test)
         out.rounds.append(RoundResult(r, seconds, m_test["accuracy"], m_test["loss"], agg.hash, model_hash(vec),
-                                      agg.flagged))
+                                      agg.flagged, step.hash if spec.server_optimizer else "", step.state_hash))
     out.model = vec
     return out
 

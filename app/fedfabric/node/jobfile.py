@@ -18,7 +18,8 @@ from fedfabric_protocol.errors import ProtocolError, show
 from fedfabric_protocol.spec import JobSpec
 
 TOP = ("job_id", "dataset", "model", "partition", "rounds", "training", "privacy", "aggregation", "dp", "quorum",
-       "min_participants", "windows", "participants", "incentives", "seed", "val_fraction", "endorsed_max_params")
+       "min_participants", "windows", "participants", "incentives", "seed", "val_fraction", "endorsed_max_params",
+       "server_optimizer")
 SECTIONS = {"model": ("arch", "kwargs"), "partition": ("kind", "alpha"),
             "training": ("epochs", "lr", "batch_size", "optimizer", "mu"),
             "dp": ("enabled", "clip_norm", "noise_multiplier", "epsilon_budget", "delta_exp")}
@@ -127,6 +128,10 @@ def translate(doc: Any, default_participants: Optional[list[str]] = None) -> dic
              "incentives": {**DEFAULT_INCENTIVES, **(doc.get("incentives") or {})}}
     if "endorsed_max_params" in doc:
         draft["endorsed_max_params"] = doc["endorsed_max_params"]
+    so = doc.get("server_optimizer")
+    if so is not None:   # e.g. {kind: adam, lr: 0.01, beta1: 0.9}: the coefficients as decimal strings
+        draft["server_optimizer"] = ({k: _number(v, f"server_optimizer.{k}") for k, v in so.items()}
+                                     if isinstance(so, dict) else so)
     return draft
 
 

@@ -40,7 +40,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from fedfabric_protocol import aggregate, codec, deadlines
+from fedfabric_protocol import aggregate, codec, deadlines, optimizers
 from fedfabric_protocol.errors import ProtocolError
 from fedfabric_protocol.records import Ballot, Result
 from fedfabric_protocol.spec import JobSpec
@@ -118,6 +118,7 @@ class OrgNode:
         self.spec: Optional[JobSpec] = None
         self.recipe: Optional[Recipe] = None
         self.book: Optional[ModelBook] = None
+        self._zero_hash: Optional[str] = None
         self.view: Optional[RoundView] = None
         self.status = JobStatus.ACTIVE
         self._server: Optional[exchange.ExchangeServer] = None
@@ -204,7 +205,7 @@ class OrgNode:
         except TaskError as exc:
             raise NodeError(f"job {self.job_id}: {exc}") from None
         self.spec, self.recipe = spec, Recipe(spec, task)
-        self.book = ModelBook(self.client, self.job_id, self.store, task.initial, self._fetch_model)
+        self.book = ModelBook(self.client, self.job_id, self.store, task.initial, self._fetch_blob)
         if spec.exchange is Exchange.NODES and self.net is None:
             raise NodeError(f"job {self.job_id} exchanges payloads node to node ({spec.model.num_params} "
                             f"parameters > {spec.endorsed_max_params}); this node has no exchange endpoint")
@@ -291,7 +292,9 @@ class OrgNode:
             else:
                 self._doing(f"waiting for votes ({len(v.votes)}/{len(rec.stakes)})", round=v.round)
         elif ph is Phase.CLOSING and self._due(("close", v.round), rec.leader):
-            out = self._try("finalize_round", lambda: self.client.finalize_round(self.job_id, v.round))
+            # endorsers recompute the optimizer step too: they need the base state (its hash is on the ledger)
+            state = self._base_state() if self.spec.exchange is Exchange.ENDORSED else None
+            out = self._try("finalize_round", lambda: self.client.finalize_round(self.job_id, v.round, state))
             if out is not None:
                 self._note("round finalized" if out.value["state"] == "finalized" else "round failed",
                            round=v.round, version=(out.value.get("outcome") or {}).get("version") or "-")
@@ -322,6 +325,18 @@ class OrgNode:
         if self._base_vec is None or self._base_vec[0] != rec.base_hash:
             self._base_vec = (rec.base_hash, self.book.get(rec.base_version, rec.base_hash))
         return self._base_vec[1]
+
+    def _base_state(self) -> Optional[bytes]:
+        """The server optimizer's state after the round's base version (None: the zero state, or no optimizer)."""
+        rec, opt, n = self.view.rec, self.spec.server_optimizer, self.spec.model.num_params
+        if opt is None or rec.base_state_hash == self._zero_state_hash():
+            return None
+        return self.book.state(rec.base_version, rec.base_state_hash, opt.state_bytes(n))
+
+    def _zero_state_hash(self) -> str:
+        if self._zero_hash is None:
+            self._zero_hash = self.spec.server_optimizer.initial_state_hash(self.spec.model.num_params)
+        return self._zero_hash
 
     def _submit(self) -> None:
         v, rec, spec = self.view, self.view.rec, self.spec
@@ -432,8 +447,13 @@ class OrgNode:
         else:
             agg = aggregate.clear_aggregate(spec.aggregation, words, samples, spec.incentives.anomaly_factor)
         self.store.put(agg.data)    # kept and served by hash, like the candidate model
-        cand = Recipe.candidate(self._base(), agg.words)
-        return Result(agg.hash, model_hash(cand), agg.contributors, agg.flagged), cand
+        opt = spec.server_optimizer
+        step = optimizers.server_step(opt, agg.words, self._base_state())
+        if step.state:
+            self.store.put(step.state)   # the next version's optimizer state, served by hash like models
+        cand = Recipe.candidate(self._base(), step.words)
+        return Result(agg.hash, model_hash(cand), agg.contributors, agg.flagged, step.hash if opt else "",
+                      step.state_hash), cand
 
     def _seeds_revealed(self, left_out: list[str], usable: dict) -> bool:
         """Secure mode with participants left out: reveal ours (once) and wait for every contributor's."""
@@ -490,9 +510,9 @@ class OrgNode:
             return None
         return self.keys.create(r + 1).hex()
 
-    def _fetch_model(self, digest: str, report: dict) -> bytes:
-        """A finalized model from any member node that serves it (for catching up), among the nodes known
-        from the version's round and from the current round."""
+    def _fetch_blob(self, digest: str, report: dict, max_bytes: int) -> bytes:
+        """A finalized model or optimizer state from any member node that serves it (for catching up), among
+        the nodes known from the version's round and from the current round."""
         if self.net is None:
             raise ArtifactError("this node has no exchange identity to fetch from other nodes")
         errors = []
@@ -502,13 +522,13 @@ class OrgNode:
         for m, ep in sorted(known.items()):
             if ep and m != self.msp:
                 try:
-                    return exchange.fetch(ep, digest, m, self.net.tls, max_bytes=self.spec.model.num_params * 4)
+                    return exchange.fetch(ep, digest, m, self.net.tls, max_bytes=max_bytes)
                 except exchange.CorruptBlob as exc:
                     self._problem(logging.WARNING, f"{exc}; trying another node")
                     errors.append(str(exc))
                 except exchange.FetchError as exc:
                     errors.append(str(exc))
-        raise ArtifactError(f"no node served model {digest[:12]}…: {'; '.join(errors) or 'no endpoints'}")
+        raise ArtifactError(f"no node served {digest[:12]}…: {'; '.join(errors) or 'no endpoints'}")
 
     # ---- the loop
     def _listen(self) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import refuse
 from ..fields import REQUIRED, Fields
+from ..registry import Registry
 from ..states import Privacy
 
 
@@ -101,16 +102,9 @@ class Rule:
         raise NotImplementedError(f"rule '{self.name}' is not linear")
 
 
-REGISTRY: dict[str, type[Rule]] = {}
-
-
-def register(cls: type[Rule]) -> type[Rule]:
-    """Class decorator: make ``cls`` available under ``cls.name``."""
-    if not cls.name or cls.name in REGISTRY:
-        raise ValueError(f"rule name {cls.name!r} missing or taken")
-    REGISTRY[cls.name] = cls
-    return cls
+RULES: Registry[Rule] = Registry("rule", "rule", "fedavg")
+register = RULES.register
 
 
 def linear_rule_names() -> list[str]:
-    return sorted(n for n, c in REGISTRY.items() if c.linear)
+    return sorted(n for n, c in RULES.classes.items() if c.linear)
