@@ -5,8 +5,9 @@ Shared by the live contract tests (``tests/chaincode_live``) and ``benchmarks/le
 ``Consortium(layout)`` opens one Gateway per org (trainer ``User1``, and ``Admin`` for admin-only
 writes) with a :class:`fedfabric.client.FedFabricClient` each. :class:`LiveJob` plays whole secure
 rounds of protocol v2 the way the orgs' nodes do -- every org submits (in parallel), every org
-computes the aggregate itself with the protocol's code and votes with its next round key (in
-parallel), the leader finalizes -- and records each phase's time and transactions.
+computes the aggregate (and the server optimizer's step, if the job has one) itself with the
+protocol's code and votes with its next round key (in parallel), the leader finalizes -- and
+records each phase's time and transactions. Clear-mode jobs submit plain encodings.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ import numpy as np
 from fedfabric.client import FedFabricClient, Rejected, Written, open_client
 from fedfabric.fl import fixedpoint, secagg
 from fedfabric.ledger import EndorseError, GatewayError
-from fedfabric_protocol import aggregate, codec
+from fedfabric_protocol import aggregate, codec, optimizers
+from fedfabric_protocol.optimizers import optimizer_from_dict
 from fedfabric_protocol.records import Ballot, Result
 from fedfabric_protocol.rules import rule_from_dict
+from fedfabric_protocol.spec import Incentives
 
 CHAINCODE = "fedfabric"
 QUORUM = "2/3"
@@ -276,6 +279,9 @@ class LiveJob:
         self.cons, self.spec, self.job_id = cons, spec, spec["job_id"]
         self.n = spec["model"]["num_params"]
         self.rule = rule_from_dict(spec["aggregation"])
+        self.opt = optimizer_from_dict(spec["server_optimizer"]) if "server_optimizer" in spec else None
+        self.opt_state: Optional[bytes] = None     # after the latest version (None: the zero state)
+        self.step: Optional[optimizers.Step] = None
         self.keys: dict[tuple[str, int], Any] = {}
         self.pool = ThreadPoolExecutor(max_workers=len(cons.msps))
         self.created: Optional[Written] = None
@@ -318,6 +324,10 @@ class LiveJob:
         with Timer(run.timings, "prepare"):
             run.samples = {m: 100 * (i + 1) for i, m in enumerate(sorted(rec.participants))}
             for m in who:
+                if self.spec["privacy"] == "clear":
+                    run.encoded[m] = fixedpoint.encode(rng.normal(0.0, 0.05, self.n))
+                    run.payloads[m] = codec.pack(run.encoded[m])
+                    continue
                 enc = fixedpoint.encode_weighted(rng.normal(0.0, 0.05, self.n), run.samples[m],
                                                  headroom=len(rec.participants))
                 ctx = secagg.round_context(self.job_id, run.round)
@@ -341,8 +351,15 @@ class LiveJob:
         """The result every org computes itself (here from the payloads the test holds)."""
         with Timer(run.timings, "compute"):
             words = {m: codec.unpack(p, self.n) for m, p in run.payloads.items()}
-            agg = aggregate.secure_aggregate(self.rule, words, {m: run.samples[m] for m in words}, {}, [])
-            run.result = Result(agg.hash, h(f"model-{agg.hash}"), agg.contributors, agg.flagged)
+            samples = {m: run.samples[m] for m in words}
+            if self.spec["privacy"] == "clear":
+                factor = Incentives.from_dict(self.spec.get("incentives", {})).anomaly_factor
+                agg = aggregate.clear_aggregate(self.rule, words, samples, factor)
+            else:
+                agg = aggregate.secure_aggregate(self.rule, words, samples, {}, [])
+            self.step = optimizers.server_step(self.opt, agg.words, self.opt_state)
+            run.result = Result(agg.hash, h(f"model-{self.step.hash}"), agg.contributors, agg.flagged,
+                                self.step.hash if self.opt else "", self.step.state_hash)
         return run.result
 
     def vote(self, run: RoundRun, who: Iterable[str] | None = None) -> RoundRun:
@@ -362,9 +379,12 @@ class LiveJob:
     def finalize(self, run: RoundRun) -> RoundRun:
         rec = self.round_record(run.round)
         with Timer(run.timings, "finalize"):
-            w = self.cons.synced(self.cons.parties[rec.leader].trainer.finalize_round(self.job_id, run.round))
+            w = self.cons.synced(self.cons.parties[rec.leader].trainer.finalize_round(self.job_id, run.round,
+                                                                                      self.opt_state))
         run.writes["finalize"] = w
         run.closed = w.value
+        if w.value["state"] == "finalized" and self.step is not None:
+            self.opt_state = self.step.state or None
         return run
 
     def full_round(self, run: RoundRun, seed: int = 0, endpoints: dict[str, str] | None = None) -> RoundRun:

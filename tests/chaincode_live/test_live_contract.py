@@ -1,7 +1,7 @@
 """Live: the product contract ``fedfabric`` on a real Fabric network, through the Gateway (protocol v2).
 
 Uses the session's ``live_network``; deploys the product chaincode (stake-weighted 2-of-3 policy,
-private collections ``fedfabricUpdates`` and ``fedfabricAggregates`` with ``maxPeerCount`` 0) if it is
+the private collection ``fedfabricUpdates`` with ``maxPeerCount`` 0) if it is
 not deployed yet, and initializes the consortium once (tolerating another test file having done it).
 Every test uses its own job ids, so the tests can share the network with other live test files.
 """
@@ -267,4 +267,40 @@ def test_bad_submission_rejected_and_ledger_unchanged(cons) -> None:
     assert c.get_round(lj.job_id, 1) == before
     w = cons.synced(c.submit_update(lj.job_id, 1, good, payload))   # the refusals consumed nothing
     assert w.value["sha256"] == H.h(payload)
+    lj.close()
+
+
+# ---- 7. a new rule and a server optimizer, recomputed by the endorsers --------------------------------
+def test_a_secure_fedadam_job_finalizes_on_the_endorsed_step(cons) -> None:
+    opt = {"kind": "adam", "lr": "0.01", "beta1": "0.9", "beta2": "0.99", "tau": "0.001"}
+    lj = H.LiveJob(cons, H.secure_job_spec(H.uid("live-adam"), NUM_PARAMS, window_s=120, rounds=2,
+                                           server_optimizer=opt))
+    lj.create()
+    c = cons.first().trainer
+    v0 = c.get_version(lj.job_id, 0)
+    assert v0["optimizer"]["state_hash"] == lj.opt.initial_state_hash(NUM_PARAMS)
+    runs = [lj.full_round(lj.start(), seed=3)]
+    runs.append(lj.full_round(H.RoundRun(2), seed=4))   # needs the state of version 1 in the transient map
+    for r, run in enumerate(runs, 1):
+        assert run.closed["state"] == "finalized", run.closed["outcome"]["reason"]
+        ver = c.get_version(lj.job_id, r)
+        assert (ver["optimizer"]["step_hash"], ver["optimizer"]["state_hash"]) == \
+            (run.result.step_hash, run.result.state_hash)
+        assert ver["aggregate_hash"] == run.result.aggregate_hash and ver["optimizer"]["kind"] == "adam"
+    assert c.get_version(lj.job_id, 2)["optimizer"]["parent_state_hash"] == runs[0].result.state_hash
+    first = runs[0].writes["register:Org1MSP"].block_number
+    assert H.invalid_transactions(cons.first(), first, cons.first().height() - 1) == []
+    lj.close()
+
+
+@pytest.mark.parametrize("rule", [{"rule": "krum", "krum_f": 0}, {"rule": "bulyan", "bulyan_f": 0}])
+def test_a_clear_krum_or_bulyan_round_is_recomputed_by_the_endorsers(cons, rule) -> None:
+    lj = H.LiveJob(cons, H.secure_job_spec(H.uid(f"live-{rule['rule']}"), NUM_PARAMS, window_s=120, rounds=1,
+                                           privacy="clear", aggregation=rule, min_participants=3))
+    lj.create()
+    run = lj.full_round(lj.start(), seed=11)
+    assert run.closed["state"] == "finalized", run.closed["outcome"]["reason"]
+    ver = cons.first().trainer.get_version(lj.job_id, 1)
+    assert ver["rule"] == rule and ver["aggregate_hash"] == run.result.aggregate_hash
+    assert run.closed["outcome"]["aggregate"]["recomputed"] is True
     lj.close()
