@@ -100,14 +100,25 @@ def is_transient(exc: Rejected) -> bool:
     return exc.status is None or exc.status in TRANSIENT_STATUSES
 
 
+RecipeFactory = Callable[[JobSpec, str], Recipe]   # (the job's spec, the org's MSP id) -> that org's trainer
+
+
+def default_recipe(spec: JobSpec, msp_id: str) -> Recipe:
+    """The job's own recipe on the org's shard of the job's dataset."""
+    return Recipe(spec, task_for(spec, msp_id))
+
+
 class OrgNode:
-    """The training node of ``msp_id`` for one job."""
+    """The training node of ``msp_id`` for one job; ``recipe_for`` builds its trainer once the job is read
+    (default: :func:`default_recipe`)."""
 
     def __init__(self, client: FedFabricClient, msp_id: str, job_id: str, workdir: Path,
                  options: Optional[NodeOptions] = None, events: Any = None,
                  progress: Optional[Callable[[str, dict], None]] = None,
-                 exchange_settings: Optional[ExchangeSettings] = None) -> None:
+                 exchange_settings: Optional[ExchangeSettings] = None,
+                 recipe_for: Optional[RecipeFactory] = None) -> None:
         self.client, self.msp, self.job_id = client, msp_id, job_id
+        self.recipe_for = recipe_for or default_recipe
         self.dir = Path(workdir)
         self.store = ArtifactStore(self.dir / "artifacts")
         self.keys = RoundKeys(self.dir / "keys" / job_id, job_id, msp_id)
@@ -201,10 +212,11 @@ class OrgNode:
             raise NodeError(f"{self.msp} is not a participant of job {self.job_id} (participants: "
                             f"{', '.join(spec.participants)}); this node has nothing to do")
         try:
-            task = task_for(spec, self.msp)
+            recipe = self.recipe_for(spec, self.msp)
         except TaskError as exc:
             raise NodeError(f"job {self.job_id}: {exc}") from None
-        self.spec, self.recipe = spec, Recipe(spec, task)
+        self.spec, self.recipe = spec, recipe
+        task = recipe.task
         self.book = ModelBook(self.client, self.job_id, self.store, task.initial, self._fetch_blob)
         if spec.exchange is Exchange.NODES and self.net is None:
             raise NodeError(f"job {self.job_id} exchanges payloads node to node ({spec.model.num_params} "
