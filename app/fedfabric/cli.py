@@ -53,13 +53,16 @@ RUN_OPT = typer.Option(None, "--run-dir", help="The network's run directory (def
 CONFIG_OPT = typer.Option(None, "--config", help="The consortium definition (default: network/consortium.yaml).")
 
 
-def _config(config: Path | None):
+def _config(config: Path | None, run_dir: Path | None = None):
+    """The consortium as the site in ``run_dir`` sees it: the consortium file, and the orgs admitted later
+    whose definitions the site imported."""
     from .network import paths
-    from .network.config import ConfigError, load_config
+    from .network.config import ConfigError
+    from .network.definition import DefinitionError, load_site_config
 
     try:
-        return load_config(config or paths.DEFAULT_CONFIG)
-    except (ConfigError, OSError) as exc:
+        return load_site_config(config or paths.DEFAULT_CONFIG, run_dir or paths.run_dir())
+    except (ConfigError, DefinitionError, OSError) as exc:
         _fail(f"bad consortium config: {exc}")
 
 
@@ -71,7 +74,7 @@ def _fail(message: str, code: int = 2) -> None:
 def _client(org: str, user: str, config: Path | None, run_dir: Path | None):
     from .client import open_client
 
-    cfg = _config(config)
+    cfg = _config(config, run_dir)
     try:
         cfg.org(org)
     except Exception:  # noqa: BLE001
@@ -297,7 +300,7 @@ def job_create(file: Path = typer.Argument(..., help="The YAML job file (see app
     from .node.bootstrap import job_spec
     from .node.jobfile import JobFileError, load_job_file
 
-    cfg = _config(config)
+    cfg = _config(config, run_dir)
     try:
         job = load_job_file(file, [o.name for o in cfg.orgs])
         if job_id:
@@ -387,7 +390,7 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     from .node.exchange import NodeTls
 
     torch.set_num_threads(torch_threads)
-    cfg = _config(config)
+    cfg = _config(config, run_dir)
     gw, client = _client(org, user, config, run_dir)
     o = cfg.org(org)
     root = (run_dir or paths.run_dir()).resolve()
@@ -395,9 +398,10 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     tls_dir = layout.node_tls_dir(o)
     net = None
     if (tls_dir / "server.key").exists():
-        net = ExchangeSettings(f"{cfg.host}:{o.node_port}", layout.node_endpoint(o),
+        net = ExchangeSettings(layout.node_endpoint(o), layout.node_endpoint(o),
                                NodeTls((tls_dir / "server.crt").read_bytes(), (tls_dir / "server.key").read_bytes(),
-                                       {m.msp_id: layout.org_tls_ca(m).read_bytes() for m in cfg.orgs}))
+                                       {m.msp_id: layout.org_tls_ca(m).read_bytes() for m in cfg.orgs
+                                        if layout.org_tls_ca(m).exists()}))
     status = StatusLine(o.msp_id, job)
     setup_logging(status)
     try:

@@ -50,9 +50,9 @@ model_app = typer.Typer(
 @contextmanager
 def _open_ledger(org: str, user: str, config: Path, run_dir: Path) -> Iterator[Any]:
     from .client import open_client
-    from .network.config import load_config
+    from .network.definition import load_site_config
 
-    gw, client = open_client(org, user, config=load_config(config), run_root=run_dir)
+    gw, client = open_client(org, user, config=load_site_config(config, run_dir), run_root=run_dir)
     try:
         yield client
     finally:
@@ -72,10 +72,10 @@ def client_factory(org: str, user: str, config: Path, run_dir: Path) -> ContextM
 def _open_peers(org: str, user: str, config: Path, run_dir: Path) -> Iterator[dict[str, Any]]:
     """qscc of every org's peer, each queried with ``org``'s ``user`` identity (any channel member may read)."""
     from .ledger import Gateway, Identity
-    from .network.config import load_config
+    from .network.definition import load_site_config
     from .network.layout import Layout
 
-    cfg = load_config(config)
+    cfg = load_site_config(config, run_dir)
     layout = Layout(Path(run_dir).resolve(), cfg)
     me = cfg.org(org)
     msp = layout.user_msp(me, user)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fedfabric.network import channel, fabricbin, material
+from fedfabric.network import channel, fabricbin
 from fedfabric.network.layout import Layout
 from fedfabric.network.manager import ChannelState, Network, convergence_problem
 from fedfabric.network.nodes import NodeError
@@ -83,13 +83,12 @@ def test_wait_same_height_is_not_fooled_by_an_orderer_outside_the_cluster(tmp_pa
 
 
 def _genesis_config(tmp_path: Path) -> tuple[fabricbin.FabricInstall, Layout, dict]:
-    """A real genesis block (cryptogen + configtxgen), decoded to the channel config."""
+    """A real genesis block (each org's cryptogen, configtxgen from the definitions), decoded to the
+    channel config."""
     fabric = fabricbin.locate()
-    config = test_config(20000)
-    layout = Layout((tmp_path / "run").resolve(), config)
-    material.ensure_fabric_config(fabric, layout)
-    material.ensure_crypto(fabric, config, layout)
-    material.ensure_genesis_block(fabric, config, layout)
+    net = Network(test_config(20000), tmp_path / "run", fabric=fabric)
+    net.generate()
+    layout = net.layout
     channel._translate(fabric, "proto_decode", "common.Block", layout.genesis_block, tmp_path / "block.json")
     block = json.loads((tmp_path / "block.json").read_text())
     return fabric, layout, block["data"]["data"][0]["payload"]["data"]["config"]

@@ -11,7 +11,8 @@ import yaml
 from fedfabric.network import paths
 from fedfabric.network.config import ConfigError, load_config, parse_config
 from fedfabric.network.layout import Layout
-from fedfabric.network.material import configtx, crypto_config
+from fedfabric.network.material import configtx
+from fedfabric.network.orginit import peer_org_crypto
 
 from ..conftest import default_raw, shift_ports
 
@@ -42,7 +43,7 @@ def test_fourth_org_is_a_config_edit(tmp_path) -> None:
     app_orgs = tx["Application"]["Organizations"]
     assert [o["ID"] for o in app_orgs][-1] == "Org4MSP"
     assert app_orgs[-1]["AnchorPeers"] == [{"Host": "127.0.0.1", "Port": 10051}]
-    assert [o["Domain"] for o in crypto_config(c)["PeerOrgs"]][-1] == "org4.fedfabric.local"
+    assert peer_org_crypto(c.org("org4"))["PeerOrgs"][0]["Domain"] == "org4.fedfabric.local"
     assert c.org("org4").ca_node_id == "ca.org4" and c.node_ports()["ca.org4"] == {"listen": 10054,
                                                                                   "operations": 9457}
 
@@ -109,7 +110,10 @@ def _mutate(path: str, value, base=None):
     ("orgs.2.msp_id", "Org1MSP", "duplicate msp_id: Org1MSP"),
     ("orgs.0.peer", KeyError, "orgs[0].peer: missing"),
     ("channel", "Bad Channel!", "channel: invalid name"),
-    ("host", "0.0.0.0", "only listens on 127.0.0.1"),
+    ("host", "0.0.0.0", "host: '0.0.0.0' cannot be dialled"),
+    ("host", "node1.example", "host: 'node1.example' is not an IP address"),
+    ("orgs.1.host", "::", "orgs[1].host: '::' cannot be dialled"),
+    ("orderer_org.host", "224.0.0.1", "orderer_org.host: '224.0.0.1' cannot be dialled"),
     ("batch.timeout_ms", 5, "batch.timeout_ms: 5 is outside"),
     ("batch.absolute_max_bytes", "lots", "invalid size"),
     ("orderer_org.consensus", "kafka", "not supported"),
@@ -167,7 +171,8 @@ def test_invalid_config_is_refused_with_the_field_named(path, value, message) ->
     ("batch.timeout_ms", "200ms", "batch.timeout_ms: expected an integer, got '200ms'"),
     ("domain", ["fedfabric.local"], "domain: invalid name ['fedfabric.local']"),
     ("domain", "Bad Domain", "domain: invalid name 'Bad Domain'"),
-    ("host", ["127.0.0.1"], "host: ['127.0.0.1'] -- the native network only listens on 127.0.0.1"),
+    ("host", ["127.0.0.1"], "host: expected an IP address, got a list (['127.0.0.1'])"),
+    ("orgs.0.host", 7, "orgs[0].host: expected an IP address, got an integer (7)"),
     ("channel", 12, "channel: invalid name 12"),
 ])
 def test_wrong_types_are_config_errors_naming_the_field(path, value, message) -> None:

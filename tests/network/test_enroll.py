@@ -58,7 +58,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 @pytest.fixture
 def layout(tmp_path) -> Layout:
-    """A run dir with what cryptogen would have written for each org: CA, TLS CA, User1's MSP."""
+    """A run dir with what each org's init would have written: CA, TLS CA (in its home, and the public
+    certificate of its definition), User1's MSP."""
     lay = Layout(tmp_path / "run", test_config(OFFSET))
     for org in lay.config.orgs:
         ca_cert, ca_key = _ca(f"ca.{org.domain}")
@@ -66,9 +67,11 @@ def layout(tmp_path) -> Layout:
         lay.org_ca_cert(org).parent.mkdir(parents=True)
         lay.org_ca_cert(org).write_bytes(_pem(ca_cert))
         lay.org_ca_key(org).write_bytes(_key_pem(ca_key))
+        lay.org_tlsca_dir(org).mkdir(parents=True)
+        (lay.org_tlsca_dir(org) / f"tlsca.{org.domain}-cert.pem").write_bytes(_pem(tls_cert))
+        (lay.org_tlsca_dir(org) / "priv_sk").write_bytes(_key_pem(tls_key))
         lay.org_tls_ca(org).parent.mkdir(parents=True)
         lay.org_tls_ca(org).write_bytes(_pem(tls_cert))
-        (lay.org_tls_ca(org).parent / "priv_sk").write_bytes(_key_pem(tls_key))
         t = lay.user_msp(org, "User1")
         for sub, data in (("cacerts", _pem(ca_cert)), ("tlscacerts", _pem(tls_cert))):
             (t / sub).mkdir(parents=True)
@@ -140,14 +143,20 @@ def test_network_not_generated_is_named(tmp_path) -> None:
         enroll("org1", "alice", "auditor", config=test_config(OFFSET), run_root=tmp_path / "nothing")
 
 
+def _ca_material(layout: Layout) -> None:
+    for org in layout.config.orgs:
+        fabricca.ensure_ca_material(layout, org)
+
+
 def test_ca_material_secret_tls_and_config(layout) -> None:
-    fabricca.ensure_ca_material(layout.config, layout)
+    _ca_material(layout)
     first = {o.name: fabricca.admin_password(layout, o) for o in layout.config.orgs}
     assert len(set(first.values())) == 3 and all(len(p) >= 40 for p in first.values())
-    fabricca.ensure_ca_material(layout.config, layout)   # idempotent: same password, same TLS cert
+    _ca_material(layout)   # idempotent: same password, same TLS cert
     assert first == {o.name: fabricca.admin_password(layout, o) for o in layout.config.orgs}
-    assert stat.S_IMODE(layout.secrets_dir.stat().st_mode) == 0o700
     for org in layout.config.orgs:
+        assert stat.S_IMODE(layout.secrets_dir(org).stat().st_mode) == 0o700
+        assert layout.secrets_dir(org).parent == layout.org_home(org)
         for private in (layout.ca_admin_secret(org), layout.ca_home(org) / fabricca.CONFIG_FILE,
                         layout.ca_tls_dir(org) / "server.key"):
             assert stat.S_IMODE(private.stat().st_mode) == 0o600, private
@@ -166,7 +175,7 @@ def test_ca_material_secret_tls_and_config(layout) -> None:
 
 
 def test_ca_node_spec_tls_loopback_and_no_secret(layout, tmp_path) -> None:
-    fabricca.ensure_ca_material(layout.config, layout)
+    _ca_material(layout)
     fake = FabricInstall(tmp_path / "bin", tmp_path / "cfg")
     (tmp_path / "bin").mkdir()
     for name in REQUIRED:

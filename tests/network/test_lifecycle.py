@@ -1,5 +1,7 @@
 """Deploy retry after a partial failure: orgs whose approval is already in place are not asked again,
-and Fabric's 'unchanged content' refusal of a repeated approval counts as approved."""
+and Fabric's 'unchanged content' refusal of a repeated approval counts as approved. A site holding
+some orgs only approves for them, joins a definition committed without them, and commits once a
+majority of the channel's orgs approved."""
 
 from __future__ import annotations
 
@@ -22,8 +24,10 @@ PKGS = {"org1": "echo_1:aaa", "org2": "echo_1:bbb", "org3": "echo_1:ccc"}
 class FakeLifecycle:
     """Records approve/commit; answers committed/checkcommitreadiness/queryapproved from its fields."""
 
-    def __init__(self, ready: dict[str, bool], approved: dict[str, str | None], committed: dict | None = None):
+    def __init__(self, ready: dict[str, bool], approved: dict[str, str | None], committed: dict | None = None,
+                 refuse_committed: bool = False):
         self.ready, self.approved_pkgs, self.committed_def = ready, approved, committed
+        self.refuse_committed = refuse_committed   # the committed definition differs from the site's
         self.calls: list[tuple] = []
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,7 +35,8 @@ class FakeLifecycle:
         monkeypatch.setattr(lifecycle, "commit_readiness", self.commit_readiness)
         monkeypatch.setattr(lifecycle, "approved", self.approved)
         monkeypatch.setattr(lifecycle, "approve", self.approve)
-        monkeypatch.setattr(lifecycle, "commit", lambda *a, **k: self.calls.append(("commit", k["sequence"])))
+        monkeypatch.setattr(lifecycle, "commit", lambda *a, **k: self.calls.append(
+            ("commit", k["sequence"], k["committer"].name, [o.name for o in k["endorsers"]])))
 
     def commit_readiness(self, fabric, config, layout, org, **definition) -> dict[str, bool]:
         self.calls.append(("checkcommitreadiness", definition["sequence"]))
@@ -42,17 +47,31 @@ class FakeLifecycle:
         return None if pkg is None else {"sequence": sequence, "source": {"Type": {"LocalPackage": {"package_id": pkg}}}}
 
     def approve(self, fabric, config, layout, org, **kw) -> bool:
+        committed = self.committed_def and kw["sequence"] == self.committed_def["sequence"]
+        if committed and self.refuse_committed:
+            raise FabricBinaryError("approveformyorg failed (exit 1): Error: proposal failed with status: 500 - "
+                                    "failed to invoke backing implementation of 'ApproveChaincodeDefinitionForMyOrg': "
+                                    "attempted to redefine the current committed sequence (2) for namespace echo "
+                                    "with different parameters: expected Collections 'a' does not match passed 'b'")
         self.calls.append(("approve", org.name, kw["sequence"], kw["pkg_id"]))
+        if not committed:
+            self.ready[org.msp_id] = True
         return True
 
 
-def _run(tmp_path: Path, fake: FakeLifecycle, monkeypatch, previous: str | None = None) -> tuple:
+def _run(tmp_path: Path, fake: FakeLifecycle, monkeypatch, previous: str | None = None,
+         local: list[str] | None = None) -> tuple:
     fake.install(monkeypatch)
     layout = Layout(tmp_path, CONFIG)
     notes: list[str] = []
-    out = deploy.run_lifecycle(FabricInstall(tmp_path, tmp_path), CONFIG, layout, DEP, PKGS, previous,
-                               report=notes.append)
+    orgs = [CONFIG.org(n) for n in local] if local else None
+    pkgs = {o.name: PKGS[o.name] for o in orgs} if orgs else PKGS
+    out = deploy.run_lifecycle(FabricInstall(tmp_path, tmp_path), CONFIG, layout, DEP, pkgs, previous,
+                               report=notes.append, local=orgs)
     return out, notes
+
+
+ALL = {"Org1MSP": True, "Org2MSP": True, "Org3MSP": True}
 
 
 def test_fresh_deploy_approves_every_org_then_commits(tmp_path, monkeypatch) -> None:
@@ -61,17 +80,51 @@ def test_fresh_deploy_approves_every_org_then_commits(tmp_path, monkeypatch) -> 
     assert (sequence, changed) == (1, True)
     assert [c for c in fake.calls if c[0] == "approve"] == [
         ("approve", "org1", 1, "echo_1:aaa"), ("approve", "org2", 1, "echo_1:bbb"), ("approve", "org3", 1, "echo_1:ccc")]
-    assert fake.calls[-1] == ("commit", 1)
+    assert fake.calls[-1] == ("commit", 1, "org1", ["org1", "org2", "org3"])
 
 
 def test_retry_skips_the_org_that_already_approved(tmp_path, monkeypatch) -> None:
     fake = FakeLifecycle({"Org1MSP": True, "Org2MSP": False, "Org3MSP": False}, {"Org1MSP": "echo_1:aaa"},
-                         committed={"sequence": 3})
+                         committed={"sequence": 3, "approvals": dict(ALL)})
     (sequence, _, _), notes = _run(tmp_path, fake, monkeypatch, previous="an older fingerprint")
     assert sequence == 4
     assert [c[1] for c in fake.calls if c[0] == "approve"] == ["org2", "org3"]
     assert notes == ["org1 already approved 'echo' sequence 4: not asked again"]
-    assert fake.calls[-1] == ("commit", 4)
+    assert fake.calls[-1] == ("commit", 4, "org1", ["org1", "org2", "org3"])
+
+
+def test_a_site_of_one_org_approves_for_it_and_waits_for_a_majority(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({"Org1MSP": False, "Org2MSP": False, "Org3MSP": False}, {})
+    (sequence, _, changed), notes = _run(tmp_path, fake, monkeypatch, local=["org2"])
+    assert (sequence, changed) == (1, True)
+    assert [c[1:] for c in fake.calls if c[0] == "approve"] == [("org2", 1, "echo_1:bbb")]
+    assert not [c for c in fake.calls if c[0] == "commit"]
+    assert notes[-1] == ("'echo' sequence 1 approved by 1 of 3 orgs: not committed yet (a majority must "
+                         "approve; waiting for Org1MSP, Org3MSP)")
+
+
+def test_the_site_completing_a_majority_commits_endorsed_by_the_approvers(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({"Org1MSP": True, "Org2MSP": False, "Org3MSP": False}, {"Org1MSP": "echo_1:aaa"})
+    _run(tmp_path, fake, monkeypatch, local=["org3"])
+    assert fake.calls[-1] == ("commit", 1, "org3", ["org1", "org3"])
+
+
+def test_an_org_joining_later_approves_the_committed_definition(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({}, {}, committed={"sequence": 2, "approvals": {"Org1MSP": True, "Org2MSP": True}})
+    (sequence, _, changed), notes = _run(tmp_path, fake, monkeypatch, local=["org3"])
+    assert (sequence, changed) == (2, True)
+    assert fake.calls == [("approve", "org3", 2, "echo_1:ccc")]
+    assert notes == ["org3 approved the committed 'echo' sequence 2"]
+
+
+def test_a_committed_definition_that_differs_needs_the_next_sequence(tmp_path, monkeypatch) -> None:
+    fake = FakeLifecycle({"Org1MSP": False, "Org2MSP": False, "Org3MSP": False}, {}, refuse_committed=True,
+                         committed={"sequence": 2, "approvals": {"Org1MSP": True, "Org2MSP": True}})
+    (sequence, _, _), _ = _run(tmp_path, fake, monkeypatch)
+    assert sequence == 3
+    assert [c[1:] for c in fake.calls if c[0] == "approve"] == [
+        ("org1", 3, "echo_1:aaa"), ("org2", 3, "echo_1:bbb"), ("org3", 3, "echo_1:ccc")]
+    assert fake.calls[-1][:2] == ("commit", 3)
 
 
 def test_an_approval_of_another_package_is_renewed(tmp_path, monkeypatch) -> None:

@@ -60,9 +60,9 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
                                           serialization.NoEncryption()))
 
 
-def ensure_tls(dir: Path, org_domain: str) -> CCTls:
-    """A CA for the org's chaincode servers, a server cert (SAN 127.0.0.1, localhost) and a client
-    cert the peer presents (mutual TLS). Generated once."""
+def ensure_tls(dir: Path, org_domain: str, host: str = "127.0.0.1") -> CCTls:
+    """A CA for the org's chaincode servers, a server cert (SANs the org's address, 127.0.0.1, localhost)
+    and a client cert the peer presents (mutual TLS). Generated once."""
     tls = CCTls(dir)
     private_dir(dir)
     if tls.client_key.exists():
@@ -84,8 +84,8 @@ def ensure_tls(dir: Path, org_domain: str) -> CCTls:
         cert = (x509.CertificateBuilder().subject_name(_name(cn, org_domain)).issuer_name(ca_name)
                 .public_key(key.public_key()).serial_number(x509.random_serial_number())
                 .not_valid_before(now).not_valid_after(later)
-                .add_extension(x509.SubjectAlternativeName([
-                    x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), *(
+                    x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(("127.0.0.1", host)))]),
                     critical=False)
                 .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
                 .sign(ca_key, hashes.SHA256()))

@@ -29,7 +29,7 @@ def orderer_channel_info(fabric: FabricInstall, config: ConsortiumConfig, layout
     """``osnadmin channel list --channelID``: {name, status, consensusRelation, height} or None if not joined."""
     try:
         out = fabric.run("osnadmin", ["channel", "list", "--channelID", config.channel,
-                                      "-o", f"{config.host}:{o.admin_port}", *_osnadmin_tls(layout)],
+                                      "-o", f"{o.host}:{o.admin_port}", *_osnadmin_tls(layout)],
                          timeout=15, what=f"osnadmin channel info on {o.name}")
     except FabricBinaryError as exc:
         if "404" in str(exc) or "cannot find channel" in str(exc):
@@ -50,7 +50,7 @@ def _json_after_status(out: str) -> dict | None:
 
 def orderer_join(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o: Orderer) -> None:
     out = fabric.run("osnadmin", ["channel", "join", "--channelID", config.channel, "--config-block",
-                                  str(layout.genesis_block), "-o", f"{config.host}:{o.admin_port}",
+                                  str(layout.genesis_block), "-o", f"{o.host}:{o.admin_port}",
                                   *_osnadmin_tls(layout)],
                      timeout=30, what=f"osnadmin channel join on {o.name}")
     m = re.search(r"Status:\s*(\d+)", out)
@@ -64,7 +64,7 @@ def peer_admin_env(config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> di
         "FABRIC_CFG_PATH": str(layout.fabric_cfg),
         "CORE_PEER_LOCALMSPID": org.msp_id,
         "CORE_PEER_MSPCONFIGPATH": str(layout.user_msp(org)),
-        "CORE_PEER_ADDRESS": f"{config.host}:{org.peer.port}",
+        "CORE_PEER_ADDRESS": layout.peer_endpoint(org),
         "CORE_PEER_TLS_ENABLED": "true",
         "CORE_PEER_TLS_ROOTCERT_FILE": str(layout.peer_dir(org) / "tls" / "ca.crt"),
         "FABRIC_LOGGING_SPEC": "WARNING",
@@ -82,7 +82,22 @@ def peer_channels(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
     return [l.strip() for l in lines[start + 1:] if l.strip() and not l.startswith(("20", "\x1b"))]
 
 
+def fetch_genesis_block(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> Path:
+    """The channel's block 0 from an orderer, as ``org``'s admin (a site without the orderer org)."""
+    block = layout.genesis_block
+    block.parent.mkdir(parents=True, exist_ok=True)
+    tmp = block.with_suffix(".fetching")
+    fabric.run("peer", ["channel", "fetch", "0", str(tmp), "-c", config.channel, *orderer_args(config, layout)],
+               env=peer_admin_env(config, layout, org), timeout=30,
+               what=f"peer channel fetch 0 from the orderer ({org.name})")
+    tmp.rename(block)
+    return block
+
+
 def peer_join(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> None:
+    """Join ``org``'s peer to the channel with block 0 (fetched from an orderer unless the site has it)."""
+    if not layout.genesis_block.exists():
+        fetch_genesis_block(fabric, config, layout, org)
     fabric.run("peer", ["channel", "join", "-b", str(layout.genesis_block)],
                env=peer_admin_env(config, layout, org), timeout=60,
                what=f"peer channel join on {org.peer.name}.{org.name}")
@@ -124,9 +139,12 @@ def org_admin(layout: Layout, org: PeerOrg) -> Admin:
     return Admin(org.msp_id, layout.user_msp(org))
 
 
-def _orderer_args(config: ConsortiumConfig, layout: Layout) -> list[str]:
+def orderer_args(config: ConsortiumConfig, layout: Layout) -> list[str]:
+    """``peer`` CLI options that reach the first orderer over TLS."""
     o = config.orderer_org.orderers[0]
-    return ["-o", f"{config.host}:{o.port}", "--tls", "--cafile", str(layout.orderer_tls_ca)]
+    return ["-o", f"{o.host}:{o.port}", "--tls", "--cafile", str(layout.orderer_tls_ca)]
+
+
 
 
 def _translate(fabric: FabricInstall, verb: str, kind: str, src: Path, dst: Path) -> None:
@@ -139,7 +157,7 @@ def fetch_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout
     """The channel's current config (``common.Config`` as JSON), from its last config block."""
     block = workdir / "config_block.pb"
     fabric.run("peer", ["channel", "fetch", "config", str(block), "-c", config.channel,
-                        *_orderer_args(config, layout)],
+                        *orderer_args(config, layout)],
                env=admin.env(layout), timeout=30, what=f"peer channel fetch config ({admin.msp_id})")
     _translate(fabric, "proto_decode", "common.Block", block, workdir / "config_block.json")
     decoded = json.loads((workdir / "config_block.json").read_text())
@@ -165,7 +183,7 @@ def update_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
                        timeout=30, what=f"peer channel signconfigtx ({admin.msp_id})")
         last = signers[-1]
         fabric.run("peer", ["channel", "update", "-f", str(envelope), "-c", config.channel,
-                            *_orderer_args(config, layout)],
+                            *orderer_args(config, layout)],
                    env=last.env(layout), timeout=60, what=f"peer channel update ({last.msp_id})")
         return True
 

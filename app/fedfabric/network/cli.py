@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import paths
+from . import cli_orgs
 from .config import ConfigError, load_config
+from .definition import DefinitionError
 from .fabricbin import FabricBinaryError, build
 from .deploy import ChaincodeDeployment, product_deployment
 from .enroll import EnrollError
@@ -29,10 +31,16 @@ EPILOG = """\
 commands:
   build            build the pinned Fabric binaries from the Go module proxy only (no 'direct' VCS
                    fallback); cached, rebuilt when network/fabric.pin or the build script changes
-  up               crypto material, genesis block, 3 Raft orderers + peers on the channel, one Fabric CA per
-                   org (signing with the org's CA), all health-checked, then the consortium chaincode
-                   deployed (unless --no-deploy); if it fails, the nodes this call started are stopped
-                   again and the error names the failed node and its log
+  up               the same per-org steps a multi-host consortium takes, for every org this run directory
+                   holds (all of them by default; --org/--orderer for one machine of many): each org's
+                   home and public definition (`org init`), the genesis block built by the orderer org from
+                   the definitions only, 3 Raft orderers joined (osnadmin), each org's Fabric CA (signing
+                   with its CA) and peer, joined with block 0 (fetched from an orderer when this site has
+                   none), all health-checked, then the consortium chaincode deployed (unless --no-deploy);
+                   if it fails, the nodes this call started are stopped again and the error names the
+                   failed node and its log
+  org              org-side steps on an org's own machine: init its home, print its definition, import
+                   the other orgs' definitions (`network.sh org --help`)
   deploy           package the chaincode as a service, install on every peer, approve per org with the
                    stake-weighted endorsement policy, commit (next sequence if anything changed),
                    start one supervised chaincode server per org (TLS, mutual auth); a deploy that failed
@@ -51,7 +59,7 @@ commands:
   status           table of every node (orderers, peers, CAs, chaincode servers): up/down, pid, ports,
                    channel block height, and the Prometheus endpoint of each orderer, peer and CA
                    (https://127.0.0.1:<operations port>/metrics, TLS; peers and orderers answer only a
-                   TLS client certificate of their own org, e.g. crypto/.../users/Admin@<domain>/tls/)
+                   TLS client certificate of their own org, e.g. orgs/<org>/crypto/.../users/Admin@<domain>/tls/)
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
 
 environment:
@@ -61,9 +69,11 @@ environment:
 """
 
 
-def _network(args: argparse.Namespace) -> Network:
+def _network(args: argparse.Namespace, orgs: list[str] | None = None, orderer: bool | None = None) -> Network:
+    """The site of ``--run-dir``: the orgs it holds (remembered), or ``orgs`` / ``orderer`` when given."""
     return Network(load_config(args.config), Path(args.run_dir) if args.run_dir else None,
-                   report=lambda m: console.print(f"[dim]•[/dim] {m}"))
+                   report=lambda m: console.print(f"[dim]•[/dim] {m}", markup=True, highlight=False),
+                   orgs=orgs, orderer=orderer)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -93,7 +103,8 @@ def _deployment(args: argparse.Namespace, net: Network) -> ChaincodeDeployment:
 def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_build:
         build()
-    net = _network(args)
+    net = cli_orgs.holding(_network, args, args.org or [], args.orderer) if (args.org or args.orderer) \
+        else _network(args)
     t0 = time.monotonic()
     net.up()
     if not args.no_deploy:
@@ -214,6 +225,9 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("up", help="bring the network up (idempotent)")
     u.add_argument("--no-build", action="store_true", help="do not build binaries; fail if missing")
     u.add_argument("--no-deploy", action="store_true", help="only the network, no chaincode")
+    u.add_argument("--org", action="append", metavar="NAME",
+                   help="this machine holds this org (repeatable); added to what the run directory holds")
+    u.add_argument("--orderer", action="store_true", help="this machine holds the orderer org")
     u.set_defaults(func=cmd_up)
     dp = sub.add_parser("deploy", help="deploy (or upgrade) a chaincode as a service")
     dp.add_argument("--name", help="chaincode name (default: chaincode.name in consortium.yaml)")
@@ -270,6 +284,7 @@ exit status:
     pf.set_defaults(func=cmd_profile)
     sub.add_parser("generate", help="crypto material, genesis block, CA configs only (for docker compose)"
                    ).set_defaults(func=cmd_generate)
+    cli_orgs.register(sub, _network)
     cp = sub.add_parser("compose", help="write docker-compose-fabric.yml from consortium.yaml")
     cp.add_argument("--output", default=str(paths.REPO_ROOT / "docker-compose-fabric.yml"))
     cp.set_defaults(func=cmd_compose)
@@ -289,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FabricBinaryError, NodeError, EnrollError, ProfileError) as exc:
+    except (ConfigError, DefinitionError, FabricBinaryError, NodeError, EnrollError, ProfileError) as exc:
         console.print(f"error: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         return 2
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,12 @@ class Batch:
 
 
 class _OrgNode:
-    """A node named within its org's domain (``peer0.org1.fedfabric.local``)."""
+    """A node named within its org's domain (``peer0.org1.fedfabric.local``), listening on its org's
+    host address."""
 
     name: str
     org_domain: str
+    host: str
 
     @property
     def host_name(self) -> str:
@@ -49,6 +52,7 @@ class Orderer(_OrgNode):
     admin_port: int
     operations_port: int
     org_domain: str
+    host: str = "127.0.0.1"
 
     @property
     def ports(self) -> dict[str, int]:
@@ -62,6 +66,7 @@ class Peer(_OrgNode):
     chaincode_port: int
     operations_port: int
     org_domain: str
+    host: str = "127.0.0.1"
 
     @property
     def ports(self) -> dict[str, int]:
@@ -77,6 +82,7 @@ class CertificateAuthority(_OrgNode):
     port: int
     operations_port: int
     org_domain: str
+    host: str = "127.0.0.1"
 
     @property
     def ports(self) -> dict[str, int]:
@@ -90,6 +96,7 @@ class OrdererOrg:
     domain: str
     consensus: str
     orderers: tuple[Orderer, ...]
+    host: str = "127.0.0.1"        # where its orderers listen and are reached
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,7 @@ class PeerOrg:
     chaincode_server_port: int
     ca: CertificateAuthority
     node_port: int                 # the org's training node: serves its update payloads to other members (mTLS)
+    host: str = "127.0.0.1"        # where all its nodes listen and are reached (its own machine)
 
     @property
     def peer_node_id(self) -> str:
@@ -142,6 +150,18 @@ class ConsortiumConfig:
     @property
     def total_stake(self) -> int:
         return sum(o.stake for o in self.orgs)
+
+    def with_orgs(self, orgs: tuple[PeerOrg, ...]) -> "ConsortiumConfig":
+        """This consortium with ``orgs`` as its peer orgs (ports, names and MSP ids checked again)."""
+        config = replace(self, orgs=tuple(orgs))
+        check_unique(config)
+        return config
+
+    def node_host(self, node_id: str) -> str:
+        """The address the node ``node_id`` (a key of :meth:`node_ports`) listens on."""
+        if node_id in {o.name for o in self.orderer_org.orderers}:
+            return self.orderer_org.host
+        return self.org(node_id.rsplit(".", 1)[-1]).host
 
     def node_ports(self) -> dict[str, dict[str, int]]:
         """Every node's listeners, keyed by node id (``orderer1``, ``peer0.org1``, ``cc.org1``,
@@ -200,6 +220,23 @@ def _port(value: Any, where: str) -> int:
     return _int(value, where, 1024, 65535)
 
 
+def _address(value: Any, where: str) -> str:
+    """An IP address nodes listen on and are dialled at (``localhost`` means 127.0.0.1); a wildcard,
+    multicast address or host name is refused: it goes into certificates and the channel config."""
+    if value == "localhost":
+        return "127.0.0.1"
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected an IP address, got {_kind(value)}")
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{where}: {value!r} is not an IP address (e.g. 127.0.0.1 or 10.0.0.11)") from None
+    if ip.is_unspecified or ip.is_multicast:
+        raise ConfigError(f"{where}: {value!r} cannot be dialled; give the address this org's nodes "
+                          "listen on and are reached at")
+    return str(ip)
+
+
 def _name(value: Any, where: str, pattern: re.Pattern[str] = _NAME) -> str:
     if not isinstance(value, str) or not pattern.match(value):
         raise ConfigError(f"{where}: invalid name {value!r} (expected {pattern.pattern})")
@@ -244,20 +281,18 @@ def parse_config(raw: Any, source: Path | None = None) -> ConsortiumConfig:
         raise ConfigError(f"consortium file: top level must be a mapping, got {_kind(raw)}")
     channel = _name(raw.get("channel", "fl"), "channel", _CHANNEL)
     domain = _name(raw.get("domain", "fedfabric.local"), "domain", _DOMAIN)
-    host = raw.get("host", "127.0.0.1")
-    if host not in ("127.0.0.1", "localhost"):
-        raise ConfigError(f"host: {host!r} -- the native network only listens on 127.0.0.1")
+    host = _address(raw.get("host", "127.0.0.1"), "host")
     batch = _batch(_map(raw.get("batch"), "batch", {}))
-    orderer_org = _orderer_org(_map(_req(raw, "orderer_org", "consortium"), "orderer_org"), domain)
+    orderer_org = _orderer_org(_map(_req(raw, "orderer_org", "consortium"), "orderer_org"), domain, host)
     orgs_raw = _list(_req(raw, "orgs", "consortium"), "orgs")
-    orgs = tuple(_peer_org(o, f"orgs[{i}]", domain) for i, o in enumerate(orgs_raw))
+    orgs = tuple(parse_org(o, f"orgs[{i}]", domain, host) for i, o in enumerate(orgs_raw))
     if sum(o.stake for o in orgs) <= 0:
         raise ConfigError("orgs: total stake must be positive")
     chaincode = _chaincode(_map(raw.get("chaincode"), "chaincode", {}))
-    config = ConsortiumConfig(channel=channel, domain=domain, host="127.0.0.1", batch=batch,
+    config = ConsortiumConfig(channel=channel, domain=domain, host=host, batch=batch,
                               orderer_org=orderer_org, orgs=orgs, chaincode=chaincode,
                               source=source)
-    _check_unique(config)
+    check_unique(config)
     return config
 
 
@@ -273,9 +308,10 @@ def _batch(b: dict[str, Any]) -> Batch:
     return batch
 
 
-def _orderer_org(oo: dict[str, Any], domain: str) -> OrdererOrg:
+def _orderer_org(oo: dict[str, Any], domain: str, default_host: str) -> OrdererOrg:
     oo_name = _name(oo.get("name", "orderer"), "orderer_org.name")
     oo_domain = f"{oo_name}.{domain}"
+    host = _address(oo.get("host", default_host), "orderer_org.host")
     consensus = oo.get("consensus", "etcdraft")
     if consensus != "etcdraft":
         raise ConfigError(f"orderer_org.consensus: {consensus!r} not supported (etcdraft)")
@@ -283,25 +319,28 @@ def _orderer_org(oo: dict[str, Any], domain: str) -> OrdererOrg:
     return OrdererOrg(
         name=oo_name,
         msp_id=_name(_req(oo, "msp_id", "orderer_org"), "orderer_org.msp_id", _MSP),
-        domain=oo_domain, consensus=consensus,
-        orderers=tuple(_orderer(o, f"orderer_org.orderers[{i}]", oo_domain) for i, o in enumerate(orderers_raw)),
+        domain=oo_domain, consensus=consensus, host=host,
+        orderers=tuple(_orderer(o, f"orderer_org.orderers[{i}]", oo_domain, host)
+                       for i, o in enumerate(orderers_raw)),
     )
 
 
-def _orderer(o: Any, w: str, org_domain: str) -> Orderer:
+def _orderer(o: Any, w: str, org_domain: str, host: str) -> Orderer:
     o = _map(o, w)
     return Orderer(
         name=_name(_req(o, "name", w), f"{w}.name"),
         port=_port(_req(o, "port", w), f"{w}.port"),
         admin_port=_port(_req(o, "admin_port", w), f"{w}.admin_port"),
         operations_port=_port(_req(o, "operations_port", w), f"{w}.operations_port"),
-        org_domain=org_domain,
+        org_domain=org_domain, host=host,
     )
 
 
-def _peer_org(o: Any, w: str, domain: str) -> PeerOrg:
+def parse_org(o: Any, w: str, domain: str, default_host: str = "127.0.0.1") -> PeerOrg:
+    """One peer org entry (``orgs[i]`` of a consortium file, or the ``org`` of an org definition)."""
     o = _map(o, w)
     name = _name(_req(o, "name", w), f"{w}.name")
+    host = _address(o.get("host", default_host), f"{w}.host")
     p = _map(_req(o, "peer", w), f"{w}.peer")
     ca = _req(o, "ca", w)
     if not isinstance(ca, dict):
@@ -317,16 +356,17 @@ def _peer_org(o: Any, w: str, domain: str) -> PeerOrg:
             port=_port(_req(p, "port", f"{w}.peer"), f"{w}.peer.port"),
             chaincode_port=_port(_req(p, "chaincode_port", f"{w}.peer"), f"{w}.peer.chaincode_port"),
             operations_port=_port(_req(p, "operations_port", f"{w}.peer"), f"{w}.peer.operations_port"),
-            org_domain=org_domain,
+            org_domain=org_domain, host=host,
         ),
         chaincode_server_port=_port(_req(o, "chaincode_server_port", w), f"{w}.chaincode_server_port"),
         ca=CertificateAuthority(
             name=_name(ca.get("name", "ca"), f"{w}.ca.name"),
             port=_port(_req(ca, "port", f"{w}.ca"), f"{w}.ca.port"),
             operations_port=_port(_req(ca, "operations_port", f"{w}.ca"), f"{w}.ca.operations_port"),
-            org_domain=org_domain,
+            org_domain=org_domain, host=host,
         ),
         node_port=_port(_req(o, "node_port", w), f"{w}.node_port"),
+        host=host,
     )
     if org.ca.name in (org.peer.name, "cc"):
         raise ConfigError(f"{w}.ca.name: {org.ca.name!r} is taken by the org's "
@@ -345,13 +385,15 @@ def _chaincode(cc: dict[str, Any]) -> Chaincode:
     )
 
 
-def _check_unique(config: ConsortiumConfig) -> None:
-    seen_ports: dict[int, str] = {}
+def check_unique(config: ConsortiumConfig) -> None:
+    """Refuse two listeners on one address and port, and duplicate names or MSP ids."""
+    seen_ports: dict[tuple[str, int], str] = {}
     for node, ports in config.node_ports().items():
+        host = config.node_host(node)
         for kind, port in ports.items():
-            if port in seen_ports:
-                raise ConfigError(f"{node}.{kind}: port {port} already used by {seen_ports[port]}")
-            seen_ports[port] = f"{node}.{kind}"
+            if (host, port) in seen_ports:
+                raise ConfigError(f"{node}.{kind}: port {port} already used by {seen_ports[host, port]}")
+            seen_ports[host, port] = f"{node}.{kind}"
     for what, values in (
         ("orderer name", [o.name for o in config.orderer_org.orderers]),
         ("org name", [o.name for o in config.orgs]),

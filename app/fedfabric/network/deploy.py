@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import ccmaterial, lifecycle, paths
 from .config import ConsortiumConfig, PeerOrg
-from .fabricbin import FabricInstall
+from .fabricbin import FabricBinaryError, FabricInstall
 from .layout import Layout
 from .nodes import NodeSpec
 from fedfabric_cc.policy import minimal_winning_coalitions, policy_string
@@ -87,7 +87,7 @@ def product_deployment(config: ConsortiumConfig) -> ChaincodeDeployment:
 
 
 def cc_dir(layout: Layout, name: str, org: PeerOrg) -> Path:
-    return layout.root / "chaincode" / name / org.name
+    return layout.chaincode_dir(org, name)
 
 
 def server_node_id(name: str, org: PeerOrg) -> str:
@@ -97,9 +97,9 @@ def server_node_id(name: str, org: PeerOrg) -> str:
 def prepare_package(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployment,
                     org: PeerOrg) -> tuple[Path, ccmaterial.CCTls]:
     d = cc_dir(layout, dep.name, org)
-    tls = ccmaterial.ensure_tls(d / "tls", org.domain)
+    tls = ccmaterial.ensure_tls(d / "tls", org.domain, org.host)
     pkg = ccmaterial.write_package(d / f"{dep.name}.tar.gz", f"{dep.name}_{dep.version}",
-                                   f"{config.host}:{dep.port(org)}", tls)
+                                   f"{org.host}:{dep.port(org)}", tls)
     return pkg, tls
 
 
@@ -107,6 +107,7 @@ def collections_file(layout: Layout, dep: ChaincodeDeployment) -> Path | None:
     if not dep.collections:
         return None
     path = layout.root / "chaincode" / dep.name / "collections.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(list(dep.collections), indent=2, sort_keys=True))
     return path
 
@@ -123,7 +124,7 @@ def server_spec(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployme
     node_id = server_node_id(dep.name, org)
     env = {
         "CHAINCODE_ID": package_id,
-        "CHAINCODE_SERVER_ADDRESS": f"{config.host}:{dep.port(org)}",
+        "CHAINCODE_SERVER_ADDRESS": f"{org.host}:{dep.port(org)}",
         "CHAINCODE_TLS_CERT": str(tls.server_cert),
         "CHAINCODE_TLS_KEY": str(tls.server_key),
         "CHAINCODE_TLS_CLIENT_CACERT": str(tls.ca),
@@ -135,43 +136,82 @@ def server_spec(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployme
     argv = [sys.executable, "-m", "fedfabric.network.supervise", "--", *dep.command]
     return NodeSpec(node_id=node_id, kind="chaincode", argv=argv, env=env,
                     ports={"chaincode-server": dep.port(org)}, tls_ca=tls.ca,
-                    cwd=cc_dir(layout, dep.name, org),
+                    cwd=cc_dir(layout, dep.name, org), host=org.host,
                     extra={"client_cert": str(tls.client_cert), "client_key": str(tls.client_key)})
 
 
 def run_lifecycle(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, dep: ChaincodeDeployment,
                   package_ids: dict[str, str], previous_fingerprint: str | None,
-                  report: Callable[[str], None] | None = None) -> tuple[int, str, bool]:
-    """Approve and commit a new definition when anything changed. Returns (sequence, fingerprint,
-    changed). Orgs that already approved this definition and package for the next sequence (a
-    deploy that failed half-way) are not asked again: Fabric refuses an unchanged re-approval."""
+                  report: Callable[[str], None] | None = None,
+                  local: list[PeerOrg] | None = None) -> tuple[int, str, bool]:
+    """Approve (for this site's orgs ``local``, default every org) and commit a definition. Returns
+    (sequence, fingerprint, changed).
+
+    A site whose orgs have not approved the definition already committed on the channel (an org
+    admitted later, or another site committed it first) approves that one, at its sequence, when it
+    is what this site would approve; otherwise, or when the site's own definition changed, the next
+    sequence is approved and committed once a majority of the channel's orgs approved it (Fabric's
+    LifecycleEndorsement) -- until then the site reports whom it waits for. Orgs that already approved
+    this definition and package for the next sequence (a deploy that failed half-way) are not asked
+    again: Fabric refuses an unchanged re-approval."""
     report = report or (lambda _msg: None)
+    local = list(config.orgs) if local is None else local
     policy = dep.endorsement_policy(config)
     fingerprint = definition_fingerprint(dep, policy, package_ids)
-    current = lifecycle.committed(fabric, config, layout, config.orgs[0], dep.name)
+    current = lifecycle.committed(fabric, config, layout, local[0], dep.name)
     sequence = int(current["sequence"]) if current else 0
     if current and previous_fingerprint == fingerprint:
         return sequence, fingerprint, False
-    sequence += 1
     definition = dict(name=dep.name, version=dep.version, sequence=sequence, policy=policy,
                       collections=collections_file(layout, dep))
-    pending = pending_approvals(fabric, config, layout, dep.name, definition, package_ids)
-    for org in config.orgs:
+    if current and _join_committed(fabric, config, layout, definition, package_ids, current, local, report):
+        return sequence, fingerprint, True
+    definition["sequence"] = sequence = sequence + 1
+    pending = pending_approvals(fabric, config, layout, dep.name, definition, package_ids, local)
+    for org in local:
         if org not in pending:
             report(f"{org.name} already approved {dep.name!r} sequence {sequence}: not asked again")
         elif not lifecycle.approve(fabric, config, layout, org, pkg_id=package_ids[org.name], **definition):
             report(f"{org.name} had already approved {dep.name!r} sequence {sequence} (unchanged content)")
-    lifecycle.commit(fabric, config, layout, **definition)
+    ready = lifecycle.commit_readiness(fabric, config, layout, local[0], **definition)
+    approvers = [o for o in config.orgs if ready.get(o.msp_id)]
+    if 2 * len(approvers) <= len(ready):
+        waiting = ", ".join(sorted(m for m, ok in ready.items() if not ok))
+        report(f"{dep.name!r} sequence {sequence} approved by {len(approvers)} of {len(ready)} orgs: not "
+               f"committed yet (a majority must approve; waiting for {waiting})")
+        return sequence, fingerprint, True
+    lifecycle.commit(fabric, config, layout, committer=local[0], endorsers=approvers, **definition)
     return sequence, fingerprint, True
 
 
+def _join_committed(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, definition: dict,
+                    package_ids: dict[str, str], current: dict, local: list[PeerOrg],
+                    report: Callable[[str], None]) -> bool:
+    """Approve the committed definition for the site's orgs that have not; False (nothing approved)
+    when it is not what the site would approve."""
+    missing = [o for o in local if not current.get("approvals", {}).get(o.msp_id)]
+    if not missing:
+        return False
+    for org in missing:
+        try:
+            lifecycle.approve(fabric, config, layout, org, pkg_id=package_ids[org.name], **definition)
+        except FabricBinaryError as exc:
+            if lifecycle.DIFFERENT_COMMITTED.search(str(exc)):
+                return False
+            raise
+        report(f"{org.name} approved the committed {definition['name']!r} sequence {definition['sequence']}")
+    return True
+
+
 def pending_approvals(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, name: str,
-                      definition: dict, package_ids: dict[str, str]) -> list[PeerOrg]:
-    """Orgs whose approval of ``definition`` (checkcommitreadiness) with their own package
-    (queryapproved) is not in place yet."""
-    ready = lifecycle.commit_readiness(fabric, config, layout, config.orgs[0], **definition)
+                      definition: dict, package_ids: dict[str, str],
+                      local: list[PeerOrg] | None = None) -> list[PeerOrg]:
+    """The site's orgs (``local``, default all) whose approval of ``definition`` (checkcommitreadiness)
+    with their own package (queryapproved) is not in place yet."""
+    local = list(config.orgs) if local is None else local
+    ready = lifecycle.commit_readiness(fabric, config, layout, local[0], **definition)
     pending = []
-    for org in config.orgs:
+    for org in local:
         if ready.get(org.msp_id):
             got = lifecycle.approved(fabric, config, layout, org, name, definition["sequence"])
             if lifecycle.approved_package_id(got) == package_ids[org.name]:

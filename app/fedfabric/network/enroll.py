@@ -177,8 +177,8 @@ def _tls_reachable(layout: Layout, org: PeerOrg, timeout: float = 3.0) -> bool:
     'TLS handshake error' line in its log)."""
     ctx = ssl.create_default_context(cafile=str(layout.org_tls_ca(org)))
     try:
-        with socket.create_connection((layout.config.host, org.ca.port), timeout=timeout) as raw:
-            with ctx.wrap_socket(raw, server_hostname=layout.config.host):
+        with socket.create_connection((org.host, org.ca.port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=org.host):
                 return True
     except (OSError, ssl.SSLError):
         return False

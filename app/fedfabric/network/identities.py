@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from .config import ConsortiumConfig, PeerOrg
+from .config import PeerOrg
 from .layout import Layout
 from .private import private_dir, private_tree, write_private
 
@@ -78,9 +78,3 @@ def issue_role_identity(layout: Layout, org: PeerOrg, user: str, role: str) -> P
     private_tree(tmp)
     tmp.rename(msp)
     return msp
-
-
-def ensure_role_identities(config: ConsortiumConfig, layout: Layout) -> None:
-    for org in config.orgs:
-        for user, role in ROLE_USERS.items():
-            issue_role_identity(layout, org, user, role)

@@ -6,15 +6,10 @@ import json
 import re
 from pathlib import Path
 
-from .channel import peer_admin_env
+from .channel import orderer_args, peer_admin_env
 from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
 from .layout import Layout
-
-
-def _orderer_args(config: ConsortiumConfig, layout: Layout) -> list[str]:
-    o = config.orderer_org.orderers[0]
-    return ["-o", f"{config.host}:{o.port}", "--tls", "--cafile", str(layout.orderer_tls_ca)]
 
 
 def _peer_cli(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg,
@@ -70,13 +65,20 @@ UNCHANGED_APPROVAL = re.compile(r"attempted to redefine uncommitted sequence \(\
                                 r"with unchanged content")
 
 
+# Fabric's answer to approving, at the committed sequence, a definition other than the committed one
+# (core/chaincode/lifecycle: "attempted to redefine the current committed sequence (N) for namespace X
+# with different parameters"): the definition changed, a new sequence is needed.
+DIFFERENT_COMMITTED = re.compile(r"attempted to redefine the current committed sequence \(\d+\) for namespace "
+                                 r"\S+ with different parameters")
+
+
 def approve(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg, *, name: str,
             version: str, sequence: int, policy: str, pkg_id: str, collections: Path | None) -> bool:
     """``approveformyorg``; True when approved now, False when the org had already approved exactly
     this definition and package (Fabric refuses the repeat as 'unchanged content')."""
     try:
         _peer_cli(fabric, config, layout, org,
-                  ["approveformyorg", *_orderer_args(config, layout), "--package-id", pkg_id,
+                  ["approveformyorg", *orderer_args(config, layout), "--package-id", pkg_id,
                    *_definition_args(config, name, version, sequence, policy, collections)],
                   "approveformyorg")
     except FabricBinaryError as exc:
@@ -127,13 +129,15 @@ def commit_readiness(fabric: FabricInstall, config: ConsortiumConfig, layout: La
     return {msp: bool(ok) for msp, ok in _json(out).get("approvals", {}).items()}
 
 
-def commit(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, *, name: str, version: str,
-           sequence: int, policy: str, collections: Path | None) -> None:
+def commit(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, *, committer: PeerOrg,
+           endorsers: list[PeerOrg], name: str, version: str, sequence: int, policy: str,
+           collections: Path | None) -> None:
+    """``commit`` as ``committer``'s admin, endorsed by the peers of ``endorsers`` (orgs that approved:
+    their peers' TLS roots come from their definitions)."""
     peers: list[str] = []
-    for org in config.orgs:
-        peers += ["--peerAddresses", f"{config.host}:{org.peer.port}",
-                  "--tlsRootCertFiles", str(layout.peer_dir(org) / "tls" / "ca.crt")]
-    _peer_cli(fabric, config, layout, config.orgs[0],
-              ["commit", *_orderer_args(config, layout), *peers,
+    for org in endorsers:
+        peers += ["--peerAddresses", layout.peer_endpoint(org), "--tlsRootCertFiles", str(layout.peer_tls_ca(org))]
+    _peer_cli(fabric, config, layout, committer,
+              ["commit", *orderer_args(config, layout), *peers,
                *_definition_args(config, name, version, sequence, policy, collections)],
               "chaincode commit")

@@ -1,4 +1,12 @@
-"""``up | down | status | logs``: the network's life cycle, idempotent and honest about failures."""
+"""``up | down | status | logs``: the network's life cycle, idempotent and honest about failures.
+
+A :class:`Network` is one *site*: the orgs whose homes its run directory holds (all of them, and the
+orderer org, on one machine; one org on that org's own machine). Bringing a site up is the same
+sequence of per-org steps either way: each org initializes its own home and publishes its definition
+(``orginit``); the orderer org builds the genesis block from the definitions collected in ``public/``
+and its orderers join the channel; each org starts its own Fabric CA and peer and joins its peer
+(block 0 fetched from an orderer when the site does not have it).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import ca as fabricca, channel, deploy as ccdeploy, identities, lifecycle, material, nodes, paths
-from .config import Batch, ConsortiumConfig, load_config
+from . import ca as fabricca, channel, deploy as ccdeploy, definition, lifecycle, material, nodes, orginit, paths
+from .config import Batch, ConfigError, ConsortiumConfig, PeerOrg, load_config
 from .fabricbin import FabricBinaryError, FabricInstall, locate
 from .layout import Layout
 from .nodes import NodeError, NodeSpec
@@ -61,14 +69,46 @@ class NodeStatus:
 
 
 class Network:
-    """One consortium network on this machine, described by a config and living in a run dir."""
+    """One site of a consortium network: the orgs (and maybe the orderer org) whose homes live in one
+    run directory. ``orgs`` (peer org names) and ``orderer`` choose them the first time; the site
+    remembers its choice (``state.json``). By default a site holds every org and the orderer org.
+    ``launcher`` prefixes every node's command (``ip netns exec NS``: the site's nodes run in that
+    network namespace)."""
 
     def __init__(self, config: ConsortiumConfig | None = None, run_root: Path | None = None,
-                 fabric: FabricInstall | None = None, report: Report | None = None) -> None:
-        self.config = config or load_config(paths.DEFAULT_CONFIG)
-        self.layout = Layout((run_root or paths.run_dir()).resolve(), self.config)
+                 fabric: FabricInstall | None = None, report: Report | None = None,
+                 orgs: list[str] | None = None, orderer: bool | None = None,
+                 launcher: tuple[str, ...] = ()) -> None:
+        self.base_config = config or load_config(paths.DEFAULT_CONFIG)
+        root = (run_root or paths.run_dir()).resolve()
+        self.config = definition.site_config(self.base_config, root)
+        self.layout = Layout(root, self.config)
         self._fabric = fabric
         self.report = report or (lambda msg: None)
+        self.launcher = tuple(launcher)
+        self.site = self._site(orgs, orderer)
+
+    def _site(self, orgs: list[str] | None, orderer: bool | None) -> dict:
+        saved = nodes.load_state(self.layout).get("site") if self.layout.state_file.exists() else None
+        if orgs is None and orderer is None and saved:
+            return saved
+        names = [self.config.org(n).name for n in orgs] if orgs is not None else [o.name for o in self.config.orgs]
+        return {"orgs": names, "orderer": orderer if orderer is not None else orgs is None}
+
+    def refresh(self) -> None:
+        """Re-read the org definitions this site holds (after an org was initialized or imported)."""
+        self.config = definition.site_config(self.base_config, self.layout.root)
+        self.layout = Layout(self.layout.root, self.config)
+
+    @property
+    def local_orgs(self) -> list[PeerOrg]:
+        """The peer orgs of this site, in consortium order."""
+        names = set(self.site["orgs"])
+        return [o for o in self.config.orgs if o.name in names]
+
+    @property
+    def hosts_orderer(self) -> bool:
+        return bool(self.site["orderer"])
 
     @property
     def fabric(self) -> FabricInstall:
@@ -78,15 +118,17 @@ class Network:
 
     # -- node specs ------------------------------------------------------------------------
     def orderer_specs(self) -> list[NodeSpec]:
+        if not self.hosts_orderer:
+            return []
         return [nodes.orderer_spec(self.fabric, self.config, self.layout, o)
                 for o in self.config.orderer_org.orderers]
 
     def peer_specs(self) -> list[NodeSpec]:
-        return [nodes.peer_spec(self.fabric, self.config, self.layout, org) for org in self.config.orgs]
+        return [nodes.peer_spec(self.fabric, self.config, self.layout, org) for org in self.local_orgs]
 
     def ca_specs(self) -> list[NodeSpec]:
-        """Each org's Fabric CA server."""
-        return [fabricca.ca_spec(self.fabric, self.config, self.layout, org) for org in self.config.orgs]
+        """Each local org's Fabric CA server."""
+        return [fabricca.ca_spec(self.fabric, self.config, self.layout, org) for org in self.local_orgs]
 
     def chaincode_specs(self, state: dict | None = None) -> list[NodeSpec]:
         """Servers of every chaincode deployed from this run dir."""
@@ -94,9 +136,10 @@ class Network:
         out = []
         for entry in state.get("chaincodes", {}).values():
             dep = ccdeploy.ChaincodeDeployment.from_json(entry["deployment"])
-            for org in self.config.orgs:
-                out.append(ccdeploy.server_spec(self.config, self.layout, dep, org,
-                                                entry["package_ids"][org.name]))
+            for org in self.local_orgs:
+                if org.name in entry["package_ids"]:
+                    out.append(ccdeploy.server_spec(self.config, self.layout, dep, org,
+                                                    entry["package_ids"][org.name]))
         return out
 
     def specs(self) -> list[NodeSpec]:
@@ -109,6 +152,7 @@ class Network:
         with open(self.layout.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = nodes.load_state(self.layout)
+            state["site"] = self.site
             try:
                 yield state
             finally:
@@ -163,6 +207,8 @@ class Network:
                                 if self.running_pid(state, s.node_id) is None], started)
 
     def _join_orderers(self) -> None:
+        if not self.hosts_orderer:
+            return
         for o in self.config.orderer_org.orderers:
             with self._joining(o.name):
                 if channel.orderer_channel_info(self.fabric, self.config, self.layout, o) is None:
@@ -170,7 +216,7 @@ class Network:
                     self.report(f"{o.name} joined channel '{self.config.channel}' (osnadmin)")
 
     def _join_peers(self) -> None:
-        for org in self.config.orgs:
+        for org in self.local_orgs:
             with self._joining(org.peer_node_id):
                 if self.config.channel not in channel.peer_channels(self.fabric, self.config, self.layout, org):
                     channel.peer_join(self.fabric, self.config, self.layout, org)
@@ -197,20 +243,49 @@ class Network:
             exc.args = (f"{exc.args[0]}\n{note}",)
 
     def generate(self) -> None:
-        """Crypto material, node configuration and the genesis block; no process is started."""
+        """Every local org's home and definition, and (on the orderer org's site) the genesis block; no
+        process is started."""
         self.fabric.check()
         with self._locked():
             self._generate()
 
     def _generate(self) -> None:
-        private_dir(self.layout.root)  # it holds every key of the network
         material.ensure_fabric_config(self.fabric, self.layout)
-        if material.ensure_crypto(self.fabric, self.config, self.layout):
-            self.report("crypto material generated (cryptogen)")
-        identities.ensure_role_identities(self.config, self.layout)
-        fabricca.ensure_ca_material(self.config, self.layout)
-        if material.ensure_genesis_block(self.fabric, self.config, self.layout):
-            self.report(f"genesis block for channel '{self.config.channel}' written (configtxgen)")
+        self._init_orgs()
+        if self.hosts_orderer and material.ensure_genesis_block(self.fabric, self.config, self.layout):
+            self.report(f"genesis block for channel '{self.config.channel}' written (configtxgen, from "
+                        f"{len(self.config.orgs) + 1} org definitions)")
+
+    def init_orgs(self) -> None:
+        """The org-side step for every org of this site: its home, its definition in ``public/``; no
+        channel, no process."""
+        self.fabric.check()
+        with self._locked():
+            self._init_orgs()
+
+    def _init_orgs(self) -> None:
+        private_dir(self.layout.root)   # the site's own machine: its org homes live here
+        if self.hosts_orderer and not self.layout.own_definition(self.config.orderer_org.name).exists():
+            orginit.init_orderer_org(self.fabric, self.layout)
+            self.report(f"{self.config.orderer_org.name}: home and definition written")
+        for org in self.local_orgs:
+            if not self.layout.own_definition(org.name).exists():
+                orginit.init_peer_org(self.fabric, self.layout, org)
+                self.report(f"{org.name}: home and definition written")
+
+    def init_new_org(self, org: PeerOrg) -> "definition.Definition":
+        """Initialize an org that is not in the consortium file (one that asks to join), make it part of
+        this site, and return its definition."""
+        if org.name in {o.name for o in self.config.orgs}:
+            raise ConfigError(f"{org.name} is already an org of this consortium")
+        joined = self.config.with_orgs(self.config.orgs + (org,))   # its names and ports must not collide
+        material.ensure_fabric_config(self.fabric, self.layout)
+        made = orginit.init_peer_org(self.fabric, Layout(self.layout.root, joined), org)
+        with self._locked() as state:
+            self.refresh()
+            self.site = state["site"] = {**self.site, "orgs": [*self.site["orgs"], org.name]}
+        self.report(f"{org.name}: home and definition written")
+        return made
 
     def _healthy_elsewhere(self, spec: NodeSpec) -> bool:
         """A node not started by us that answers healthy on its operations port (compose, systemd)."""
@@ -222,14 +297,14 @@ class Network:
         """Refuse to start anything when a port of a node about to start is taken."""
         for spec in specs:
             for kind, port in spec.ports.items():
-                if nodes.port_in_use(self.config.host, port):
+                if nodes.port_in_use(spec.host, port):
                     raise NodeError(self._port_taken(spec, kind, port))
 
     def _port_taken(self, spec: NodeSpec, kind: str, port: int) -> str:
         holder = nodes.port_holder(port)
         by = f"by pid {holder[0]} ({holder[1]})" if holder else "by another process"
         source = self.config.source or paths.DEFAULT_CONFIG
-        return (f"{spec.node_id}: {kind} port {self.config.host}:{port} ({nodes.port_role(spec.kind, kind)}) "
+        return (f"{spec.node_id}: {kind} port {spec.host}:{port} ({nodes.port_role(spec.kind, kind)}) "
                 f"is already in use {by}; free it or change it in {source}. {spec.node_id} was not "
                 f"started (its log would be {self.layout.log_file(spec.node_id)})")
 
@@ -238,7 +313,7 @@ class Network:
         NodeError names the first that is not. The caller stops ``started`` on failure."""
         procs = []
         for spec in specs:
-            proc = nodes.start(spec, self.layout)
+            proc = nodes.start(spec, self.layout, self.launcher)
             state["nodes"][spec.node_id] = {"pid": proc.pid, "kind": spec.kind,
                                             "log": str(self.layout.log_file(spec.node_id))}
             started.append(spec.node_id)
@@ -283,16 +358,17 @@ class Network:
             time.sleep(0.5)
 
     def channel_view(self) -> dict[str, ChannelState]:
-        """Every orderer's (osnadmin channel list) and peer's (peer channel getinfo) view of the channel."""
+        """Every local orderer's (osnadmin channel list) and peer's (peer channel getinfo) view of the
+        channel."""
         out: dict[str, ChannelState] = {}
-        for o in self.config.orderer_org.orderers:
+        for o in self.config.orderer_org.orderers if self.hosts_orderer else ():
             try:
                 info = channel.orderer_channel_info(self.fabric, self.config, self.layout, o)
             except Exception:   # node down: reported as unknown height
                 info = None
             out[o.name] = (ChannelState(int(info["height"]), info.get("status"), info.get("consensusRelation"))
                            if info else ChannelState(None, "unknown", "unknown"))
-        for org in self.config.orgs:
+        for org in self.local_orgs:
             out[org.peer_node_id] = ChannelState(channel.peer_height(self.fabric, self.config, self.layout, org))
         return out
 
@@ -330,7 +406,7 @@ class Network:
             self._require_up(state, f"deploy {dep.name!r}")
             previous = state.setdefault("chaincodes", {}).get(dep.name)
             package_ids: dict[str, str] = {}
-            for org in self.config.orgs:
+            for org in self.local_orgs:
                 pkg, _ = ccdeploy.prepare_package(self.config, self.layout, dep, org)
                 pkg_id = lifecycle.package_id(self.fabric, self.config, self.layout, org, pkg)
                 if pkg_id not in lifecycle.installed_ids(self.fabric, self.config, self.layout, org):
@@ -339,7 +415,7 @@ class Network:
                 package_ids[org.name] = pkg_id
             sequence, fingerprint, changed = ccdeploy.run_lifecycle(
                 self.fabric, self.config, self.layout, dep, package_ids,
-                previous["fingerprint"] if previous else None, report=self.report)
+                previous["fingerprint"] if previous else None, report=self.report, local=self.local_orgs)
             if changed:
                 self.report(f"chaincode {dep.name!r} v{dep.version} committed at sequence {sequence} "
                             f"(policy {dep.endorsement_policy(self.config)})")
@@ -347,7 +423,7 @@ class Network:
             state["chaincodes"][dep.name] = {"deployment": dep.to_json(), "package_ids": package_ids,
                                              "sequence": sequence, "fingerprint": fingerprint}
             new_specs = [ccdeploy.server_spec(self.config, self.layout, dep, org, package_ids[org.name])
-                         for org in self.config.orgs]
+                         for org in self.local_orgs]
             running = {s.node_id for s in new_specs if self.running_pid(state, s.node_id) is not None}
             outdated = [s.node_id for s in new_specs
                         if s.node_id in running and (changed or old.get(s.node_id) != s)]

@@ -1,36 +1,19 @@
-"""Crypto material (cryptogen) and the channel genesis block (configtxgen), written under run/."""
+"""The channel genesis block (configtxgen) built from the collected public org definitions only, and
+Fabric's own node configuration files, written under the run directory."""
 
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .config import ConsortiumConfig
+from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
 from .layout import Layout
 
-SANS = ["127.0.0.1", "localhost"]
 PROFILE = "FedFabricChannel"
-
-
-def crypto_config(config: ConsortiumConfig) -> dict[str, Any]:
-    """cryptogen's input: node OUs on, SANs for what clients dial (127.0.0.1, localhost)."""
-    oo = config.orderer_org
-    return {
-        "OrdererOrgs": [{
-            "Name": oo.name, "Domain": oo.domain, "EnableNodeOUs": True,
-            "Specs": [{"Hostname": o.name, "SANS": SANS} for o in oo.orderers],
-        }],
-        "PeerOrgs": [{
-            "Name": org.name, "Domain": org.domain, "EnableNodeOUs": True,
-            "Specs": [{"Hostname": org.peer.name, "SANS": SANS}],
-            "Users": {"Count": 2},   # User1: trainer, User2: auditor
-        } for org in config.orgs],
-    }
 
 
 def _sig(rule: str) -> dict[str, str]:
@@ -41,36 +24,40 @@ def _meta(rule: str) -> dict[str, str]:
     return {"Type": "ImplicitMeta", "Rule": rule}
 
 
+def peer_org_section(layout: Layout, org: PeerOrg) -> dict[str, Any]:
+    """configtx.yaml's entry of a peer org, from its public definition (``public/<org>/msp``)."""
+    m = org.msp_id
+    return {
+        "Name": m, "ID": m, "MSPDir": str(layout.public_msp(org.name)),
+        "Policies": {
+            "Readers": _sig(f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
+            "Writers": _sig(f"OR('{m}.admin', '{m}.client')"),
+            "Admins": _sig(f"OR('{m}.admin')"),
+            "Endorsement": _sig(f"OR('{m}.peer')"),
+        },
+        "AnchorPeers": [{"Host": org.host, "Port": org.peer.port}],
+    }
+
+
 def configtx(config: ConsortiumConfig, layout: Layout) -> dict[str, Any]:
-    """configtxgen's input: one application channel profile, Raft consenters, anchor peers."""
+    """configtxgen's input: one application channel profile, Raft consenters, anchor peers -- every MSP
+    and certificate from the public definitions under ``public/``."""
     oo = config.orderer_org
     orderer_org = {
-        "Name": oo.msp_id, "ID": oo.msp_id, "MSPDir": str(layout.orderer_org_dir / "msp"),
+        "Name": oo.msp_id, "ID": oo.msp_id, "MSPDir": str(layout.public_msp(oo.name)),
         "Policies": {
             "Readers": _sig(f"OR('{oo.msp_id}.member')"),
             "Writers": _sig(f"OR('{oo.msp_id}.member')"),
             "Admins": _sig(f"OR('{oo.msp_id}.admin')"),
         },
-        "OrdererEndpoints": [f"{config.host}:{o.port}" for o in oo.orderers],
+        "OrdererEndpoints": [f"{o.host}:{o.port}" for o in oo.orderers],
     }
-    peer_orgs = []
-    for org in config.orgs:
-        m = org.msp_id
-        peer_orgs.append({
-            "Name": m, "ID": m, "MSPDir": str(layout.org_dir(org) / "msp"),
-            "Policies": {
-                "Readers": _sig(f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
-                "Writers": _sig(f"OR('{m}.admin', '{m}.client')"),
-                "Admins": _sig(f"OR('{m}.admin')"),
-                "Endorsement": _sig(f"OR('{m}.peer')"),
-            },
-            "AnchorPeers": [{"Host": config.host, "Port": org.peer.port}],
-        })
+    peer_orgs = [peer_org_section(layout, org) for org in config.orgs]
     b = config.batch
     consenters = []
     for o in oo.orderers:
-        tls = layout.orderer_dir(o) / "tls" / "server.crt"
-        consenters.append({"Host": config.host, "Port": o.port,
+        tls = layout.consenter_cert(o)
+        consenters.append({"Host": o.host, "Port": o.port,
                            "ClientTLSCert": str(tls), "ServerTLSCert": str(tls)})
     standard = {"Readers": _meta("ANY Readers"), "Writers": _meta("ANY Writers"),
                 "Admins": _meta("MAJORITY Admins")}
@@ -126,24 +113,17 @@ def ensure_fabric_config(fabric: FabricInstall, layout: Layout) -> None:
         dst.write_text(text)
 
 
-def ensure_crypto(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout) -> bool:
-    """Generate crypto material once; returns True when it was generated now."""
-    marker = layout.crypto / ".complete"
-    if marker.exists():
-        return False
-    shutil.rmtree(layout.crypto, ignore_errors=True)
-    cfg = layout.root / "config" / "crypto-config.yaml"
-    write_yaml(cfg, crypto_config(config))
-    fabric.run("cryptogen", ["generate", f"--config={cfg}", f"--output={layout.crypto}"],
-               what="cryptogen generate")
-    marker.write_text("ok\n")
-    return True
-
-
 def ensure_genesis_block(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout) -> bool:
-    """Write the channel's genesis block once; returns True when it was created now."""
+    """Write the channel's genesis block once, from the definitions in ``public/``; returns True when it
+    was created now. Raises FabricBinaryError naming the orgs whose definitions are missing."""
     if layout.genesis_block.exists():
         return False
+    missing = [n for n in [config.orderer_org.name, *(o.name for o in config.orgs)]
+               if not layout.definition_file(n).exists()]
+    if missing:
+        raise FabricBinaryError(f"cannot create channel '{config.channel}': no definition of {', '.join(missing)} "
+                                f"in {layout.public_dir} (each org runs `network.sh org init` and sends its "
+                                "definition; import it with `network.sh org import FILE`)")
     write_yaml(layout.fabric_cfg / "configtx.yaml", configtx(config, layout))
     layout.genesis_block.parent.mkdir(parents=True, exist_ok=True)
     tmp = layout.genesis_block.with_suffix(".tmp")

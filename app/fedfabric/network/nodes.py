@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -38,6 +39,7 @@ class NodeSpec:
     tls_ca: Path | None = None
     cwd: Path | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    host: str = "127.0.0.1"       # the address its listeners bind to
 
 
 def _tls_files(d: Path) -> tuple[str, str, str]:
@@ -47,8 +49,8 @@ def _tls_files(d: Path) -> tuple[str, str, str]:
 def orderer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o: Orderer) -> NodeSpec:
     d = layout.orderer_dir(o)
     cert, key, ca = _tls_files(d)
-    data = layout.node_dir(o.name)
-    host = config.host
+    data = layout.orderer_data(o)
+    host = o.host
     env = {
         "FABRIC_CFG_PATH": str(layout.fabric_cfg),
         "FABRIC_LOGGING_SPEC": "INFO",
@@ -85,16 +87,17 @@ def orderer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout
     }
     return NodeSpec(node_id=o.name, kind="orderer", argv=[str(fabric.binary("orderer"))], env=env,
                     ports=o.ports, health_url=f"https://{host}:{o.operations_port}/healthz",
-                    metrics_url=f"https://{host}:{o.operations_port}/metrics", tls_ca=Path(ca), cwd=data)
+                    metrics_url=f"https://{host}:{o.operations_port}/metrics", tls_ca=Path(ca), cwd=data,
+                    host=host)
 
 
 def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> NodeSpec:
     p = org.peer
     d = layout.peer_dir(org)
     cert, key, ca = _tls_files(d)
-    node_id = f"{p.name}.{org.name}"
-    data = layout.node_dir(node_id)
-    host = config.host
+    node_id = org.peer_node_id
+    data = layout.peer_data(org)
+    host = org.host
     address = f"{host}:{p.port}"
     builder = paths.BUILDERS_DIR / "ccaas"
     env = {
@@ -139,7 +142,8 @@ def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o
     }
     return NodeSpec(node_id=node_id, kind="peer", argv=[str(fabric.binary("peer")), "node", "start"],
                     env=env, ports=p.ports, health_url=f"https://{host}:{p.operations_port}/healthz",
-                    metrics_url=f"https://{host}:{p.operations_port}/metrics", tls_ca=Path(ca), cwd=data)
+                    metrics_url=f"https://{host}:{p.operations_port}/metrics", tls_ca=Path(ca), cwd=data,
+                    host=host)
 
 
 # -- process helpers ---------------------------------------------------------------------------
@@ -170,12 +174,15 @@ def is_our_process(pid: int, node_id: str, run_root: Path) -> bool:
 
 
 def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """Something here listens on ``host:port``. An address that is not this network namespace's (a node
+    started inside another namespace) cannot be checked from here: False."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
-        except OSError:
-            return True
+        except OSError as exc:
+            return exc.errno != errno.EADDRNOTAVAIL
     return False
 
 
@@ -242,9 +249,11 @@ def tail(path: Path, lines: int = 15) -> str:
     return "\n".join(data[-lines:])
 
 
-def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
+def start(spec: NodeSpec, layout: Layout, launcher: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
     """Start a node detached from this process, logging to run/logs/<node>.log; what it writes is
-    owner-only (umask 077: its keys, packages and builder output)."""
+    owner-only (umask 077: its keys, packages and builder output). ``launcher`` prefixes the command
+    and must exec it in place (``ip netns exec NS``: the node runs in that network namespace, with the
+    same pid)."""
     log = layout.log_file(spec.node_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     if spec.cwd:
@@ -255,7 +264,7 @@ def start(spec: NodeSpec, layout: Layout) -> subprocess.Popen[bytes]:
         fh.write(f"\n==== fedfabric: starting {spec.node_id} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n"
                  .encode())
         fh.flush()
-        return subprocess.Popen(spec.argv, env=env, cwd=spec.cwd, stdout=fh, stderr=subprocess.STDOUT,
+        return subprocess.Popen([*launcher, *spec.argv], env=env, cwd=spec.cwd, stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, umask=CHILD_UMASK)
 
 
@@ -276,9 +285,9 @@ def healthz(spec: NodeSpec, timeout: float = 2.0) -> tuple[bool, str]:
         return False, str(exc)
 
 
-def tls_probe(spec: NodeSpec, host: str = "127.0.0.1", timeout: float = 2.0) -> tuple[bool, str]:
+def tls_probe(spec: NodeSpec, timeout: float = 2.0) -> tuple[bool, str]:
     """Health of a chaincode server: a completed mutual-TLS handshake on its port."""
-    port = next(iter(spec.ports.values()))
+    host, port = spec.host, next(iter(spec.ports.values()))
     ctx = ssl.create_default_context(cafile=str(spec.tls_ca))
     ctx.load_cert_chain(spec.extra["client_cert"], spec.extra["client_key"])
     ctx.set_alpn_protocols(["h2"])
@@ -304,7 +313,8 @@ def wait_healthy(spec: NodeSpec, proc: subprocess.Popen[bytes] | None, layout: L
         ok, detail = healthz(spec)
         if ok:
             # /healthz can answer before the node's gRPC listener accepts connections
-            closed = [k for k, port in spec.ports.items() if k in ("listen", "admin") and not accepting(port)]
+            closed = [k for k, port in spec.ports.items()
+                      if k in ("listen", "admin") and not accepting(port, spec.host)]
             if not closed:
                 return
             detail = f"{', '.join(closed)} port not accepting connections yet"

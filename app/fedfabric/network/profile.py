@@ -75,17 +75,22 @@ _Dumper.add_representer(str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:
                                                              style="|" if "\n" in s else None))
 
 
+def tls_name(layout: Layout, pem: Path) -> str:
+    """The profile's file name of an org's TLS CA certificate (``public/<org>/tlsca.pem``):
+    ``tlsca.<org domain>-cert.pem``, as cryptogen names it."""
+    return f"tlsca.{pem.parent.name}.{layout.config.domain}-cert.pem"
+
+
 def connection_profile(layout: Layout, org: PeerOrg, tls_dir: Path) -> dict[str, Any]:
     """The common connection profile of ``org`` (dict); TLS ``path`` entries point into ``tls_dir``."""
     config = layout.config
-    host = config.host
-    tls_file = lambda pem: tls_dir / pem.name  # noqa: E731
+    tls_file = lambda pem: tls_dir / tls_name(layout, pem)  # noqa: E731
     orderer_ca = layout.orderer_tls_ca
-    orderers = {o.host_name: {"url": f"grpcs://{host}:{o.port}",
+    orderers = {o.host_name: {"url": f"grpcs://{o.host}:{o.port}",
                               "tlsCACerts": _tls_entry(orderer_ca, tls_file(orderer_ca)),
                               "grpcOptions": _grpc_options(o.host_name)}
                 for o in config.orderer_org.orderers}
-    peers = {o.peer.host_name: {"url": f"grpcs://{host}:{o.peer.port}",
+    peers = {o.peer.host_name: {"url": f"grpcs://{layout.peer_endpoint(o)}",
                                 "tlsCACerts": _tls_entry(layout.org_tls_ca(o), tls_file(layout.org_tls_ca(o))),
                                 "grpcOptions": _grpc_options(o.peer.host_name)}
              for o in config.orgs}
@@ -185,7 +190,7 @@ def write_profile(layout: Layout, org_name: str, user: str, out_dir: Path) -> Pr
     tls_dir = out / "tls"
     tls_dir.mkdir(exist_ok=True)
     for pem in tls_cas:
-        shutil.copyfile(pem, tls_dir / pem.name)
+        shutil.copyfile(pem, tls_dir / tls_name(layout, pem))
     msp_out = out / "msp"
     _msp(msp, key, msp_out)
     profile = connection_profile(layout, org, tls_dir)
