@@ -31,6 +31,11 @@ def test_bundled_job_files_are_valid_and_accepted_by_the_contract():
         assert rec["spec"]["model"]["num_params"] > 0
 
 
+def test_server_optimizer_coefficients_become_decimal_strings():
+    job = parse_job({**GOOD, "server_optimizer": {"kind": "yogi", "lr": 0.03, "tau": 1e-3}})
+    assert job.draft["server_optimizer"] == {"kind": "yogi", "lr": "0.03", "tau": "0.001"}
+
+
 def test_defaults_and_decimal_strings():
     job = parse_job({**GOOD, "training": {"lr": 0.01}, "dp": {"enabled": True, "clip_norm": 0.1}})
     d = job.draft
@@ -53,6 +58,10 @@ def test_defaults_and_decimal_strings():
     ({"training": {"epochs": 1, "momentum": 0.9}}, "training: unknown field(s) momentum"),
     ({"privacy": "homomorphic"}, "privacy must be one of secure, clear"),
     ({"aggregation": {"rule": "mean"}}, "aggregation.rule: unknown rule 'mean'"),
+    ({"server_optimizer": {"kind": "adamw"}}, "server_optimizer.kind: unknown server optimizer 'adamw' (known: "),
+    ({"server_optimizer": {"kind": "adam", "lr": 50}}, "server_optimizer.lr=50 out of range"),
+    ({"server_optimizer": {"kind": "avgm", "beta1": 0.9}}, "server_optimizer: unknown field(s) 'beta1'"),
+    ({"server_optimizer": "adam"}, "server_optimizer must be a JSON object"),
     ({"dp": {"enabled": "yes"}}, "dp.enabled must be true or false"),
     ({"dp": {"enabled": True, "clip_norm": 0.0001}}, "dp.clip_norm=0.0001 must be a multiple of 0.001"),
     ({"quorum": "3/2"}, "quorum 3/2 must be a share in (0, 1]"),
