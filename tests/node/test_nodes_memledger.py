@@ -1,9 +1,13 @@
 """Three OrgNodes run real rounds against the contract on the in-memory stub (no peer, fast)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 from fedfabric.artifacts import ArtifactStore, model_hash
+from fedfabric.audit import AuditError, lineage
 from fedfabric.fl.simulate import simulate
 from fedfabric.node.bootstrap import create_job
 from fedfabric.node.jobfile import parse_job
@@ -165,6 +169,19 @@ def test_a_server_optimizer_job_in_secure_mode_is_the_in_process_run_bit_for_bit
     assert all(v["optimizer"]["step_hash"] != v["aggregate_hash"] for v in vers)
     for n in nodes:   # every node keeps each version's optimizer state, by the hash the ledger recorded
         assert all(n.store.has(v["optimizer"]["state_hash"]) for v in vers)
+    # the auditor's lineage counts the approvals of exactly this step and chains the optimizer states
+    chain = lineage(admin, "j-adam", blocks=False)
+    assert [e["version"] for e in chain] == [3, 2, 1, 0] and all(e["approved_stake"] == 300 for e in chain[:3])
+    assert chain[0]["optimizer"]["kind"] == "adam"
+    k = led.stub.create_composite_key("version", ["j-adam", "000002"])
+    rec = json.loads(led.stub.state[k])
+    rec["optimizer"]["state_hash"] = "0" * 64          # a version whose recorded state was changed afterwards
+    led.stub.state[k] = json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()
+    with pytest.raises(AuditError, match=r"version 3 says it stepped from optimizer state .* but version 2 records "
+                                         r"000000000000"):
+        lineage(admin, "j-adam", blocks=False)
+    with pytest.raises(AuditError, match="version 2 of job j-adam is recorded as finalized, but only 0 of 300"):
+        lineage(admin, "j-adam", 2, blocks=False)
 
 
 def test_a_node_that_lost_the_optimizer_state_fetches_it_from_a_member_node(make_node):

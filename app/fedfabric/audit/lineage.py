@@ -15,10 +15,12 @@ ROOT_STATUS = "initial"
 
 def version_result(version: dict) -> Result:
     """The result a finalized version claims the quorum voted for: its aggregate hash, model hash,
-    contributors and flagged updates (what a ballot's ``result_key`` hashes)."""
+    contributors and flagged updates, and with a server optimizer the step and state hashes (what a
+    ballot's ``result_key`` hashes)."""
     contributors = tuple(sorted(c["msp_id"] for c in version.get("contributors", [])))
+    opt = version.get("optimizer") or {}
     return Result(version.get("aggregate_hash") or "", version["model_hash"], contributors,
-                  tuple(sorted(version.get("flagged") or ())))
+                  tuple(sorted(version.get("flagged") or ())), opt.get("step_hash") or "", opt.get("state_hash") or "")
 
 
 def approved_stake(version: dict) -> tuple[int, int, list[int]]:
@@ -48,7 +50,7 @@ def _entry(v: dict, block_of: Any) -> dict:
             "contributors": [{"msp_id": c["msp_id"], "sample_count": c.get("sample_count"),
                               "update_hash": c.get("update_hash"), "tx_id": c.get("tx_id")}
                              for c in v.get("contributors", [])],
-            "flagged": list(v.get("flagged") or []),
+            "flagged": list(v.get("flagged") or []), "optimizer": v.get("optimizer"),
             "approved_stake": ok, "total_stake": total, "quorum": quorum,
             "created_at": v.get("created_at"), "tx_id": tx, "block": block_of(tx) if tx else None}
 
@@ -88,6 +90,11 @@ def _check_link(job_id: str, cur: dict, known: dict[int, dict], rounds: dict[int
         raise AuditError(f"broken lineage in job {job_id}: version {n} says its parent (version {p}) has model "
                          f"hash {short(cur.get('parent_hash'))}, but version {p} records "
                          f"{short(parent['model_hash'])}")
+    mine, theirs = cur.get("optimizer"), parent.get("optimizer")
+    if (mine is None) != (theirs is None) or (mine and mine.get("parent_state_hash") != theirs.get("state_hash")):
+        raise AuditError(f"broken lineage in job {job_id}: version {n} says it stepped from optimizer state "
+                         f"{short((mine or {}).get('parent_state_hash'))}, but version {p} records "
+                         f"{short((theirs or {}).get('state_hash'))}")
     return parent
 
 
@@ -95,7 +102,8 @@ def lineage(client: Any, job_id: str, ref: str | int = "latest", *, blocks: bool
     """The versions from ``ref`` (number or alias) back to version 0, newest first, every link checked.
 
     Checked for each version ``v`` > 0: its parent is ``v-1`` and is on the ledger; its
-    ``parent_hash`` equals the parent's ``model_hash``; it is ``finalized``; the stake whose ballots
+    ``parent_hash`` equals the parent's ``model_hash`` (and, with a server optimizer, its
+    ``optimizer.parent_state_hash`` the parent's ``optimizer.state_hash``); it is ``finalized``; the stake whose ballots
     approved exactly its result (aggregate hash, model hash, contributors, flagged) reached the
     round's quorum; its round is recorded as finalized into ``v``. For version 0: it has no parent,
     is the job's ``initial`` version and its hash is the job spec's ``model.initial_hash``. Any
@@ -104,6 +112,7 @@ def lineage(client: Any, job_id: str, ref: str | int = "latest", *, blocks: bool
 
     Each entry: version, round, status, model_hash, parent_hash, parents, aggregate_hash, rule (its
     name), privacy, exchange, contributors (msp_id, sample_count, update_hash, tx_id), flagged,
+    optimizer (kind, coefficients, step_hash, state_hash, parent_state_hash; None without one),
     approved_stake, total_stake, quorum, created_at, tx_id (finalize or create transaction) and block
     (``None`` when the client cannot look blocks up).
     """

@@ -79,7 +79,7 @@ def collect(client: Any, job_id: str, store: ArtifactStore | None = None, baseli
                     "created_at": job.get("created_at"), "create_tx": job.get("tx_id"),
                     "lineage_ok": lineage_error is None, "lineage_error": lineage_error},
         "versions": [{k: v.get(k) for k in ("version", "round", "status", "model_hash", "parent_hash", "aggregate_hash",
-                                            "rule", "privacy", "dp_epsilon_total_milli", "created_at", "tags")}
+                                            "rule", "optimizer", "privacy", "dp_epsilon_total_milli", "created_at", "tags")}
                      for v in versions],
         "rounds": rounds, "curves": curves, "training_curves": training, "lineage": chain,
         "payouts": payouts, "totals": totals,
