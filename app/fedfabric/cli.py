@@ -13,6 +13,7 @@ import typer
 
 from . import __version__
 from .cli_audit import audit_app, manual, model_app
+from .cli_membership import org_app
 
 app = typer.Typer(
     name="fedfabric",
@@ -91,6 +92,7 @@ app.add_typer(consortium_app, name="consortium")
 app.add_typer(job_app, name="job")
 app.add_typer(audit_app, name="audit")
 app.add_typer(model_app, name="model")
+app.add_typer(org_app, name="org")
 
 
 @consortium_app.command("init")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fabshim.contract import Context, Contract, transaction
 from fedfabric_protocol.errors import ProtocolError
 
-from . import audit, closing, jobs, members, registration, roles, rounds, updates, versions, votes
+from . import audit, closing, jobs, members, membership, registration, roles, rounds, updates, versions, votes
 from .clock import SkewGate
 
 
@@ -76,6 +76,35 @@ class FedFabricContract(Contract):
     def get_policy(self, ctx: Context) -> dict:
         """The stake-weighted endorsement policy in force (coalitions, policy string, envelope)."""
         return members.get_policy(ctx)
+
+    # ---- admitting and removing orgs (channel config updates decided by stake)
+    @transaction
+    def propose_membership(self, ctx: Context, proposal_id: str, action: str, msp_id: str, name: str,
+                           definition_sha256: str, update_sha256: str, reason: str) -> dict:
+        """Propose admitting (add) or removing (remove) an org by the channel update hashing to update_sha256."""
+        return membership.propose_membership(ctx, proposal_id, action, msp_id, name, definition_sha256,
+                                             update_sha256, reason)
+
+    @transaction
+    def approve_membership(self, ctx: Context, proposal_id: str, update_sha256: str) -> dict:
+        """Approve a pending membership proposal (and the channel update it names) as the caller's org admin."""
+        return membership.approve_membership(ctx, proposal_id, update_sha256)
+
+    @transaction
+    def record_channel_update(self, ctx: Context, proposal_id: str, update_sha256: str, signers: list,
+                              config_block: int) -> dict:
+        """Record the orgs whose admins signed an applied proposal's channel update, and its config block."""
+        return membership.record_channel_update(ctx, proposal_id, update_sha256, signers, config_block)
+
+    @transaction(evaluate=True)
+    def get_membership(self, ctx: Context, proposal_id: str) -> dict:
+        """One membership proposal: approvals with their transactions, and the channel update's signers."""
+        return membership.get_membership(ctx, proposal_id)
+
+    @transaction(evaluate=True)
+    def list_memberships(self, ctx: Context) -> list:
+        """Every membership proposal."""
+        return membership.list_memberships(ctx)
 
     # ---- jobs and rounds
     @transaction

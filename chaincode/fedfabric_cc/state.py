@@ -16,12 +16,12 @@ from fedfabric_protocol.records import canonical
 UPDATES_COLLECTION = "fedfabricUpdates"        # update payloads and pairwise seeds; purged when the round closes
 
 # composite key object types
-ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL = (
-    "org", "consortium", "policy", "ledger", "stakeprop", "statusprop")
+ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, MEMBERSHIP_PROPOSAL = (
+    "org", "consortium", "policy", "ledger", "stakeprop", "statusprop", "memberprop")
 JOB, ROUND, REG, UPD, SEED, REVEAL, VOTE, VERSION, ALIAS = (
     "job", "round", "reg", "upd", "seed", "reveal", "vote", "version", "alias")
-KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, JOB, ROUND, REG, UPD, REVEAL, VOTE,
-             VERSION, ALIAS)
+KEY_TYPES = (ORG, CONSORTIUM, POLICY, LEDGER, STAKE_PROPOSAL, STATUS_PROPOSAL, MEMBERSHIP_PROPOSAL, JOB, ROUND, REG,
+             UPD, REVEAL, VOTE, VERSION, ALIAS)
 
 dumps = canonical
 

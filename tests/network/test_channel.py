@@ -89,7 +89,7 @@ def _genesis_config(tmp_path: Path) -> tuple[fabricbin.FabricInstall, Layout, di
     net = Network(test_config(20000), tmp_path / "run", fabric=fabric)
     net.generate()
     layout = net.layout
-    channel._translate(fabric, "proto_decode", "common.Block", layout.genesis_block, tmp_path / "block.json")
+    channel.translate(fabric, "proto_decode", "common.Block", layout.genesis_block, tmp_path / "block.json")
     block = json.loads((tmp_path / "block.json").read_text())
     return fabric, layout, block["data"]["data"][0]["payload"]["data"]["config"]
 
@@ -105,7 +105,7 @@ def test_batch_update_envelope_writes_only_the_batch_values(tmp_path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     env = channel._update_envelope(fabric, config, work, cfg, updated)
-    channel._translate(fabric, "proto_decode", "common.Envelope", env, work / "check.json")
+    channel.translate(fabric, "proto_decode", "common.Envelope", env, work / "check.json")
     decoded = json.loads((work / "check.json").read_text())["payload"]
     assert decoded["header"]["channel_header"]["channel_id"] == config.channel
     assert decoded["header"]["channel_header"]["type"] == 2          # CONFIG_UPDATE

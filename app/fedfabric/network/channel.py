@@ -147,7 +147,7 @@ def orderer_args(config: ConsortiumConfig, layout: Layout) -> list[str]:
 
 
 
-def _translate(fabric: FabricInstall, verb: str, kind: str, src: Path, dst: Path) -> None:
+def translate(fabric: FabricInstall, verb: str, kind: str, src: Path, dst: Path) -> None:
     fabric.run("configtxlator", [verb, "--type", kind, "--input", str(src), "--output", str(dst)],
                timeout=30, what=f"configtxlator {verb} {kind}")
 
@@ -155,13 +155,25 @@ def _translate(fabric: FabricInstall, verb: str, kind: str, src: Path, dst: Path
 def fetch_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, workdir: Path,
                  admin: Admin) -> dict[str, Any]:
     """The channel's current config (``common.Config`` as JSON), from its last config block."""
+    return _config_block(fabric, config, layout, workdir, admin)["data"]["data"][0]["payload"]["data"]["config"]
+
+
+def _config_block(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, workdir: Path,
+                  admin: Admin) -> dict[str, Any]:
     block = workdir / "config_block.pb"
     fabric.run("peer", ["channel", "fetch", "config", str(block), "-c", config.channel,
                         *orderer_args(config, layout)],
                env=admin.env(layout), timeout=30, what=f"peer channel fetch config ({admin.msp_id})")
-    _translate(fabric, "proto_decode", "common.Block", block, workdir / "config_block.json")
-    decoded = json.loads((workdir / "config_block.json").read_text())
-    return decoded["data"]["data"][0]["payload"]["data"]["config"]
+    translate(fabric, "proto_decode", "common.Block", block, workdir / "config_block.json")
+    return json.loads((workdir / "config_block.json").read_text())
+
+
+def latest_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
+                  admin: Admin) -> tuple[int, dict[str, Any]]:
+    """(number of the channel's last config block, its config as JSON)."""
+    with scratch_dir(layout, "fetch-") as work:
+        block = _config_block(fabric, config, layout, work, admin)
+    return int(block["header"]["number"]), block["data"]["data"][0]["payload"]["data"]["config"]
 
 
 def update_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
@@ -171,25 +183,46 @@ def update_config(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
     update``). Returns False, submitting nothing, when ``modify`` changes nothing."""
     if not signers:
         raise ValueError("a config update needs at least one signer")
-    with _workdir(layout, "update-") as work:
-        original = fetch_config(fabric, config, layout, work, signers[-1])
+    with scratch_dir(layout, "update-") as work:
+        envelope = work / "envelope.pb"
+        if not build_update(fabric, config, layout, modify, signers[-1], envelope):
+            return False
+        for admin in signers[:-1]:
+            sign_update(fabric, layout, admin, envelope)
+        submit_update(fabric, config, layout, signers[-1], envelope)
+        return True
+
+
+def build_update(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
+                 modify: Callable[[dict[str, Any]], None], admin: Admin, dest: Path) -> bool:
+    """Write to ``dest`` the unsigned update envelope that applies ``modify`` to the channel's current
+    config (fetched as ``admin``); False, writing nothing, when ``modify`` changes nothing."""
+    with scratch_dir(layout, "build-") as work:
+        original = fetch_config(fabric, config, layout, work, admin)
         updated = copy.deepcopy(original)
         modify(updated)
         if updated == original:
             return False
-        envelope = _update_envelope(fabric, config, work, original, updated)
-        for admin in signers[:-1]:
-            fabric.run("peer", ["channel", "signconfigtx", "-f", str(envelope)], env=admin.env(layout),
-                       timeout=30, what=f"peer channel signconfigtx ({admin.msp_id})")
-        last = signers[-1]
-        fabric.run("peer", ["channel", "update", "-f", str(envelope), "-c", config.channel,
-                            *orderer_args(config, layout)],
-                   env=last.env(layout), timeout=60, what=f"peer channel update ({last.msp_id})")
+        shutil.copyfile(_update_envelope(fabric, config, work, original, updated), dest)
         return True
 
 
+def sign_update(fabric: FabricInstall, layout: Layout, admin: Admin, envelope: Path) -> None:
+    """Add ``admin``'s signature to the update envelope file (``peer channel signconfigtx``, in place)."""
+    fabric.run("peer", ["channel", "signconfigtx", "-f", str(envelope)], env=admin.env(layout),
+               timeout=30, what=f"peer channel signconfigtx ({admin.msp_id})")
+
+
+def submit_update(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, admin: Admin,
+                  envelope: Path) -> None:
+    """Submit the update envelope to an orderer as ``admin`` (``peer channel update`` adds its signature)."""
+    fabric.run("peer", ["channel", "update", "-f", str(envelope), "-c", config.channel,
+                        *orderer_args(config, layout)],
+               env=admin.env(layout), timeout=60, what=f"peer channel update ({admin.msp_id})")
+
+
 @contextmanager
-def _workdir(layout: Layout, prefix: str) -> Iterator[Path]:
+def scratch_dir(layout: Layout, prefix: str) -> Iterator[Path]:
     """A scratch directory under the run dir's ``channel/`` for config blocks, removed afterwards."""
     parent = layout.root / "channel"
     parent.mkdir(parents=True, exist_ok=True)
@@ -205,16 +238,16 @@ def _update_envelope(fabric: FabricInstall, config: ConsortiumConfig, work: Path
     """configtxlator: encode both configs, compute the ConfigUpdate, wrap it in an Envelope."""
     for name, doc in (("original", original), ("updated", updated)):
         (work / f"{name}.json").write_text(json.dumps(doc))
-        _translate(fabric, "proto_encode", "common.Config", work / f"{name}.json", work / f"{name}.pb")
+        translate(fabric, "proto_encode", "common.Config", work / f"{name}.json", work / f"{name}.pb")
     fabric.run("configtxlator", ["compute_update", "--channel_id", config.channel,
                                  "--original", str(work / "original.pb"), "--updated", str(work / "updated.pb"),
                                  "--output", str(work / "update.pb")],
                timeout=30, what="configtxlator compute_update")
-    _translate(fabric, "proto_decode", "common.ConfigUpdate", work / "update.pb", work / "update.json")
+    translate(fabric, "proto_decode", "common.ConfigUpdate", work / "update.pb", work / "update.json")
     envelope = {"payload": {"header": {"channel_header": {"channel_id": config.channel, "type": 2}},
                             "data": {"config_update": json.loads((work / "update.json").read_text())}}}
     (work / "envelope.json").write_text(json.dumps(envelope))
-    _translate(fabric, "proto_encode", "common.Envelope", work / "envelope.json", work / "envelope.pb")
+    translate(fabric, "proto_encode", "common.Envelope", work / "envelope.json", work / "envelope.pb")
     return work / "envelope.pb"
 
 
@@ -251,5 +284,5 @@ def apply_batch(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout,
 
 def read_batch(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout) -> Batch:
     """The batch settings the running channel uses now."""
-    with _workdir(layout, "fetch-") as work:
+    with scratch_dir(layout, "fetch-") as work:
         return batch_settings(fetch_config(fabric, config, layout, work, orderer_admin(config, layout)))

@@ -96,9 +96,12 @@ class Network:
         return {"orgs": names, "orderer": orderer if orderer is not None else orgs is None}
 
     def refresh(self) -> None:
-        """Re-read the org definitions this site holds (after an org was initialized or imported)."""
+        """Re-read the org definitions and the orgs this site holds (after an org was initialized or
+        imported, possibly by another process)."""
         self.config = definition.site_config(self.base_config, self.layout.root)
         self.layout = Layout(self.layout.root, self.config)
+        saved = nodes.load_state(self.layout).get("site") if self.layout.state_file.exists() else None
+        self.site = saved or self.site
 
     @property
     def local_orgs(self) -> list[PeerOrg]:

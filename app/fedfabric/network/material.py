@@ -24,11 +24,11 @@ def _meta(rule: str) -> dict[str, str]:
     return {"Type": "ImplicitMeta", "Rule": rule}
 
 
-def peer_org_section(layout: Layout, org: PeerOrg) -> dict[str, Any]:
-    """configtx.yaml's entry of a peer org, from its public definition (``public/<org>/msp``)."""
+def peer_org_section(org: PeerOrg, msp_dir: Path) -> dict[str, Any]:
+    """configtx.yaml's entry of a peer org whose definition is unpacked at ``msp_dir``."""
     m = org.msp_id
     return {
-        "Name": m, "ID": m, "MSPDir": str(layout.public_msp(org.name)),
+        "Name": m, "ID": m, "MSPDir": str(msp_dir),
         "Policies": {
             "Readers": _sig(f"OR('{m}.admin', '{m}.peer', '{m}.client')"),
             "Writers": _sig(f"OR('{m}.admin', '{m}.client')"),
@@ -52,7 +52,7 @@ def configtx(config: ConsortiumConfig, layout: Layout) -> dict[str, Any]:
         },
         "OrdererEndpoints": [f"{o.host}:{o.port}" for o in oo.orderers],
     }
-    peer_orgs = [peer_org_section(layout, org) for org in config.orgs]
+    peer_orgs = [peer_org_section(org, layout.public_msp(org.name)) for org in config.orgs]
     b = config.batch
     consenters = []
     for o in oo.orderers:
