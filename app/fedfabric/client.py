@@ -77,24 +77,35 @@ def smallest_coalition(me: str, *rules: list[list[str]]) -> Optional[list[str]]:
 class Coalition:
     """Which orgs endorse this org's writes: the smallest set containing it that satisfies both the
     chaincode's lifecycle policy and the key-level stake policy in force (read from the ledger, cached,
-    re-read when stake moves)."""
+    re-read when stake moves); or, for a payload every member peer stores, every org of the policy."""
 
     def __init__(self, msp_id: str) -> None:
         self.msp_id = msp_id
         self._orgs: Optional[list[str]] = None
+        self._all: Optional[list[str]] = None
+
+    def _load(self, client: "FedFabricClient") -> None:
+        try:
+            pol = client.get_policy()
+        except (Rejected, GatewayError):
+            return   # not initialized yet: let the Gateway choose
+        rules = (pol["coalitions"], pol.get("lifecycle_coalitions", pol["coalitions"]))
+        self._orgs = smallest_coalition(self.msp_id, *rules)
+        self._all = sorted({m for rule in rules for c in rule for m in c} | {self.msp_id})
 
     def orgs(self, client: "FedFabricClient") -> Optional[list[str]]:
         if self._orgs is None:
-            try:
-                pol = client.get_policy()
-            except (Rejected, GatewayError):
-                return None   # not initialized yet: let the Gateway choose
-            self._orgs = smallest_coalition(self.msp_id, pol["coalitions"],
-                                            pol.get("lifecycle_coalitions", pol["coalitions"]))
+            self._load(client)
         return self._orgs
 
+    def everyone(self, client: "FedFabricClient") -> Optional[list[str]]:
+        """Every org in the policies in force (each holds stake), this one included."""
+        if self._all is None:
+            self._load(client)
+        return self._all
+
     def forget(self) -> None:
-        self._orgs = None
+        self._orgs = self._all = None
 
 
 class FedFabricClient:
@@ -112,11 +123,16 @@ class FedFabricClient:
         return [a if isinstance(a, (str, bytes)) else json.dumps(a, sort_keys=True, separators=(",", ":"))
                 for a in args]
 
-    def _submit(self, fn: str, *args: Any, transient: Mapping[str, bytes] | None = None) -> Written:
-        """Submit with retries for transient conditions (endorsers not yet known, MVCC conflicts)."""
+    def _submit(self, fn: str, *args: Any, transient: Mapping[str, bytes] | None = None,
+                everyone: bool = False) -> Written:
+        """Submit with retries for transient conditions (endorsers not yet known, MVCC conflicts).
+        ``everyone``: endorsed by every org of the policy, falling back to the smallest coalition if
+        that fails (a private payload every member peer stores: no peer has to pull it at commit)."""
         raw = self._args(args)
         for attempt in range(self.retries + 1):
-            orgs = self.coalition.orgs(self) if self.coalition else None
+            orgs = None
+            if self.coalition:
+                orgs = self.coalition.everyone(self) if everyone else self.coalition.orgs(self)
             try:
                 res: SubmitResult = self.contract.submit(fn, args=raw, transient=transient, endorsing_orgs=orgs)
                 return Written(json.loads(res.result) if res.result else None, res.tx_id, res.block_number)
@@ -130,6 +146,9 @@ class FedFabricClient:
                 raise
             except EndorseError as err:
                 rej = _rejection(fn, err)
+                if everyone and not (isinstance(rej, Rejected) and rej.status is not None):
+                    everyone = False   # some org's peer could not endorse: the coalition will do, the rest pull
+                    continue
                 if isinstance(rej, Rejected):
                     raise rej from None
                 if err.code in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.UNAVAILABLE) \
@@ -212,9 +231,11 @@ class FedFabricClient:
 
     def submit_update(self, job_id: str, round_: int, meta: dict, payload: bytes | None) -> Written:
         """Post ``meta`` publicly; ``payload`` (jobs whose payloads are on the peers) goes through the
-        transient map into the private collection."""
+        transient map into the private collection, endorsed on every member org's peer at once (each
+        stores it at endorsement instead of pulling it from another peer when it commits)."""
         return self._submit("submit_update", job_id, str(round_), meta,
-                            transient={Transient.UPDATE.value: payload} if payload is not None else None)
+                            transient={Transient.UPDATE.value: payload} if payload is not None else None,
+                            everyone=payload is not None)
 
     def reveal_seeds(self, job_id: str, round_: int, seeds: Mapping[str, bytes]) -> Written:
         body = json.dumps({m: s.hex() for m, s in sorted(seeds.items())}).encode()

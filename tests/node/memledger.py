@@ -37,7 +37,8 @@ class MemClient(FedFabricClient):
             raise Rejected(fn, resp.message, resp.status, f"memstub ({self.msp})")
         return resp.payload
 
-    def _submit(self, fn: str, *args: Any, transient: Mapping[str, bytes] | None = None) -> Written:
+    def _submit(self, fn: str, *args: Any, transient: Mapping[str, bytes] | None = None,
+                everyone: bool = False) -> Written:
         assert fn not in EVALUATE, fn
         out = self._call(fn, args, transient)
         return Written(json.loads(out) if out else None, "", 0)

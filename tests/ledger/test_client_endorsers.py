@@ -1,0 +1,64 @@
+"""Which orgs the client asks to endorse: the smallest coalition, or every org for a private payload,
+falling back to the coalition when some org's peer cannot endorse."""
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+
+from fedfabric.client import FedFabricClient, Rejected
+from fedfabric.ledger import EndorseError
+from fedfabric.ledger.contract import SubmitResult
+from fedfabric.ledger.errors import ErrorDetail
+
+POLICY = {"coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]],
+          "lifecycle_coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]]}
+
+
+class Contract:
+    """Records every submit's endorsers; ``down`` orgs' peers cannot endorse, ``refuse`` is a contract 'no'."""
+
+    def __init__(self, down=(), refuse: str | None = None) -> None:
+        self.asked: list[list[str] | None] = []
+        self.down, self.refuse = set(down), refuse
+
+    def evaluate(self, fn, args=()):
+        assert fn == "get_policy"
+        return json.dumps(POLICY).encode()
+
+    def submit(self, fn, args=(), transient=None, endorsing_orgs=None, **kw):
+        self.asked.append(endorsing_orgs)
+        if self.refuse:
+            raise EndorseError("failed to endorse", grpc.StatusCode.ABORTED,
+                               [ErrorDetail("peer0.org2:7051", "Org2MSP", f"chaincode response 409, {self.refuse}")])
+        if self.down & set(endorsing_orgs or ()):
+            raise EndorseError("failed to endorse", grpc.StatusCode.ABORTED,
+                               [ErrorDetail("peer0.org3:7051", "Org3MSP", "rpc error: code = Unavailable desc = "
+                                            "connection refused")])
+        return SubmitResult(b"{}", "tx1", 5, "VALID")
+
+
+META = {"sha256": "0" * 64}
+
+
+def test_a_payload_is_endorsed_by_every_org_and_other_writes_by_the_smallest_coalition():
+    c = Contract()
+    cl = FedFabricClient(c, "Org1MSP")
+    cl.submit_update("j", 1, META, b"\0" * 8)
+    cl.submit_update("j", 1, META, None)        # payload node to node: nothing for the peers to store
+    cl.finalize_round("j", 1)
+    assert c.asked == [["Org1MSP", "Org2MSP", "Org3MSP"], ["Org1MSP", "Org2MSP"], ["Org1MSP", "Org2MSP"]]
+
+
+def test_an_org_whose_peer_is_down_leaves_the_payload_to_the_coalition():
+    c = Contract(down={"Org3MSP"})
+    w = FedFabricClient(c, "Org1MSP", retry_delay=0).submit_update("j", 1, META, b"\0" * 8)
+    assert w.tx_id == "tx1" and c.asked == [["Org1MSP", "Org2MSP", "Org3MSP"], ["Org1MSP", "Org2MSP"]]
+
+
+def test_a_contract_refusal_is_not_retried_with_fewer_orgs():
+    c = Contract(refuse="update already submitted")
+    with pytest.raises(Rejected) as ei:
+        FedFabricClient(c, "Org1MSP").submit_update("j", 1, META, b"\0" * 8)
+    assert ei.value.status == 409 and "already submitted" in ei.value.message and len(c.asked) == 1
