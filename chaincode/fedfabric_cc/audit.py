@@ -5,6 +5,8 @@ import json
 
 from fabshim.contract import Context
 from fedfabric_protocol.errors import show
+from fedfabric_protocol.fields import ID_RE, ident, matches
+from fedfabric_protocol.spec import MSP_RE
 
 from . import jobs, roles, rounds, state
 from .state import fail
@@ -20,7 +22,7 @@ def round_report(ctx: Context, job_id: str, r: int) -> dict:
     """Round ``r`` and, per org of its electorate, its round key, update, seed reveal, ballot and next-round key
     (every record with its transaction id). Nodes resynchronise from this one read."""
     roles.require_reader(ctx)
-    rec = rounds.load(ctx, job_id, r)
+    rec = rounds.load(ctx, ident(job_id, "job_id"), r)
     orgs = sorted(set(rec.electorate) | set(rec.participants))
     regs, upds, reveals, votes, nexts = (state.per_org(ctx, t, job_id, rr, orgs) for t, rr in
                                          ((state.REG, r), (state.UPD, r), (state.REVEAL, r), (state.VOTE, r),
@@ -47,7 +49,7 @@ def round_report(ctx: Context, job_id: str, r: int) -> dict:
 def org_report(ctx: Context, msp_id: str) -> dict:
     """An org's record, stake and balance history, the rounds it took part in and its ballots."""
     roles.require_reader(ctx)
-    org = state.must_get(ctx, state.key(ctx, state.ORG, msp_id), f"org {show(msp_id, 64)}")
+    org = state.must_get(ctx, state.key(ctx, state.ORG, ident(msp_id, "msp_id", MSP_RE)), f"org {msp_id}")
     entries = [e for _, e in state.scan(ctx, state.LEDGER, msp_id)]
     registered = [(a[0], int(a[1])) for a, _ in state.scan(ctx, state.REG) if a[-1] == msp_id]
     submitted = {(a[0], int(a[1])) for a, _ in state.scan(ctx, state.UPD) if a[-1] == msp_id}
@@ -66,8 +68,8 @@ def key_history(ctx: Context, object_type: str, attrs: list) -> list:
     if object_type not in state.KEY_TYPES:
         raise fail(f"unknown object type {show(object_type, 64)} (one of {', '.join(state.KEY_TYPES)})")
     if not isinstance(attrs, list) or len(attrs) > 8 or not all(
-            isinstance(a, (str, int)) and not isinstance(a, bool) for a in attrs):
-        raise fail("attrs must be a JSON list of at most 8 strings")
+            (isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 10**12) or matches(ID_RE, a) for a in attrs):
+        raise fail(f"attrs must be a JSON list of at most 8 ids (each matching {ID_RE.pattern}) or numbers")
     k = state.key(ctx, object_type, *attrs)
     out = []
     with ctx.stub.get_history_for_key(k) as it:

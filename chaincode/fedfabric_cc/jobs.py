@@ -5,6 +5,8 @@ import json
 from typing import Any
 
 from fabshim.contract import Context
+from fedfabric_protocol.errors import show
+from fedfabric_protocol.fields import ident
 from fedfabric_protocol.spec import JobSpec
 from fedfabric_protocol.states import JobStatus
 
@@ -19,7 +21,8 @@ def job_key(ctx: Context, job_id: str) -> str:
 
 
 def load(ctx: Context, job_id: str) -> dict:
-    return state.must_get(ctx, job_key(ctx, job_id), f"job {job_id}")
+    """The job ``job_id`` (every transaction on a job reads it first, so the id is checked here)."""
+    return state.must_get(ctx, job_key(ctx, ident(job_id, "job_id")), f"job {job_id}")
 
 
 def spec_of(job: dict) -> JobSpec:
@@ -83,6 +86,8 @@ def list_jobs(ctx: Context, page_size: int, bookmark: str) -> dict:
     roles.require_reader(ctx)
     if not 1 <= page_size <= 1000:
         raise fail("page_size must be in [1, 1000]")
+    if bookmark and not (bookmark.startswith(state.key(ctx, state.JOB)) and bookmark.count("\x00") == 3):
+        raise fail(f"bookmark {show(bookmark, 80)} is not one list_jobs returned")
     rows, meta = ctx.stub.get_state_by_partial_composite_key_with_pagination(state.JOB, [], page_size, bookmark)
     jobs = [{k: v for k, v in json.loads(raw).items() if k != "spec"} for _, raw in rows]
     return {"jobs": jobs, "bookmark": meta.bookmark, "count": meta.fetched_records_count}

@@ -1,18 +1,18 @@
 """Member orgs, stake, balances, their history, and the stake-weighted endorsement policy."""
 from __future__ import annotations
 
-import re
 from typing import Any, Optional
 
 from fabshim.contract import Context
-from fedfabric_protocol.fields import fraction
+from fedfabric_protocol.errors import show
+from fedfabric_protocol.fields import Fields, fraction, ident, valid_text
+from fedfabric_protocol.spec import MAX_ORGS, MSP_RE
 from fedfabric_protocol.states import MemberStatus
 from fedfabric_protocol.tally import active_stakes as stakes
 
 from . import policy, roles, state
 from .state import fail
 
-MSP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_AMOUNT = 10**15
 ACTIVE, SUSPENDED = MemberStatus.ACTIVE.value, MemberStatus.SUSPENDED.value
 STATUSES = (ACTIVE, SUSPENDED)
@@ -24,7 +24,7 @@ def amount(value: Any, what: str, allow_zero: bool = True, signed: bool = False)
         raise fail(f"{what} must be an integer, got {type(value).__name__}")
     lo = -MAX_AMOUNT if signed else (0 if allow_zero else 1)
     if not lo <= value <= MAX_AMOUNT:
-        raise fail(f"{what} {value} out of range [{lo}, {MAX_AMOUNT}]")
+        raise fail(f"{what} {show(value, 40)} out of range [{lo}, {MAX_AMOUNT}]")
     return value
 
 
@@ -57,23 +57,16 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
     if roles.role_of(ctx) != roles.ADMIN:
         raise fail("init_consortium: requires an org admin", 403)
     num, den = fraction(quorum, "quorum")
-    if not isinstance(orgs, list) or not orgs:
-        raise fail("orgs must be a non-empty JSON list")
+    if not isinstance(orgs, list) or not 0 < len(orgs) <= MAX_ORGS:
+        raise fail(f"orgs must be a non-empty JSON list of at most {MAX_ORGS} orgs")
     records: dict[str, dict] = {}
     for i, o in enumerate(orgs):
-        if not isinstance(o, dict):
-            raise fail(f"orgs[{i}] must be an object")
-        extra = set(o) - {"msp_id", "name", "stake", "balance"}
-        if extra:
-            raise fail(f"orgs[{i}]: unknown field(s) {', '.join(sorted(extra))}")
-        msp = o.get("msp_id")
-        if not isinstance(msp, str) or not MSP_RE.match(msp):
-            raise fail(f"orgs[{i}].msp_id must match {MSP_RE.pattern}")
+        msp = Fields(o, f"orgs[{i}]", ("msp_id", "name", "stake", "balance")).text("msp_id", MSP_RE)
         if msp in records:
             raise fail(f"orgs[{i}]: duplicate msp_id {msp}")
         name = o.get("name", msp)
-        if not isinstance(name, str) or not 0 < len(name) <= 128:
-            raise fail(f"orgs[{i}].name must be a string of 1..128 characters")
+        if not isinstance(name, str) or not 0 < len(name) <= 128 or not valid_text(name):
+            raise fail(f"orgs[{i}].name must be a string of 1..128 characters of text")
         records[msp] = {"msp_id": msp, "name": name, "status": "active",
                         "stake": amount(o.get("stake"), f"orgs[{i}].stake"),
                         "balance": amount(o.get("balance", 0), f"orgs[{i}].balance"),
@@ -159,6 +152,7 @@ def current_endorsement(ctx: Context) -> bytes:
 def transfer_stake(ctx: Context, to_msp: str, value: int) -> dict:
     org, _ = roles.require_writer(ctx, "transfer_stake")
     value = amount(value, "amount", allow_zero=False)
+    ident(to_msp, "transfer_stake: to_msp", MSP_RE)
     if to_msp == org["msp_id"]:
         raise fail("transfer_stake: cannot transfer to your own org")
     dest = state.get(ctx, state.key(ctx, state.ORG, to_msp))
@@ -197,6 +191,7 @@ def propose_stake_adjustment(ctx: Context, proposal_id: str, msp_id: str, delta:
 
 def approve_stake_adjustment(ctx: Context, proposal_id: str) -> dict:
     org, _ = roles.require_writer(ctx, "approve_stake_adjustment")
+    ident(proposal_id, "proposal_id")
     pkey = state.key(ctx, state.STAKE_PROPOSAL, proposal_id)
     prop, target = _pending(ctx, pkey, f"stake proposal {proposal_id}", org["msp_id"])
     _check_stake_change(target, prop["delta"], now=True)
@@ -210,7 +205,7 @@ def propose_status_change(ctx: Context, proposal_id: str, msp_id: str, status: s
     org, _ = roles.require_writer(ctx, "propose_status_change")
     pkey = _new_proposal_key(ctx, state.STATUS_PROPOSAL, proposal_id, "status")
     if status not in STATUSES:
-        raise fail(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+        raise fail(f"status must be one of {', '.join(STATUSES)}, got {show(status, 40)}")
     _check_reason(reason)
     target = _target(ctx, msp_id)
     _check_status_change(ctx, target, status)
@@ -222,6 +217,7 @@ def propose_status_change(ctx: Context, proposal_id: str, msp_id: str, status: s
 
 def approve_status_change(ctx: Context, proposal_id: str) -> dict:
     org, _ = roles.require_writer(ctx, "approve_status_change")
+    ident(proposal_id, "proposal_id")
     pkey = state.key(ctx, state.STATUS_PROPOSAL, proposal_id)
     prop, target = _pending(ctx, pkey, f"status proposal {proposal_id}", org["msp_id"])
     _check_status_change(ctx, target, prop["new_status"])
@@ -234,8 +230,7 @@ STATUS_KIND = {"field": "status", "reason": "status-change", "applied_event": "O
 
 
 def _new_proposal_key(ctx: Context, object_type: str, proposal_id: str, what: str) -> str:
-    if not isinstance(proposal_id, str) or not MSP_RE.match(proposal_id):
-        raise fail(f"proposal_id must match {MSP_RE.pattern}")
+    ident(proposal_id, "proposal_id")
     pkey = state.key(ctx, object_type, proposal_id)
     if state.get(ctx, pkey) is not None:
         raise fail(f"{what} proposal {proposal_id} already exists", 409)
@@ -248,6 +243,7 @@ def _check_reason(reason: Any) -> None:
 
 
 def _target(ctx: Context, msp_id: str) -> dict:
+    ident(msp_id, "msp_id", MSP_RE)
     target = state.get(ctx, state.key(ctx, state.ORG, msp_id))
     if target is None:
         raise fail(f"{msp_id} is not a member of the consortium", 404)
@@ -314,6 +310,7 @@ def _decide(ctx: Context, prop: dict, pkey: str, target: dict, kind: dict, event
 # ---- queries
 def get_org(ctx: Context, msp_id: str) -> dict:
     roles.require_reader(ctx)
+    ident(msp_id, "msp_id", MSP_RE)
     return state.must_get(ctx, state.key(ctx, state.ORG, msp_id), f"org {msp_id}")
 
 
@@ -324,6 +321,7 @@ def list_orgs(ctx: Context) -> list:
 
 def org_history(ctx: Context, msp_id: str) -> list:
     roles.require_reader(ctx)
+    ident(msp_id, "msp_id", MSP_RE)
     return [e for _, e in state.scan(ctx, state.LEDGER, msp_id)]
 
 

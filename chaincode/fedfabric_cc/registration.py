@@ -10,14 +10,15 @@ from typing import Optional
 from fabshim.contract import Context
 from fedfabric_protocol import deadlines
 from fedfabric_protocol.deadlines import Activity
-from fedfabric_protocol.fields import HEX64
+from fedfabric_protocol.errors import show
+from fedfabric_protocol.fields import HEX64, matches
 
 from . import closing, jobs, members, roles, rounds, state
 from .state import fail
 
 
 def check_public_key(public_key: object, previous: Optional[str]) -> str:
-    if not isinstance(public_key, str) or not HEX64.match(public_key):
+    if not matches(HEX64, public_key):
         raise fail("public_key must be a raw X25519 public key as 64 lowercase hex characters")
     if public_key == previous:
         raise fail("public key reused from the previous round; each round needs a fresh X25519 key", 409)
@@ -37,8 +38,8 @@ def register(ctx: Context, job_id: str, r: int, public_key: str) -> dict:
     org = roles.require_participant(ctx, "register", list(spec.participants), job_id)
     msp = org["msp_id"]
     rec = rounds.current(ctx, job)
-    if r == rec.round + 1 and r > spec.rounds:
-        raise fail(f"job {job_id} has {spec.rounds} rounds; there is no round {r}", 409)
+    if (r == rec.round + 1 and r > spec.rounds) or not 0 <= r <= spec.rounds + 1:   # (and r's size is bounded)
+        raise fail(f"job {job_id} has {spec.rounds} rounds; there is no round {show(r, 20)}", 409)
     deadlines.check_register(rec, r, state.now(ctx))
     if r == rec.round and rec.stakes.get(msp, 0) <= 0:
         raise fail(f"{msp} had no stake when round {r} of job {job_id} opened and cannot take part", 403)

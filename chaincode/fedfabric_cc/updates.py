@@ -15,8 +15,9 @@ import json
 from fabshim.contract import Context
 from fedfabric_protocol import codec, deadlines
 from fedfabric_protocol.deadlines import Activity
-from fedfabric_protocol.fields import HEX64
+from fedfabric_protocol.fields import HEX64, ident, matches
 from fedfabric_protocol.records import UpdateMeta
+from fedfabric_protocol.spec import MSP_RE
 from fedfabric_protocol.states import Exchange, Privacy, Transient
 
 from . import jobs, roles, rounds, state
@@ -92,7 +93,7 @@ def reveal_seeds(ctx: Context, job_id: str, r: int, left_out: list) -> dict:
     spec = jobs.spec_of(job)
     msp = roles.require_participant(ctx, "reveal_seeds", list(spec.participants), job_id)["msp_id"]
     rec = rounds.load_current(ctx, job, r)
-    if not isinstance(left_out, list) or not all(isinstance(x, str) for x in left_out) or len(left_out) > 256:
+    if not isinstance(left_out, list) or not all(matches(MSP_RE, x) for x in left_out) or len(left_out) > 256:
         raise fail("left_out must be a JSON list of MSP ids")
     upds = state.per_org(ctx, state.UPD, job_id, r, rec.participants)
     rk = state.round_key(ctx, state.REVEAL, job_id, r, msp)
@@ -110,7 +111,7 @@ def reveal_seeds(ctx: Context, job_id: str, r: int, left_out: list) -> dict:
     if not isinstance(seeds, dict) or sorted(seeds) != sorted(set(left_out)):
         raise fail(f"transient 'seeds' must cover exactly {', '.join(sorted(set(left_out)))}")
     for d, s in seeds.items():
-        if not isinstance(s, str) or not HEX64.match(s):
+        if not matches(HEX64, s):
             raise fail(f"seed for {d} must be 32 bytes as 64 lowercase hex characters")
     ordered = sorted(set(left_out))
     hashes = {d: hashlib.sha256(bytes.fromhex(seeds[d])).hexdigest() for d in ordered}
@@ -151,7 +152,7 @@ def get_update(ctx: Context, job_id: str, r: int, msp: str) -> bytes:
     """The bytes of ``msp``'s update in round ``r`` (masked in secure mode), hash-checked; participants only."""
     _participant_read(ctx, job_id, "get_update")
     rounds.load(ctx, job_id, r)
-    meta = state.must_get(ctx, upd_key(ctx, job_id, r, msp), f"update of {str(msp)[:64]} in round {r}")
+    meta = state.must_get(ctx, upd_key(ctx, job_id, r, ident(msp, "msp_id", MSP_RE)), f"update of {msp} in round {r}")
     return update_bytes(ctx, job_id, r, msp, meta)
 
 
@@ -159,6 +160,6 @@ def get_revealed_seeds(ctx: Context, job_id: str, r: int, survivor: str) -> dict
     """The seeds ``survivor`` revealed in round ``r`` (``{left-out msp: hex}``), hash-checked; participants only."""
     _participant_read(ctx, job_id, "get_revealed_seeds")
     rounds.load(ctx, job_id, r)
-    rev = state.must_get(ctx, state.round_key(ctx, state.REVEAL, job_id, r, survivor),
-                         f"seed reveal of {str(survivor)[:64]} in round {r}")
+    rev = state.must_get(ctx, state.round_key(ctx, state.REVEAL, job_id, r, ident(survivor, "msp_id", MSP_RE)),
+                         f"seed reveal of {survivor} in round {r}")
     return {d: seed_bytes(ctx, job_id, r, survivor, d, rev).hex() for d in rev["left_out"]}

@@ -6,28 +6,31 @@ import re
 from fabshim.contract import Context
 
 from fedfabric_protocol.errors import show
+from fedfabric_protocol.fields import ident, matches
 
 from . import jobs, roles, state
 from .state import fail
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+VERSION_RE = re.compile(r"^[0-9]{1,6}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")
 AUTO_ALIASES = ("latest",)
 
 
 def version_key(ctx: Context, job_id: str, v: int) -> str:
-    return state.key(ctx, state.VERSION, job_id, state.rnd(v))
+    return state.key(ctx, state.VERSION, ident(job_id, "job_id"), state.rnd(v))
 
 
 def load_version(ctx: Context, job_id: str, v: int) -> dict:
-    return state.must_get(ctx, version_key(ctx, job_id, v), f"version {v} of job {job_id}")
+    return state.must_get(ctx, version_key(ctx, job_id, v), f"version {show(v, 20)} of job {job_id}")
 
 
 def resolve(ctx: Context, job_id: str, ref: str) -> int:
     """A version number from ``"3"`` or an alias such as ``"latest"``."""
-    if isinstance(ref, str) and ref.isdigit():
+    ident(job_id, "job_id")
+    if matches(VERSION_RE, ref):
         return int(ref)
-    a = state.get(ctx, state.key(ctx, state.ALIAS, job_id, ref))
+    a = state.get(ctx, state.key(ctx, state.ALIAS, job_id, ref)) if matches(ALIAS_RE, ref) else None
     if a is None:
         raise fail(f"job {job_id} has no version or alias {show(ref, 64)}", 404)
     return a["version"]
@@ -46,7 +49,7 @@ def list_versions(ctx: Context, job_id: str) -> list:
 
 def set_alias(ctx: Context, job_id: str, alias: str, version: int) -> dict:
     roles.require_writer(ctx, "set_alias")
-    if not isinstance(alias, str) or not ALIAS_RE.match(alias):
+    if not matches(ALIAS_RE, alias):
         raise fail(f"alias must match {ALIAS_RE.pattern}")
     if alias in AUTO_ALIASES or alias.isdigit():
         raise fail(f"alias '{alias}' is managed by the ledger")
@@ -61,12 +64,13 @@ def set_alias(ctx: Context, job_id: str, alias: str, version: int) -> dict:
 
 def list_aliases(ctx: Context, job_id: str) -> dict:
     roles.require_reader(ctx)
+    ident(job_id, "job_id")
     return {attrs[-1]: a["version"] for attrs, a in state.scan(ctx, state.ALIAS, job_id)}
 
 
 def set_tag(ctx: Context, job_id: str, version: int, tag: str, value: str) -> dict:
     roles.require_writer(ctx, "set_tag")
-    if not isinstance(tag, str) or not TAG_RE.match(tag):
+    if not matches(TAG_RE, tag):
         raise fail(f"tag must match {TAG_RE.pattern}")
     if not isinstance(value, str) or len(value) > 256:
         raise fail("tag value must be a string of at most 256 characters")

@@ -21,7 +21,10 @@ class ProtocolError(ValueError):
 
 def show(value: Any, limit: int = ECHO_LIMIT) -> str:
     """``repr(value)`` cut to ``limit`` characters: what an error may repeat of a client's input."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):   # nested deeper than repr goes; an int of over 4300 digits
+        return f"<a {type(value).__name__} too large to show>"
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 

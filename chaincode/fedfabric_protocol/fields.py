@@ -2,6 +2,8 @@
 
 Every typed record of the protocol is parsed with a :class:`Fields` reader, so every error names
 the field at fault (``spec.windows.submission_s``) and repeats at most a bounded part of the value.
+A pattern must match the whole text (``fullmatch``: ``$`` alone would let a trailing newline
+through), and :func:`ident` checks an id argument before it becomes part of a ledger key.
 """
 from __future__ import annotations
 
@@ -14,7 +16,29 @@ from .errors import refuse, show
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_DEPTH = 8          # nesting of any record the protocol accepts
+MAX_DECIMAL_PLACES = 18  # "1e-999990" would be a million characters once written out
 REQUIRED = object()
+
+
+def valid_text(value: str) -> bool:
+    """``value`` is Unicode text that UTF-8 can carry (JSON's ``"\\ud800"`` escapes give lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def matches(pattern: re.Pattern, value: Any) -> bool:
+    """``value`` is a string that ``pattern`` matches as a whole."""
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def ident(value: Any, what: str, pattern: re.Pattern = ID_RE) -> str:
+    """An id argument (job, org, proposal, ...) checked before it is used in a key or a message."""
+    if not matches(pattern, value):
+        raise refuse(f"{what} must match {pattern.pattern}, got {show(value, 80)}")
+    return value
 
 
 def check_json(value: Any, path: str, depth: int = 0) -> None:
@@ -24,10 +48,12 @@ def check_json(value: Any, path: str, depth: int = 0) -> None:
     if isinstance(value, float):
         raise refuse(f"{path}: floats are not allowed on the ledger; use an integer (e.g. milli-units) "
                      "or a decimal string")
+    if isinstance(value, str) and not valid_text(value):
+        raise refuse(f"{path}: not valid Unicode text (a lone surrogate)")
     if isinstance(value, dict):
         for k, v in value.items():
-            if not isinstance(k, str):
-                raise refuse(f"{path}: keys must be strings")
+            if not isinstance(k, str) or not valid_text(k):
+                raise refuse(f"{path}: keys must be strings of valid Unicode text")
             check_json(v, f"{path}.{k[:64]}", depth + 1)
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -62,7 +88,7 @@ class Fields:
         if isinstance(v, bool) or not isinstance(v, int):
             raise refuse(f"{self.path}.{name} must be an integer, got {show(v, 64)}")
         if not lo <= v <= hi:
-            raise refuse(f"{self.path}.{name}={v} out of range [{lo}, {hi}]")
+            raise refuse(f"{self.path}.{name}={show(v, 64)} out of range [{lo}, {hi}]")
         return v
 
     def bool(self, name: str, default: Any = REQUIRED) -> bool:
@@ -73,13 +99,11 @@ class Fields:
 
     def text(self, name: str, pattern: re.Pattern = ID_RE, default: Any = REQUIRED) -> str:
         v = self._get(name, default)
-        if not isinstance(v, str) or not pattern.match(v):
-            raise refuse(f"{self.path}.{name} must match {pattern.pattern}, got {show(v, 80)}")
-        return v
+        return ident(v, f"{self.path}.{name}", pattern)
 
     def hex64(self, name: str, default: Any = REQUIRED) -> str:
         v = self._get(name, default)
-        if not isinstance(v, str) or not HEX64.match(v):
+        if not matches(HEX64, v):
             raise refuse(f"{self.path}.{name} must be a lowercase hex SHA-256 (64 characters), got {show(v, 80)}")
         return v
 
@@ -101,6 +125,8 @@ class Fields:
             raise refuse(f"{self.path}.{name} is not a decimal number: {show(v, 64)}") from None
         if not d.is_finite() or not Decimal(lo) <= d <= Decimal(hi):
             raise refuse(f"{self.path}.{name}={show(v, 64)} out of range [{lo}, {hi}]")
+        if d and d.adjusted() < -MAX_DECIMAL_PLACES:
+            raise refuse(f"{self.path}.{name}={show(v, 64)} has more than {MAX_DECIMAL_PLACES} decimal places")
         return decimal_text(d)
 
     def obj(self, name: str, default: Any = REQUIRED) -> Any:
@@ -114,8 +140,7 @@ class Fields:
         if not isinstance(v, list) or len(v) > max_items:
             raise refuse(f"{self.path}.{name} must be a list of at most {max_items} strings")
         for i, x in enumerate(v):
-            if not isinstance(x, str) or not pattern.match(x):
-                raise refuse(f"{self.path}.{name}[{i}] must match {pattern.pattern}, got {show(x, 80)}")
+            ident(x, f"{self.path}.{name}[{i}]", pattern)
         return list(v)
 
 
@@ -138,5 +163,5 @@ def fraction(value: Any, path: str) -> tuple[int, int]:
     else:
         raise refuse(f"{path} must look like \"2/3\" or [2, 3], got {show(value, 40)}")
     if not 0 < num <= den < 10**9:
-        raise refuse(f"{path} {num}/{den} must be a share in (0, 1]")
+        raise refuse(f"{path} {show(num, 20)}/{show(den, 20)} must be a share in (0, 1]")
     return num, den

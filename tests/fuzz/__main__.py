@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--seconds must be at least 1")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fabshim-fuzz-"))
     found = 0
-    print(f"{'harness':<10} {'executions':>11} {'exec/s':>8} {'coverage':>9}  findings")
+    print(f"{'harness':<12} {'executions':>11} {'exec/s':>8} {'coverage':>9}  findings")
     for name in args.harness or sorted(HARNESSES):
         r = runner.run(name, workdir, seconds=args.seconds, seed=args.seed)
         rate = r.executions / max(1, args.seconds)
-        print(f"{name:<10} {r.executions:>11} {rate:>8.0f} {r.coverage:>9}  {len(r.findings) or 'none'}")
+        print(f"{name:<12} {r.executions:>11} {rate:>8.0f} {r.coverage:>9}  {len(r.findings) or 'none'}")
         for path in r.findings:
             print(f"    {path}\n    {r.finding_summary() or '(see libFuzzer output)'}")
         if r.returncode != 0 and not r.findings:

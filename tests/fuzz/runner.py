@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .target import HARNESSES
+from . import target
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_LEN = 4096
@@ -43,8 +43,7 @@ class Result:
 
 
 def _seed_corpus(harness: str, corpus: Path) -> None:
-    import importlib
-    module = importlib.import_module(HARNESSES[harness])
+    module = target.load(harness)
     corpus.mkdir(parents=True, exist_ok=True)
     for i, data in enumerate(module.seeds()):
         (corpus / f"seed-{i:03d}").write_bytes(data)
