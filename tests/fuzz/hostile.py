@@ -137,7 +137,7 @@ def _retype(v: Any, d: Decisions) -> Any:
         return {"value": v}
     if choice == 3:
         return float(v) if isinstance(v, int) and not isinstance(v, bool) and abs(v) < 1 << 60 else None
-    return str(v) if not isinstance(v, str) else (int(v) if v.isdigit() and len(v) < 30 else len(v))
+    return str(v) if not isinstance(v, str) else (int(v) if v.isascii() and v.isdigit() and len(v) < 30 else len(v))
 
 
 def mutate(value: Any, d: Decisions, raw: bool = False, steps: int | None = None) -> Any:

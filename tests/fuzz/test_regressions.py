@@ -200,10 +200,26 @@ def test_get_round_checks_its_job_id() -> None:
         assert resp.status == 400 and "job_id must match" in resp.message and len(resp.message) < 300, resp.message
 
 
-def test_the_harness_tolerates_only_that_known_finding() -> None:
+@pytest.mark.xfail(strict=True, reason="reported, not fixed here: membership.py uses its proposal ids unchecked "
+                                       "(key and message), repeats the action whole, and matches ids with $")
+@pytest.mark.parametrize("fn,args", [("get_membership", ["a\x00b"]), ("approve_membership", ["x" * 3000, "ab" * 32]),
+                                     ("propose_membership", ["p9", "add" * 800, "Org9MSP", "Org9", "ab" * 32, "cd" * 32,
+                                                             "why"]),
+                                     ("propose_membership", ["p9", "add", "Org9MSP\n", "Org9", "ab" * 32, "cd" * 32,
+                                                             "why"])],
+                         ids=["get-nul", "approve-3000", "propose-action-2400", "propose-msp-newline"])
+def test_membership_checks_its_arguments(fn: str, args: list) -> None:
+    who = "trainer1" if fn == "get_membership" else "admin1"
+    resp = _call(who, fn, *args)
+    assert resp.status == 400 and len(resp.message) < 300, resp.message[:300]
+
+
+def test_the_harness_tolerates_only_the_known_findings() -> None:
     internal = Response(500, "internal error in get_job: ValueError: ...")
     assert harness_contract.known("get_round", Response(500, "internal error in get_round: ValueError: ..."))
+    assert harness_contract.known("get_membership", Response(404, "membership proposal xxxx not found"))
     assert not harness_contract.known("get_job", internal)
+    assert not harness_contract.known("get_membership", Response(500, "internal error in get_membership: KeyError"))
     with pytest.raises(hostile.Finding, match="internal error in get_job"):
         harness_contract.check_response(internal, "get_job", ["a\x00b"])
 
