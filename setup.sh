@@ -2,16 +2,17 @@
 # Prepare this checkout on a fresh machine: Python venv with every dependency, pinned Fabric binaries.
 # Idempotent and quick when everything is already there.
 #
-#   ./setup.sh          venv, dependencies and test tools, hfc (--no-deps) for Fabric CA enrollment, Fabric
+#   ./setup.sh          venv, dependencies, test tools and flwr ([test,flower]), hfc (--no-deps) for Fabric CA
+#                       enrollment, Fabric
 #   ./setup.sh --hfc    the same plus the [hfc] extra: what hfc's Client (invoke, query, events) imports
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
-extras="test"
+extras="test,flower"   # flower: the Flower-client tests run with the README's test command (and in CI)
 for arg in "$@"; do
   case "$arg" in
-    --hfc) extras="test,hfc" ;;
-    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --hfc) extras="test,flower,hfc" ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup: unknown option '$arg' (options: --hfc, --help)" >&2; exit 2 ;;
   esac
 done
@@ -23,7 +24,7 @@ fi
 stamp=".venv/.fedfabric-deps"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 have="$(cat "$stamp" 2>/dev/null || true)"
-if [[ "$have" != "$want $extras" && "$have" != "$want test,hfc" ]]; then
+if [[ "$have" != "$want $extras" && "$have" != "$want test,flower,hfc" ]]; then
   echo "setup: installing Python dependencies ([$extras]) into .venv (torch is large the first time)" >&2
   .venv/bin/pip install -q --upgrade pip >&2
   .venv/bin/pip install -q -e ".[$extras]" >&2

@@ -349,6 +349,10 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
                                             help="Seconds to wait for the job to reach this org's peer."),
          torch_threads: int = typer.Option(1, "--torch-threads", min=1,
                                            help="CPU threads torch may use (co-located nodes share the cores)."),
+         flower_client: str = typer.Option(None, "--flower-client", metavar="MODULE:FACTORY",
+                                           help="Train with this Flower client (package.module:factory, e.g. the "
+                                                "client_fn of a ClientApp) instead of the job's own recipe; needs "
+                                                "flwr (the flower extra)."),
          ) -> None:
     """Run one organization's training node for a job until the job completes.
 
@@ -369,13 +373,21 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     On a terminal the node shows a live status line (round, state, what it is doing) under its log;
     otherwise it prints plain log lines. Keys and update payloads are never logged.
 
+    With --flower-client the org's trainer is its own, unchanged Flower client (a flwr NumPyClient or
+    Client built by the named factory, called with a flwr Context whose node_config has partition-id and
+    num-partitions); the node drives its get_parameters, fit and evaluate and still does DP, encoding,
+    masking, submission, verification and voting itself. The job must take its model from the client
+    (model.parameters: client in its job file).
+
     \b
     [bold]Examples[/]
       fedfabric node --org org1 --job breast-cancer
       fedfabric node --org org2 --job bc-2 --run-dir /srv/run 2>>org2.log
+      fedfabric node --org org1 --job digits-flower --flower-client fedfabric.examples.flower_client:client_fn
 
     [bold]Exit status.[/] 0 the job completed · 1 --timeout passed first · 2 bad input (unknown org or
-    job, the org is not a participant of the job, a recipe this machine cannot follow, bad config, no
+    job, the org is not a participant of the job, a recipe this machine cannot follow, a Flower client that
+    cannot be loaded or answers what the node cannot use, bad config, no
     identity), with a one-line message · 3 stopped (SIGTERM) before the job completed · 130 interrupted
     (Ctrl-C).
     """
@@ -392,6 +404,7 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     from .node.exchange import NodeTls
 
     torch.set_num_threads(torch_threads)
+    recipe_for = _node_trainer(flower_client)   # a Flower client that cannot be loaded fails before anything starts
     cfg = _config(config, run_dir)
     gw, client = _client(org, user, config, run_dir)
     o = cfg.org(org)
@@ -410,7 +423,7 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
         events = gw.get_network(cfg.channel).chaincode_events("fedfabric")
         n = OrgNode(client, o.msp_id, job, workdir or root / "fl" / o.name,
                     NodeOptions(grace=grace, job_wait=wait_for_job), events=events, progress=status,
-                    exchange_settings=net)
+                    exchange_settings=net, recipe_for=recipe_for)
         _signal.signal(_signal.SIGTERM, lambda *_: n.stop())
         with status:
             done = n.run(timeout=timeout)
@@ -425,6 +438,19 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     if not done:
         _fail(f"stopped before job {job} completed; start the node again to rejoin", 3)
     typer.echo(f"job {job} complete")
+
+
+def _node_trainer(ref: str | None) -> Any:
+    """``fedfabric node --flower-client``: the node's ``recipe_for`` (None: the job's own recipe)."""
+    if not ref:
+        return None
+    from .fl.flower import recipe_factory
+    from .fl.task import TaskError
+
+    try:
+        return recipe_factory(ref)
+    except TaskError as exc:
+        _fail(str(exc))
 
 
 @app.command()

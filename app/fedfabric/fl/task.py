@@ -23,6 +23,9 @@ class TaskError(ValueError):
     """The job's recipe cannot be followed here (unknown dataset, org without a shard, …)."""
 
 
+FLOWER_ARCH = "flower"   # spec.model.arch_id of a job whose parameters come from Flower clients (fl.flower)
+
+
 @lru_cache(maxsize=8)
 def _dataset(name: str, seed: int) -> Dataset:
     try:
@@ -116,6 +119,9 @@ class TrainingTask:
 def task_for(spec: JobSpec, org: str) -> TrainingTask:
     """``org``'s task in a job; checks the initial model built here against the spec's hashes."""
     hyper = spec.hyperparams
+    if spec.model.arch_id == FLOWER_ARCH:
+        raise TaskError(f"job {spec.job_id} takes its model from Flower clients (model arch_id {FLOWER_ARCH!r}): "
+                        "start the node with --flower-client package.module:factory")
     if org not in hyper.shards:
         raise TaskError(f"{org} has no data shard in job {spec.job_id} (shards: {', '.join(hyper.shards)})")
     ds = _dataset(hyper.dataset, hyper.seed)

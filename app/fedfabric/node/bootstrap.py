@@ -45,7 +45,8 @@ def _check_shards(job: JobFile, hyper: Hyperparams) -> None:
 def job_spec(job: JobFile, msp_of: dict[str, str]) -> dict:
     """The ledger spec of a job file: participants (org names) become MSP ids (``spec.participants``,
     sorted; ``hyperparams.shards`` keeps the file's order, which assigns the shards), every org's shard
-    is built and checked, the model is built and hashed, and the whole spec is validated by the
+    is built and checked, the model is built and hashed (for ``model.parameters: client``, the Flower
+    client the file names is built and its parameters hashed), and the whole spec is validated by the
     protocol. Raises :class:`JobFileError`; writes nothing."""
     unknown = [p for p in job.participants if p not in msp_of and p not in msp_of.values()]
     if unknown:
@@ -57,9 +58,24 @@ def job_spec(job: JobFile, msp_of: dict[str, str]) -> dict:
         hyper = Hyperparams.from_dict(draft["hyperparams"])
     except ProtocolError as exc:
         raise JobFileError(file_message(exc)) from None
-    _check_shards(job, hyper)
-    facts, _ = model_facts(hyper)
+    if job.flower_client is None:
+        _check_shards(job, hyper)
+        facts, _ = model_facts(hyper)
+    else:   # the model is the Flower client's, and so is the data: version 0 from the client's get_parameters
+        facts = _client_model_facts(job, draft, hyper)
     return validate({**draft, "model": facts}).to_dict()
+
+
+def _client_model_facts(job: JobFile, draft: dict, hyper: Hyperparams) -> dict:
+    """The model section of a job whose parameters come from the Flower client the file names
+    (:class:`JobFileError` naming it if it cannot be built or answers nonsense)."""
+    from ..fl.flower import job_model_facts
+    from ..fl.task import TaskError
+
+    try:
+        return job_model_facts(job.flower_client, draft["job_id"], draft["rounds"], hyper)
+    except TaskError as exc:
+        raise JobFileError(f"model.client {job.flower_client}: {exc}") from None
 
 
 def create_job(client: FedFabricClient, job: JobFile, msp_of: dict[str, str]) -> dict:

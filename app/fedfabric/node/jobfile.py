@@ -7,6 +7,7 @@ file's field names (``training.lr`` instead of ``spec.hyperparams.lr``).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -20,13 +21,20 @@ from fedfabric_protocol.spec import JobSpec
 TOP = ("job_id", "dataset", "model", "partition", "rounds", "training", "privacy", "aggregation", "dp", "quorum",
        "min_participants", "windows", "participants", "incentives", "seed", "val_fraction", "endorsed_max_params",
        "server_optimizer")
-SECTIONS = {"model": ("arch", "kwargs"), "partition": ("kind", "alpha"),
+SECTIONS = {"model": ("arch", "kwargs", "parameters", "client"), "partition": ("kind", "alpha"),
             "training": ("epochs", "lr", "batch_size", "optimizer", "mu"),
             "dp": ("enabled", "clip_norm", "noise_multiplier", "epsilon_budget", "delta_exp")}
 DEFAULT_WINDOWS = {"registration_s": 60, "submission_s": 120, "approval_s": 60}
 DEFAULT_INCENTIVES = {"reward_per_round": 100, "slash_absent": 10, "slash_anomalous": 10, "anomaly_factor": 3}
 MAX_FILE_BYTES = 1 << 20
 PLACEHOLDER = "0" * 64
+# model.parameters: "job" (built from model.arch, the default) or "client" (version 0 and the shapes from the
+# Flower client model.client names, see fl.flower). The protocol's hyper-parameters still require one of its
+# architectures: a client-parameter job records CLIENT_ARCH_PLACEHOLDER there, and the spec's model section
+# (arch_id "flower") says where the model comes from.
+PARAMETER_SOURCES = ("job", "client")
+CLIENT_ARCH_PLACEHOLDER = "logreg"
+CLIENT_REF_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 # spec field -> job-file field, longest first, for the validator's messages
 _PATHS = [("spec.hyperparams.arch_kwargs", "model.kwargs"), ("spec.hyperparams.arch", "model.arch"),
@@ -86,14 +94,39 @@ class JobFile:
     job_id: str
     participants: list[str]
     draft: dict
+    flower_client: Optional[str] = None   # model.parameters: client -- the factory version 0 is taken from
 
     @property
     def privacy(self) -> str:
+        """The job's privacy mode (secure or clear)."""
         return self.draft["privacy"]
 
     def renamed(self, job_id: str) -> "JobFile":
         """The same job under another id (checked like any job id when the spec is built)."""
-        return JobFile(job_id, list(self.participants), {**self.draft, "job_id": job_id})
+        return JobFile(job_id, list(self.participants), {**self.draft, "job_id": job_id}, self.flower_client)
+
+
+def model_source(doc: dict) -> Optional[str]:
+    """The Flower client factory (``package.module:factory``) a job's model comes from, None for the job's own
+    architecture; :class:`JobFileError` for a model section that mixes the two."""
+    model = _section(doc, "model")
+    source = model.get("parameters", "job")
+    if source not in PARAMETER_SOURCES:
+        raise JobFileError(f"model.parameters must be one of {', '.join(PARAMETER_SOURCES)}, got {show(source, 40)}")
+    ref = model.get("client")
+    if source == "job":
+        if ref is not None:
+            raise JobFileError("model.client names a Flower client: set model.parameters: client to take the model "
+                               "from it")
+        return None
+    if not isinstance(ref, str) or not CLIENT_REF_RE.match(ref):
+        raise JobFileError(f"model.parameters: client needs model.client, the Flower client factory as "
+                           f"package.module:factory, got {show(ref, 80)}")
+    extra = [k for k in ("arch", "kwargs") if k in model]
+    if extra:
+        raise JobFileError(f"model.{extra[0]}: the model of a parameters: client job is the Flower client's; "
+                           "nothing is built from model.arch or model.kwargs")
+    return ref
 
 
 def translate(doc: Any, default_participants: Optional[list[str]] = None) -> dict:
@@ -104,6 +137,8 @@ def translate(doc: Any, default_participants: Optional[list[str]] = None) -> dic
     if extra:
         raise JobFileError(f"unknown field(s) {', '.join(extra)} (allowed: {', '.join(sorted(TOP))})")
     model, part, tr, dpd = (_section(doc, n) for n in ("model", "partition", "training", "dp"))
+    if model_source(doc) is not None:
+        model = {"arch": CLIENT_ARCH_PLACEHOLDER}
     participants = doc.get("participants", default_participants)
     if not isinstance(participants, list) or not participants:
         raise JobFileError("participants must be a non-empty list of org names (e.g. [org1, org2, org3])")
@@ -149,7 +184,8 @@ def parse_job(doc: Any, default_participants: Optional[list[str]] = None) -> Job
     placeholder = {"arch_id": "x", "arch_hash": PLACEHOLDER, "initial_hash": PLACEHOLDER,
                    "shape_digest": PLACEHOLDER, "num_params": 1}
     validate({**draft, "model": placeholder})
-    return JobFile(job_id=draft["job_id"], participants=list(draft["participants"]), draft=draft)
+    return JobFile(job_id=draft["job_id"], participants=list(draft["participants"]), draft=draft,
+                   flower_client=model_source(doc))
 
 
 def load_job_file(path: Path | str, default_participants: Optional[list[str]] = None) -> JobFile:

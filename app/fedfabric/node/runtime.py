@@ -25,7 +25,11 @@ What a running node survives (logged, retried on the next tick): an unreachable 
 timed out or was invalidated, a transient refusal (5xx such as private data not on this peer yet),
 a local artifact that does not check out (rebuilt from the ledger). A final refusal of one duty is
 logged and left to the round's deadlines. What stops it: :class:`NodeError` (unknown job, not a
-participant, a recipe this machine cannot follow). It exits when the job completes.
+participant, a recipe this machine cannot follow, a trainer that fails with a ``TaskError``, e.g. a
+Flower client answering what the node cannot use). It exits when the job completes.
+
+The trainer is the job's recipe on the org's shard by default, or any ``fl.recipe.Trainer`` the
+``recipe_for`` factory builds (``fl.flower.FlowerRecipe``: an org's Flower client).
 """
 from __future__ import annotations
 
@@ -50,7 +54,7 @@ from fedfabric_protocol.tally import VoteWeight, tally
 from ..artifacts import ArtifactError, ArtifactStore, model_hash
 from ..client import FedFabricClient, Rejected
 from ..fl import fixedpoint
-from ..fl.recipe import Recipe
+from ..fl.recipe import Recipe, Trainer
 from ..fl.task import TaskError, task_for
 from ..ledger import GatewayError
 from . import exchange
@@ -100,7 +104,11 @@ def is_transient(exc: Rejected) -> bool:
     return exc.status is None or exc.status in TRANSIENT_STATUSES
 
 
-RecipeFactory = Callable[[JobSpec, str], Recipe]   # (the job's spec, the org's MSP id) -> that org's trainer
+RecipeFactory = Callable[[JobSpec, str], Trainer]   # (the job's spec, the org's MSP id) -> that org's trainer
+
+
+def _known(n: Optional[int]) -> Any:
+    return "-" if n is None else n
 
 
 def default_recipe(spec: JobSpec, msp_id: str) -> Recipe:
@@ -127,7 +135,7 @@ class OrgNode:
         self.progress = progress or (lambda what, info: None)
         self.net = exchange_settings
         self.spec: Optional[JobSpec] = None
-        self.recipe: Optional[Recipe] = None
+        self.recipe: Optional[Trainer] = None
         self.book: Optional[ModelBook] = None
         self._zero_hash: Optional[str] = None
         self.view: Optional[RoundView] = None
@@ -216,8 +224,7 @@ class OrgNode:
         except TaskError as exc:
             raise NodeError(f"job {self.job_id}: {exc}") from None
         self.spec, self.recipe = spec, recipe
-        task = recipe.task
-        self.book = ModelBook(self.client, self.job_id, self.store, task.initial, self._fetch_blob)
+        self.book = ModelBook(self.client, self.job_id, self.store, recipe.initial, self._fetch_blob)
         if spec.exchange is Exchange.NODES and self.net is None:
             raise NodeError(f"job {self.job_id} exchanges payloads node to node ({spec.model.num_params} "
                             f"parameters > {spec.endorsed_max_params}); this node has no exchange endpoint")
@@ -226,8 +233,8 @@ class OrgNode:
             host, _, port = self.net.endpoint.rpartition(":")
             if port == "0":   # bound to a free port: announce the one the system chose
                 self.net = ExchangeSettings(self.net.bind, f"{host}:{self._server.port}", self.net.tls)
-        self._note("joined", participants=",".join(spec.participants), samples=task.samples,
-                   validation=len(task.y_val), exchange=spec.exchange.value)
+        self._note("joined", participants=",".join(spec.participants), samples=_known(recipe.samples),
+                   validation=_known(recipe.validation_samples), exchange=spec.exchange.value)
 
     def sync(self) -> None:
         """Read the job and its current round once (start-up, or after a gap in the events)."""
@@ -361,7 +368,7 @@ class OrgNode:
                     self._done.add(("submit", r))
                     return
                 seeds = self.keys.seeds(r, rec.public_keys, rec.participants)
-            self._doing(f"training on {self.recipe.samples} samples", round=r)
+            self._doing(f"training on {self.recipe.samples} samples" if self.recipe.samples else "training", round=r)
             lu = self.recipe.train(self._base(), r)
             try:
                 words = self.recipe.encode(lu, len(rec.participants), seeds)
@@ -594,6 +601,8 @@ class OrgNode:
             self.step()
         except TransientRefusal as exc:
             self._problem(logging.WARNING, f"{exc}; retrying on the next tick")
+        except TaskError as exc:   # the trainer cannot go on (e.g. a Flower client answering nonsense)
+            raise NodeError(f"{self.msp}: the trainer failed: {exc}") from None
         except Rejected as exc:   # a read refused (e.g. 503 private data not here yet)
             level = logging.WARNING if is_transient(exc) else logging.ERROR
             self._problem(level, f"{exc.function} refused: {exc.message} (status {exc.status or 'none'}); "

@@ -1,0 +1,1 @@
+"""Examples that plug into fedfabric from the outside (e.g. a Flower client as an org's trainer)."""
