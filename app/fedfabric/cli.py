@@ -353,6 +353,11 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
                                            help="Train with this Flower client (package.module:factory, e.g. the "
                                                 "client_fn of a ClientApp) instead of the job's own recipe; needs "
                                                 "flwr (the flower extra)."),
+         metrics_port: int = typer.Option(None, "--metrics-port", min=0, max=65535,
+                                          help="Serve this node's Prometheus metrics at /metrics on this port "
+                                               "(0: a free one; the URL is logged and listed by network.sh status)."),
+         metrics_host: str = typer.Option("127.0.0.1", "--metrics-host",
+                                          help="Address the metrics endpoint listens on."),
          ) -> None:
     """Run one organization's training node for a job until the job completes.
 
@@ -379,15 +384,20 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     masking, submission, verification and voting itself. The job must take its model from the client
     (model.parameters: client in its job file).
 
+    With --metrics-port the node serves its own Prometheus metrics (rounds, phase and duty durations,
+    bytes sent and received, ledger writes, retries, the last error, the current round and phase) on
+    --metrics-host (127.0.0.1 by default) and announces the URL under <run-dir>/fl/metrics/ while it runs.
+
     \b
     [bold]Examples[/]
       fedfabric node --org org1 --job breast-cancer
       fedfabric node --org org2 --job bc-2 --run-dir /srv/run 2>>org2.log
       fedfabric node --org org1 --job digits-flower --flower-client fedfabric.examples.flower_client:client_fn
+      fedfabric node --org org3 --job bc-1 --metrics-port 9700
 
     [bold]Exit status.[/] 0 the job completed · 1 --timeout passed first · 2 bad input (unknown org or
     job, the org is not a participant of the job, a recipe this machine cannot follow, a Flower client that
-    cannot be loaded or answers what the node cannot use, bad config, no
+    cannot be loaded or answers what the node cannot use, a metrics port that cannot be bound, bad config, no
     identity), with a one-line message · 3 stopped (SIGTERM) before the job completed · 130 interrupted
     (Ctrl-C).
     """
@@ -417,13 +427,22 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
                                NodeTls((tls_dir / "server.crt").read_bytes(), (tls_dir / "server.key").read_bytes(),
                                        {m.msp_id: layout.org_tls_ca(m).read_bytes() for m in cfg.orgs
                                         if layout.org_tls_ca(m).exists()}))
+    try:
+        metrics = _node_metrics(o, job, root, metrics_host, metrics_port)
+    except BaseException:
+        gw.close()
+        raise
     status = StatusLine(o.msp_id, job)
     setup_logging(status)
+    if metrics.url:
+        import logging as _logging
+
+        _logging.getLogger("fedfabric.node").info("%s metrics at %s", o.msp_id, metrics.url)
     try:
         events = gw.get_network(cfg.channel).chaincode_events("fedfabric")
         n = OrgNode(client, o.msp_id, job, workdir or root / "fl" / o.name,
                     NodeOptions(grace=grace, job_wait=wait_for_job), events=events, progress=status,
-                    exchange_settings=net, recipe_for=recipe_for)
+                    exchange_settings=net, recipe_for=recipe_for, metrics=metrics)
         _signal.signal(_signal.SIGTERM, lambda *_: n.stop())
         with status:
             done = n.run(timeout=timeout)
@@ -434,6 +453,7 @@ def node(org: str = typer.Option(..., "--org", help="The organization this node 
     except KeyboardInterrupt:
         _fail(f"interrupted; start the node again to rejoin job {job}", 130)
     finally:
+        metrics.close()
         gw.close()
     if not done:
         _fail(f"stopped before job {job} completed; start the node again to rejoin", 3)
@@ -451,6 +471,20 @@ def _node_trainer(ref: str | None) -> Any:
         return recipe_factory(ref)
     except TaskError as exc:
         _fail(str(exc))
+
+
+def _node_metrics(org: Any, job: str, root: Path, host: str, port: int | None) -> Any:
+    """``fedfabric node --metrics-port``: the node's metrics, served and announced when a port is given."""
+    from .node.metrics import NodeMetrics
+
+    metrics = NodeMetrics(org.msp_id, job, org.name)
+    if port is not None:
+        try:
+            metrics.serve(host, port)
+        except OSError as exc:
+            _fail(f"cannot serve the node's metrics on {host}:{port}: {exc.strerror or exc}")
+        metrics.announce(root, org.name, org.msp_id, job)
+    return metrics
 
 
 @app.command()

@@ -65,6 +65,10 @@ def test_flower_clients_train_a_secure_job_on_the_ledger(make_node):
         assert upd["training"]["data_fingerprint"] == hashlib.sha256(X.tobytes() + y.tobytes()).hexdigest()
         vote = admin.round_report("j-flower", 2)["participants"][m]["vote"]
         assert vote["metrics"]["val_samples"] == len(y_val) and vote["metrics"]["val_accuracy_milli"] > 0
+    # the node's metrics counted the work
+    reg = nodes[0].metrics.registry
+    assert reg.get_sample_value("fedfabric_node_duty_seconds_count", {"duty": "train"}) == 2
+    assert reg.get_sample_value("fedfabric_node_updates_submitted_total") == 2
 
 
 def test_a_node_without_the_flower_client_says_how_to_start_it(make_node):

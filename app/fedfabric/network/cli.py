@@ -59,7 +59,9 @@ commands:
   status           table of every node (orderers, peers, CAs, chaincode servers): up/down, pid, ports,
                    channel block height, and the Prometheus endpoint of each orderer, peer and CA
                    (https://127.0.0.1:<operations port>/metrics, TLS; peers and orderers answer only a
-                   TLS client certificate of their own org, e.g. orgs/<org>/crypto/.../users/Admin@<domain>/tls/)
+                   TLS client certificate of their own org, e.g. orgs/<org>/crypto/.../users/Admin@<domain>/tls/);
+                   then the training nodes' own endpoints (http://127.0.0.1:<port>/metrics) that nodes
+                   started with --metrics-port announced in <run>/fl/metrics/
   logs [NODE]      last lines of a node's log (all nodes without NODE); -f follows
 
 environment:
@@ -187,7 +189,26 @@ def _print_status(net: Network) -> bool:
                       str(s.pid or "-"), ports, "-" if s.height is None else str(s.height), s.health,
                       s.metrics or "-")
     Console(width=max(Console().width, 180)).print(table)
+    _print_node_metrics(net.layout.root)
     return all(s.up for s in statuses)
+
+
+def _print_node_metrics(root: Path) -> None:
+    """The training nodes' own metrics endpoints (``fedfabric node --metrics-port``) announced in ``root``."""
+    from ..node.metrics import known_endpoints
+
+    found = known_endpoints(root)
+    if not found:
+        Console().print(f"training nodes' metrics: none announced (fedfabric node --metrics-port N serves them; "
+                        f"running nodes are listed from {root / 'fl' / 'metrics'})")
+        return
+    table = Table(title="training nodes (fedfabric node --metrics-port)")
+    for col in ("org", "job", "state", "pid", "metrics"):
+        table.add_column(col, overflow="fold")
+    for e in found:
+        table.add_row(str(e.get("org")), str(e.get("job")), "[green]up[/green]" if e["up"] else "[red]gone[/red]",
+                      str(e.get("pid") or "-"), e["url"])
+    Console(width=max(Console().width, 180)).print(table)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ import logging
 import re
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import grpc
 
@@ -56,10 +56,13 @@ def _identity(request: bytes) -> bytes:
 
 
 class ExchangeServer:
-    """Serves ``store``'s blobs on ``bind`` (``host:port``) to member nodes."""
+    """Serves ``store``'s blobs on ``bind`` (``host:port``) to member nodes; ``on_sent(n)`` hears of every
+    ``n`` bytes sent (the node's metrics)."""
 
-    def __init__(self, store: ArtifactStore, bind: str, tls: NodeTls, workers: int = 4) -> None:
+    def __init__(self, store: ArtifactStore, bind: str, tls: NodeTls, workers: int = 4,
+                 on_sent: Optional[Callable[[int], None]] = None) -> None:
         self.store, self.bind = store, bind
+        self.on_sent = on_sent
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=OPTIONS,
                                    maximum_concurrent_rpcs=4 * workers)
         handler = grpc.method_handlers_generic_handler(SERVICE, {
@@ -85,6 +88,8 @@ class ExchangeServer:
                 chunk = f.read(CHUNK)
                 if not chunk:
                     return
+                if self.on_sent is not None:
+                    self.on_sent(len(chunk))
                 yield chunk
 
     def start(self) -> "ExchangeServer":

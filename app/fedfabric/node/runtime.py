@@ -29,7 +29,9 @@ participant, a recipe this machine cannot follow, a trainer that fails with a ``
 Flower client answering what the node cannot use). It exits when the job completes.
 
 The trainer is the job's recipe on the org's shard by default, or any ``fl.recipe.Trainer`` the
-``recipe_for`` factory builds (``fl.flower.FlowerRecipe``: an org's Flower client).
+``recipe_for`` factory builds (``fl.flower.FlowerRecipe``: an org's Flower client). What the node did
+is counted in its ``metrics`` (``node.metrics``: rounds, duty and phase durations, bytes, ledger
+writes, retries, the last problem), which the CLI serves with ``--metrics-port``.
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ from ..fl.task import TaskError, task_for
 from ..ledger import GatewayError
 from . import exchange
 from .keys import RoundKeys
+from .metrics import NodeMetrics
 from .versions import ModelBook
 from .view import RoundView
 
@@ -68,6 +71,8 @@ TRANSIENT_STATUSES = (502, 503, 504)   # "not available on this peer" and the li
 REPEAT_LOG_S = 30.0                    # the same problem is logged again (at its level) at most this often
 UNREACHABLE_GRACE_S = 10.0             # a node that cannot be reached this long after voting opened is left out
 FINISH_ATTEMPTS = 10                   # ticks a node tries to hold the final version before it stops anyway
+DUTY_OF = {"register": "register", "start_round": "start", "submit_update": "submit", "reveal_seeds": "reveal",
+           "vote": "vote", "finalize_round": "finalize"}   # ledger write -> the duty it is (node metrics)
 
 
 @dataclass
@@ -118,21 +123,29 @@ def default_recipe(spec: JobSpec, msp_id: str) -> Recipe:
 
 class OrgNode:
     """The training node of ``msp_id`` for one job; ``recipe_for`` builds its trainer once the job is read
-    (default: :func:`default_recipe`)."""
+    (default: :func:`default_recipe`); ``metrics`` are what it counts (serve them with
+    :meth:`NodeMetrics.serve`)."""
 
     def __init__(self, client: FedFabricClient, msp_id: str, job_id: str, workdir: Path,
                  options: Optional[NodeOptions] = None, events: Any = None,
                  progress: Optional[Callable[[str, dict], None]] = None,
                  exchange_settings: Optional[ExchangeSettings] = None,
-                 recipe_for: Optional[RecipeFactory] = None) -> None:
+                 recipe_for: Optional[RecipeFactory] = None, metrics: Optional[NodeMetrics] = None) -> None:
         self.client, self.msp, self.job_id = client, msp_id, job_id
         self.recipe_for = recipe_for or default_recipe
+        self.metrics = metrics or NodeMetrics(msp_id, job_id)
         self.dir = Path(workdir)
         self.store = ArtifactStore(self.dir / "artifacts")
         self.keys = RoundKeys(self.dir / "keys" / job_id, job_id, msp_id)
         self.opt = options or NodeOptions()
         self.events = events
-        self.progress = progress or (lambda what, info: None)
+        shown = progress or (lambda what, info: None)
+
+        def report(what: str, info: dict) -> None:   # the status line and the metrics see the same reports
+            self.metrics.observe(what, info)
+            shown(what, info)
+
+        self.progress = report
         self.net = exchange_settings
         self.spec: Optional[JobSpec] = None
         self.recipe: Optional[Trainer] = None
@@ -168,6 +181,7 @@ class OrgNode:
 
     def _problem(self, level: int, text: str) -> None:
         """Log ``text`` at ``level`` unless the same text was logged there in the last REPEAT_LOG_S."""
+        self.metrics.problem(level, text)
         now = time.monotonic()
         if len(self._problems) > 256:
             self._problems.clear()
@@ -187,15 +201,21 @@ class OrgNode:
         """Run a ledger write. 409 (someone did it first, or not yet) is not an error; a transient refusal
         raises :class:`TransientRefusal` (retried next tick); a final one is logged and None returned."""
         try:
-            return fn()
+            with self.metrics.duty(DUTY_OF.get(what, what)):
+                out = fn()
         except Rejected as exc:
             if exc.status == 409:
+                self.metrics.transaction(what, "conflict")
                 log.debug("%s %s: %s", self.msp, what, exc.message)
                 return None
             if is_transient(exc):
+                self.metrics.transaction(what, "transient")
                 raise TransientRefusal(what, exc) from None
+            self.metrics.transaction(what, "refused")
             self._problem(logging.ERROR, f"{what} refused by the contract: {exc.message} (status {exc.status})")
             return None
+        self.metrics.transaction(what, "ok")
+        return out
 
     @staticmethod
     def _now() -> int:
@@ -229,7 +249,8 @@ class OrgNode:
             raise NodeError(f"job {self.job_id} exchanges payloads node to node ({spec.model.num_params} "
                             f"parameters > {spec.endorsed_max_params}); this node has no exchange endpoint")
         if self.net is not None:   # serve our payloads to the others' nodes (faster than their peers' copies)
-            self._server = exchange.ExchangeServer(self.store, self.net.bind, self.net.tls).start()
+            self._server = exchange.ExchangeServer(self.store, self.net.bind, self.net.tls,
+                                                   on_sent=lambda n: self.metrics.sent("exchange", n)).start()
             host, _, port = self.net.endpoint.rpartition(":")
             if port == "0":   # bound to a free port: announce the one the system chose
                 self.net = ExchangeSettings(self.net.bind, f"{host}:{self._server.port}", self.net.tls)
@@ -269,9 +290,10 @@ class OrgNode:
         nxt = self.view.apply(name, body)
         if name == "JobCompleted" and r == self.view.round:
             self._finishing = 0
-        if nxt is not None:
+        if nxt is not None or (name in ("RoundFinalized", "RoundFailed", "JobCompleted") and r == self.view.round):
             self._note("round closed", round=r, state=body.get("state"), version=body.get("version") or "-",
                        reason=body.get("reason") or "-")
+        if nxt is not None:
             self._set_view(RoundView(nxt))
 
     def _keep_version(self, version: int, digest: str) -> None:
@@ -369,7 +391,8 @@ class OrgNode:
                     return
                 seeds = self.keys.seeds(r, rec.public_keys, rec.participants)
             self._doing(f"training on {self.recipe.samples} samples" if self.recipe.samples else "training", round=r)
-            lu = self.recipe.train(self._base(), r)
+            with self.metrics.duty("train"):
+                lu = self.recipe.train(self._base(), r)
             try:
                 words = self.recipe.encode(lu, len(rec.participants), seeds)
             except fixedpoint.FixedPointError as exc:
@@ -387,6 +410,7 @@ class OrgNode:
         out = self._try("submit_update", lambda: self.client.submit_update(self.job_id, r, meta, onchain))
         self._done.add(("submit", r))
         if out is not None:
+            self.metrics.sent("submission", len(onchain or b""))
             v.updates[self.msp] = {k: meta.get(k) for k in ("sha256", "sample_count", "size", "endpoint")}
             self._payloads[self.msp] = payload
             self._note("update submitted", round=r, samples=meta["sample_count"], sha256=meta["sha256"][:12])
@@ -415,10 +439,12 @@ class OrgNode:
             try:   # straight from that org's node; its peer's copy (authoritative, slower) if that fails
                 data = exchange.fetch(v.updates[m]["endpoint"], digest, m, self.net.tls,
                                       max_bytes=self.spec.model.num_params * 4, timeout=10.0)
+                self.metrics.received("exchange", len(data))
             except exchange.FetchError as exc:
                 log.debug("%s: %s; reading it from this peer", self.msp, exc)
         if data is None and self.spec.exchange is Exchange.ENDORSED:
             data = self.client.get_update(self.job_id, v.round, m)   # 503 until this peer pulled it: retry
+            self.metrics.received("peer", len(data))
             if codec.sha256_hex(data) != digest:
                 raise ArtifactError(f"the bytes of {m}'s update on this peer do not match its recorded hash")
             self.store.put(data)
@@ -429,6 +455,7 @@ class OrgNode:
             try:
                 data = exchange.fetch(v.updates[m]["endpoint"], digest, m, self.net.tls,
                                       max_bytes=self.spec.model.num_params * 4)
+                self.metrics.received("exchange", len(data))
             except exchange.CorruptBlob as exc:
                 self._unusable[m] = str(exc)
                 return None
@@ -498,6 +525,7 @@ class OrgNode:
         v, spec = self.view, self.spec
         r = v.round
         self._doing("computing and evaluating the aggregate", round=r)
+        t0 = time.perf_counter()
         try:
             out = self._result()
         except ProtocolError as exc:   # e.g. too few usable updates for the rule: vote no
@@ -514,6 +542,7 @@ class OrgNode:
                 self.store.put_model(cand)
                 j = self.recipe.judge(cand, self._base())
                 ballot = Ballot(j.approve, result, j.metrics, self._next_key(r))
+        self.metrics.duties.labels("compute").observe(time.perf_counter() - t0)
         w = self._try("vote", lambda: self.client.vote(self.job_id, r, ballot))
         self._done.add(("vote", r))
         if w is not None:
@@ -541,7 +570,9 @@ class OrgNode:
         for m, ep in sorted(known.items()):
             if ep and m != self.msp:
                 try:
-                    return exchange.fetch(ep, digest, m, self.net.tls, max_bytes=max_bytes)
+                    data = exchange.fetch(ep, digest, m, self.net.tls, max_bytes=max_bytes)
+                    self.metrics.received("exchange", len(data))
+                    return data
                 except exchange.CorruptBlob as exc:
                     self._problem(logging.WARNING, f"{exc}; trying another node")
                     errors.append(str(exc))
@@ -600,16 +631,20 @@ class OrgNode:
                 self.sync()
             self.step()
         except TransientRefusal as exc:
+            self.metrics.retry("transient_refusal")
             self._problem(logging.WARNING, f"{exc}; retrying on the next tick")
         except TaskError as exc:   # the trainer cannot go on (e.g. a Flower client answering nonsense)
             raise NodeError(f"{self.msp}: the trainer failed: {exc}") from None
         except Rejected as exc:   # a read refused (e.g. 503 private data not here yet)
+            self.metrics.retry("read_refused")
             level = logging.WARNING if is_transient(exc) else logging.ERROR
             self._problem(level, f"{exc.function} refused: {exc.message} (status {exc.status or 'none'}); "
                                  "retrying on the next tick")
         except ArtifactError as exc:
+            self.metrics.retry("artifact")
             self._problem(logging.ERROR, f"{exc}; not used, retrying on the next tick")
         except GatewayError as exc:
+            self.metrics.retry("gateway")
             self._problem(logging.WARNING, f"{exc}; retrying on the next tick")
 
     def _apply_events(self, first: Optional[tuple[str, dict]]) -> None:
