@@ -13,8 +13,10 @@ a contract transaction, so the ledger records who agreed to what:
   majority of the channel's org admins (Fabric's own rule), submit it to the orderer, and record on the
   ledger the orgs whose admins signed it and its config block (``record_channel_update``).
 
-A site that signs or submits an admission imports the new org's definition (its view of the
-consortium now includes the org); one that signs or submits a removal retires the org.
+A site that proposes, signs or submits an admission imports the new org's definition (its view of the
+consortium now includes the org, so its next chaincode deploy approves a definition with it); one
+that signs or submits a removal retires the org. A member that took no part runs ``network.sh org
+import`` (or ``org retire``) itself.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ def propose_add(site: Site, client: MembershipClient, definition_file: Path, pro
     update = orgchange.propose_add(site.fabric, site.config, site.layout, site.admin, d, out)
     prop = client.propose_membership(proposal_id, "add", d.msp_id, d.name, file_digest(definition_file),
                                      update.digest, reason).value
+    _adopt(site, prop, d)
     return update, prop
 
 

@@ -1,4 +1,5 @@
-"""``network.sh org ...``: the org-side commands of a multi-host consortium (init, definition, import).
+"""``network.sh org ...``: the org-side commands of a multi-host consortium (init, definition, import,
+retire).
 
 Each org runs ``org init`` on its own machine: its keys never leave its home there. What it sends the
 others is its definition (``org definition``); what it receives from them, it checks and imports
@@ -32,7 +33,11 @@ commands:
                orgs/<org>/ and nowhere else -- then its public definition
   definition   print an org's public definition, or write it to --out (the file to send the others)
   import       check other orgs' definitions (format, certificates, this consortium's domain, no
-               private key) and add them to this site's public/ directory
+               private key) and add them to this site's public/ directory (an org admitted by
+               governance: `fedfabric org --help`)
+  retire       leave an org removed from the channel by governance out of this site's view of the
+               consortium (its definition is kept under public/retired/); `fedfabric org sign` and
+               `submit` do this themselves on the sites they run on
 
 A multi-host consortium, step by step (each line on the machine named first):
 
@@ -114,8 +119,19 @@ def cmd_import(args: argparse.Namespace, make: NetworkFactory) -> int:
     return 0
 
 
+def cmd_retire(args: argparse.Namespace, make: NetworkFactory) -> int:
+    net = make(args)
+    org = net.config.org(args.org)
+    if org.name in net.site["orgs"]:
+        raise ConfigError(f"{org.name} is an org of this site: take its nodes down instead (network.sh down)")
+    definition.retire(net.layout, org.name)
+    console.print(f"{org.name} ({org.msp_id}) retired: no longer part of this site's view of the consortium",
+                  markup=False, highlight=False)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction, make: NetworkFactory) -> None:
-    """Add ``org init | definition | import`` to the network CLI."""
+    """Add ``org init | definition | import | retire`` to the network CLI."""
     p = sub.add_parser("org", help="org-side steps: init an org's home, its definition, import others'",
                        description="The steps one org takes on its own machine to join a consortium.",
                        epilog=ORG_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,3 +156,6 @@ def register(sub: argparse._SubParsersAction, make: NetworkFactory) -> None:
     im = osub.add_parser("import", help="check and import other orgs' definitions")
     im.add_argument("files", nargs="+", metavar="FILE", help="definition files (JSON) received from the orgs")
     im.set_defaults(func=lambda a: cmd_import(a, make))
+    rt = osub.add_parser("retire", help="leave an org removed by governance out of this site's view")
+    rt.add_argument("--org", required=True, help="the removed org (e.g. org3 or Org3MSP)")
+    rt.set_defaults(func=lambda a: cmd_retire(a, make))

@@ -139,6 +139,9 @@ def peer_spec(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, o
         # while committing; if an endorser is unreachable, commit after 5 s and reconcile every 5 s
         "CORE_PEER_GOSSIP_PVTDATA_PULLRETRYTHRESHOLD": "5s",
         "CORE_PEER_GOSSIP_PVTDATA_RECONCILESLEEPINTERVAL": "5s",
+        # a peer cut off from the orderers (its host's link down) retries at least every 2 s, not after an
+        # hour-long backoff: it catches up within seconds of the link coming back
+        "CORE_PEER_DELIVERYCLIENT_RECONNECTBACKOFFTHRESHOLD": "2s",
     }
     return NodeSpec(node_id=node_id, kind="peer", argv=[str(fabric.binary("peer")), "node", "start"],
                     env=env, ports=p.ports, health_url=f"https://{host}:{p.operations_port}/healthz",
