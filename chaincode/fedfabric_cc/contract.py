@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fabshim.contract import Context, Contract, transaction
 from fedfabric_protocol.errors import ProtocolError
+from fedfabric_protocol.fields import ident
 
 from . import audit, closing, jobs, members, membership, registration, roles, rounds, updates, versions, votes
 from .clock import SkewGate
@@ -156,7 +157,7 @@ class FedFabricContract(Contract):
     def get_round(self, ctx: Context, job_id: str, round: int) -> dict:
         """A round's record."""
         roles.require_reader(ctx)
-        return rounds.load(ctx, job_id, round).to_dict()
+        return rounds.load(ctx, ident(job_id, "job_id"), round).to_dict()
 
     @transaction(evaluate=True)
     def list_rounds(self, ctx: Context, job_id: str) -> list:

@@ -13,10 +13,12 @@ block it landed in, so the ledger says who signed what.
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fabshim.contract import Context
+from fedfabric_protocol.errors import show
+from fedfabric_protocol.fields import HEX64, ident, matches
+from fedfabric_protocol.spec import MSP_RE
 from fedfabric_protocol.tally import active_stakes
 
 from . import members, roles, state
@@ -24,20 +26,22 @@ from .state import fail
 
 ADD, REMOVE = "add", "remove"
 ACTIONS = (ADD, REMOVE)
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_SIGNERS = 256
 
 
 def _digest(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not SHA256_RE.match(value):
+    if not matches(HEX64, value):
         raise fail(f"{what} must be a SHA-256 as 64 lowercase hex characters")
     return value
 
 
 def _msp(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not members.MSP_RE.match(value):
-        raise fail(f"{what} must match {members.MSP_RE.pattern}")
-    return value
+    return ident(value, what, MSP_RE)
+
+
+def _proposal_key(ctx: Context, proposal_id: Any) -> str:
+    """The key of an existing proposal's record, its id checked first."""
+    return state.key(ctx, state.MEMBERSHIP_PROPOSAL, ident(proposal_id, "proposal_id"))
 
 
 def _check_target(ctx: Context, action: str, msp_id: str) -> dict | None:
@@ -63,7 +67,7 @@ def propose_membership(ctx: Context, proposal_id: str, action: str, msp_id: str,
     org, _ = roles.require_writer(ctx, "propose_membership")
     pkey = members._new_proposal_key(ctx, state.MEMBERSHIP_PROPOSAL, proposal_id, "membership")
     if action not in ACTIONS:
-        raise fail(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        raise fail(f"action must be one of {', '.join(ACTIONS)}, got {show(action, 40)}")
     _msp(msp_id, "msp_id")
     if not isinstance(name, str) or not 0 < len(name) <= 128:
         raise fail("name must be a string of 1..128 characters")
@@ -80,7 +84,7 @@ def propose_membership(ctx: Context, proposal_id: str, action: str, msp_id: str,
 def approve_membership(ctx: Context, proposal_id: str, update_sha256: str) -> dict:
     """An admin approves a pending membership proposal: the channel update hashing to ``update_sha256``."""
     org, _ = roles.require_writer(ctx, "approve_membership")
-    pkey = state.key(ctx, state.MEMBERSHIP_PROPOSAL, proposal_id)
+    pkey = _proposal_key(ctx, proposal_id)
     prop = state.must_get(ctx, pkey, f"membership proposal {proposal_id}")
     if prop["status"] != "pending":
         raise fail(f"membership proposal {proposal_id} is already {prop['status']}", 409)
@@ -135,7 +139,7 @@ def record_channel_update(ctx: Context, proposal_id: str, update_sha256: str, si
     """Record, once, that the applied proposal's channel update was committed in ``config_block``,
     carrying signatures of the admins of ``signers`` (MSP ids, as read from the update)."""
     org, _ = roles.require_writer(ctx, "record_channel_update")
-    pkey = state.key(ctx, state.MEMBERSHIP_PROPOSAL, proposal_id)
+    pkey = _proposal_key(ctx, proposal_id)
     prop = state.must_get(ctx, pkey, f"membership proposal {proposal_id}")
     if prop["status"] != "applied":
         raise fail(f"membership proposal {proposal_id} is {prop['status']}: the consortium has not approved "
@@ -162,11 +166,12 @@ def record_channel_update(ctx: Context, proposal_id: str, update_sha256: str, si
 
 
 def get_membership(ctx: Context, proposal_id: str) -> dict:
+    """A membership proposal's record: its approvals, status and recorded channel update."""
     roles.require_reader(ctx)
-    return state.must_get(ctx, state.key(ctx, state.MEMBERSHIP_PROPOSAL, proposal_id),
-                          f"membership proposal {proposal_id}")
+    return state.must_get(ctx, _proposal_key(ctx, proposal_id), f"membership proposal {proposal_id}")
 
 
 def list_memberships(ctx: Context) -> list:
+    """Every membership proposal, by id."""
     roles.require_reader(ctx)
     return [p for _, p in state.scan(ctx, state.MEMBERSHIP_PROPOSAL)]

@@ -271,25 +271,6 @@ def one_input(data: bytes) -> None:
             _restore()
 
 
-# Findings already reported whose fixes belong to code this harness's authors do not own, as
-# (transactions, the answers they give): ``get_round`` (contract.py) hands its job id unchecked to
-# ``rounds.load``, and the membership transactions (membership.py) their proposal id to a key and a
-# message (a NUL is an internal error, a long id is repeated whole), ``propose_membership`` its action.
-# ``test_regressions`` keeps each as a strict xfail.
-KNOWN = (
-    (("get_round",), ("internal error in get_round: ValueError", "round ")),
-    (("get_membership", "approve_membership", "record_channel_update"),
-     ("internal error in {fn}: ValueError", "membership proposal ")),
-    (("propose_membership",), ("action must be one of",)),
-)
-
-
-def known(fn: str, resp: Response) -> bool:
-    """``resp`` is one of the :data:`KNOWN` findings."""
-    return any(fn in fns and resp.message.startswith(tuple(p.format(fn=fn) for p in answers))
-               for fns, answers in KNOWN)
-
-
 def check_response(resp: Any, fn: str, args: list[str], fresh: Optional[MemoryStub] = None) -> None:
     """The harness's properties of the answer ``resp`` to ``fn(*args)`` (``fresh``: it ran on that empty ledger)."""
     if not isinstance(resp, Response) or not isinstance(resp.status, int) or not isinstance(resp.message, str):
@@ -299,8 +280,6 @@ def check_response(resp: Any, fn: str, args: list[str], fresh: Optional[MemorySt
             _check_world(fn)
         if resp.payload and fn != "get_update":
             json.loads(resp.payload)
-        return
-    if known(fn, resp):
         return
     if resp.message.startswith("internal error"):
         raise Finding(f"{fn}: {resp.message[:400]}")
