@@ -53,7 +53,11 @@ commands:
                    copied: the MSP's keystore holds a link), so the official gateway clients, hfc and
                    the peer CLI can connect without reading the run directory
   generate         crypto material, genesis block and CA configs only (what docker compose mounts)
-  compose          regenerate docker-compose-fabric.yml from consortium.yaml
+  compose          per-org compose files, one per host: <run dir>/compose/<org>.yml with the orderer
+                   org's orderers or a peer org's peer and Fabric CA as containers (host networking, the
+                   org's own address), each mounting only its own node's directories of that org's home;
+                   on a site holding the whole consortium also docker-compose-fabric.yml, all of them
+                   together (`network.sh compose --help`)
   down             stop exactly the processes 'up' started (each node's whole process group: SIGTERM,
                    SIGKILL after 15 s, waited for) and remove the run directory
   status           table of every node (orderers, peers, CAs, chaincode servers): up/down, pid, ports,
@@ -159,13 +163,49 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compose_orgs(args: argparse.Namespace, net: Network) -> list[str]:
+    """The orgs ``compose`` writes files for: those named (each held by this site), else all it holds."""
+    oo = net.config.orderer_org.name
+    held = ([oo] if net.hosts_orderer else []) + [o.name for o in net.local_orgs]
+    if not (args.org or args.orderer):
+        return held
+    named = [oo] if args.orderer else []
+    for name in args.org or []:
+        named.append(oo if name in (oo, net.config.orderer_org.msp_id) else net.config.org(name).name)
+    for name in named:
+        if name not in held:
+            raise ConfigError(f"{name} is not an org of this site ({net.layout.root} holds "
+                              f"{', '.join(held) or 'none'}): write its file on its own host, where its home is "
+                              f"(`network.sh compose --org {name}` there)")
+    return list(dict.fromkeys(named))
+
+
 def cmd_compose(args: argparse.Namespace) -> int:
-    from .compose import render
+    from . import compose
 
     net = _network(args)
-    out = Path(args.output)
-    out.write_text(render(net))
-    console.print(f"wrote {out}")
+    names = _compose_orgs(args, net)
+    out_dir = Path(args.out) if args.out else compose.default_dir(net.layout)
+    for name in names:
+        path = compose.write(out_dir / f"{name}.yml", compose.render_org(net.config, net.layout, name,
+                                                                        out_dir / f"{name}.yml"))
+        missing = compose.prepare(net.config, net.layout, name)
+        note = "" if not missing else (f" -- not there yet: {', '.join(str(m) for m in missing[:3])}"
+                                       f"{' ...' if len(missing) > 3 else ''}; run `network.sh generate` and then "
+                                       "`compose` again before `docker compose up`")
+        console.print(f"wrote {path} ({name}: {', '.join(compose.services(net.config, net.layout, name, out_dir))})"
+                      f"{note}", markup=False, highlight=False, soft_wrap=True)
+    whole = net.hosts_orderer and len(net.local_orgs) == len(net.config.orgs)
+    if args.output or not (args.org or args.orderer):
+        if not whole:
+            if args.output:
+                raise ConfigError(f"--output: this site holds {', '.join(names) or 'no org'}, not the whole "
+                                  "consortium; docker-compose-fabric.yml is the single-machine aggregate")
+            return 0
+        path = Path(args.output) if args.output else compose.AGGREGATE
+        compose.write(path, compose.render_consortium(net.config, net.layout, path))
+        console.print(f"wrote {path} (every org's services, for one machine)", markup=False, highlight=False,
+                      soft_wrap=True)
     return 0
 
 
@@ -306,8 +346,47 @@ exit status:
     sub.add_parser("generate", help="crypto material, genesis block, CA configs only (for docker compose)"
                    ).set_defaults(func=cmd_generate)
     cli_orgs.register(sub, _network)
-    cp = sub.add_parser("compose", help="write docker-compose-fabric.yml from consortium.yaml")
-    cp.add_argument("--output", default=str(paths.REPO_ROOT / "docker-compose-fabric.yml"))
+    cp = sub.add_parser(
+        "compose", help="per-org compose files (one per host) and the single-machine aggregate",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Write one compose file per org this run directory holds, for the host that org runs on:
+DIR/<org>.yml (default DIR: <run dir>/compose). The orderer org's file has its orderers, a peer
+org's its peer and its Fabric CA, each service the native node of `network.sh up` (same environment,
+ports, TLS on every listener) in Fabric's image, with host networking on the org's address from the
+consortium file. Each container mounts only its own node's directories of that org's home: its MSP
+and TLS directory read-only, its data directory read-write, Fabric's node config read-only (the
+orderers also the orderer org's public definition) -- never another org's files, nor the org's CA or
+admin keys in a peer's container. Containers run as FEDFABRIC_UID:FEDFABRIC_GID, the owner of the run
+directory. The data directories are created here (0700) when the org's home exists. The file's
+header says, step by step, how to run it on that host.
+
+The chaincode server and training node stay native Python processes of the checkout: `network.sh
+up`/`deploy` start and supervise the chaincode server (its id is the installed package's and changes
+with every version).
+
+On a site holding every org and the orderer org, also writes docker-compose-fabric.yml (--output):
+all the orgs' services together, for one machine. Nothing is started.
+""",
+        epilog="""\
+examples:
+  network/network.sh compose                       # this site's orgs; the aggregate when it holds them all
+  network/network.sh compose --org org1            # run/compose/org1.yml, on org1's host
+  network/network.sh compose --orderer --out /srv/fedfabric/compose
+  export FEDFABRIC_UID=$(id -u) FEDFABRIC_GID=$(id -g) && docker compose -f run/compose/org1.yml up -d
+
+exit status:
+  0 written · 2 an org this run directory does not hold, or --output on a site without every org
+""")
+    cp.add_argument("--org", action="append", metavar="ORG",
+                    help="only this org's file (repeatable; an org this run directory holds; the orderer org "
+                         "by its name)")
+    cp.add_argument("--orderer", action="store_true", help="only the orderer org's file")
+    cp.add_argument("--out", metavar="DIR", help="directory of the per-org files (default: <run dir>/compose)")
+    cp.add_argument("--output", metavar="FILE",
+                    help="where the single-machine aggregate goes (default: docker-compose-fabric.yml at the "
+                         "top of the checkout, written when the site holds every org and --org/--orderer are not "
+                         "given)")
     cp.set_defaults(func=cmd_compose)
     d = sub.add_parser("down", help="stop the network and remove its state")
     d.add_argument("--keep", action="store_true", help="stop processes but keep the run directory")
