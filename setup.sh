@@ -2,29 +2,27 @@
 # Prepare this checkout on a fresh machine: Python venv with every dependency, pinned Fabric binaries.
 # Idempotent and quick when everything is already there.
 #
-#   ./setup.sh          venv, dependencies, test tools and flwr ([test,flower]), hfc (--no-deps) for Fabric CA
-#                       enrollment, Fabric
-#   ./setup.sh --hfc    the same plus the [hfc] extra: what hfc's Client (invoke, query, events) imports
+#   ./setup.sh          venv, dependencies, test tools, flwr and what hfc's Client imports ([test,flower,hfc]),
+#                       hfc itself (--no-deps), Fabric
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
-extras="test,flower"   # flower: the Flower-client tests run with the README's test command (and in CI)
+# flower, hfc: the Flower-client and hfc Client tests run with the README's test command (and in CI)
+extras="test,flower,hfc"
 for arg in "$@"; do
   case "$arg" in
-    --hfc) extras="test,flower,hfc" ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup: unknown option '$arg' (options: --hfc, --help)" >&2; exit 2 ;;
+    -h|--help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (options: --help)" >&2; exit 2 ;;
   esac
 done
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
-# The stamp holds the pyproject.toml digest and the extras installed with it; a run asking for fewer
-# extras than were installed (./setup.sh after ./setup.sh --hfc) has nothing to do.
+# The stamp holds the pyproject.toml digest and the extras installed with it.
 stamp=".venv/.fedfabric-deps"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 have="$(cat "$stamp" 2>/dev/null || true)"
-if [[ "$have" != "$want $extras" && "$have" != "$want test,flower,hfc" ]]; then
+if [[ "$have" != "$want $extras" ]]; then
   echo "setup: installing Python dependencies ([$extras]) into .venv (torch is large the first time)" >&2
   .venv/bin/pip install -q --upgrade pip >&2
   .venv/bin/pip install -q -e ".[$extras]" >&2
@@ -34,7 +32,7 @@ fi
 # which does not build on Python 3.11, and old requests/rx versions nothing here uses: it is installed
 # without its declared dependencies; what hfc.fabric_ca imports (requests, six, hkdf, pycryptodomex,
 # cryptography) is in pyproject.toml's dependencies; what hfc.fabric (its Client) needs besides is the
-# [hfc] extra (--hfc). fedfabric itself never imports hfc.fabric: it cannot share a process with
+# [hfc] extra. fedfabric itself never imports hfc.fabric: it cannot share a process with
 # fabric_protos (see fedfabric/network/hfc_client.py).
 hfc_stamp=".venv/.fedfabric-hfc"
 hfc_want="fabric-sdk-py==1.0.0"

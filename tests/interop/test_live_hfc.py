@@ -27,7 +27,7 @@ DRIVER = Path(__file__).parent / "hfc_driver.py"
 
 @pytest.fixture(scope="module")
 def hfc_run(live_network, interop_cc, org1_profile, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    pytest.importorskip("aiogrpc", reason="hfc's Client needs the [hfc] extra: setup.sh --hfc")
+    pytest.importorskip("aiogrpc", reason="hfc's Client needs the [hfc] extra (setup.sh installs it)")
     work = tmp_path_factory.mktemp("hfc-work")
     env = {**os.environ, "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python", "TMPDIR": str(work), "HOME": str(work)}
     env.pop("PYTHONPATH", None)

@@ -1,6 +1,6 @@
 """hfc's ``Client`` (fabric-sdk-py 1.0.0) built from a connection profile of ``network.sh profile``.
 
-Needs ``pip install -e '.[hfc]'`` (or ``setup.sh --hfc``) and a process of its own started with
+Needs ``pip install -e '.[hfc]'`` (``setup.sh`` installs it) and a process of its own started with
 ``PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python``: hfc's generated protobufs predate protobuf 4's
 C++/upb runtime, and they register the same proto symbols as ``fabric_protos`` (which the rest of
 fedfabric uses), so the two cannot share a process::
@@ -54,7 +54,7 @@ def _check_process() -> None:
     try:
         import hfc.fabric  # noqa: F401
     except ImportError as exc:
-        raise HfcError(f"hfc's Client cannot be imported ({exc}); install it with `setup.sh --hfc` "
+        raise HfcError(f"hfc's Client cannot be imported ({exc}); install it with `setup.sh` "
                        "(pip install -e '.[hfc]' and pip install --no-deps fabric-sdk-py==1.0.0)") from None
 
 
