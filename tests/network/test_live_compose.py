@@ -24,12 +24,10 @@ import pytest
 import yaml
 
 from fedfabric.client import open_client
-from fedfabric.network import channel, cli, definition, fabricbin, nodes
-from fedfabric.network.fabricbin import FabricBinaryError
+from fedfabric.network import cli, definition, fabricbin, nodes
 from fedfabric.network.config import load_config
 from fedfabric.network.deploy import product_deployment
 from fedfabric.network.manager import Network
-from fedfabric.network.nodes import NodeError
 from fedfabric.node.bootstrap import init_consortium
 
 from ..conftest import default_raw, shift_ports
@@ -102,29 +100,12 @@ def test_the_services_run_from_their_mounts_only(world) -> None:
         assert run_dir_processes(world["sites"][name].layout.root) == []
 
 
-def _wait_for_raft_leader(site: Network, timeout: float = 30.0) -> None:
-    """Block 0 can be fetched once the orderers elected a leader (just after they joined, deliver answers
-    SERVICE_UNAVAILABLE); an org's ``up`` would fail on it and succeed when rerun."""
-    org = site.local_orgs[0]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            channel.fetch_genesis_block(site.fabric, site.config, site.layout, org)
-            return
-        except FabricBinaryError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def test_network_sh_up_joins_the_running_nodes_and_deploys(world) -> None:
     sites = world["sites"]
     for name in SITES:
         notes: list[str] = []
         sites[name].report = notes.append
-        if name == "org1":
-            _wait_for_raft_leader(sites[name])
-        sites[name].up()
+        sites[name].up()          # org1's right after the orderers joined: block 0 waits for their leader
         world["notes"][name] = notes
         net = sites[name]
         for spec in net.orderer_specs() + net.peer_specs() + net.ca_specs():
@@ -135,29 +116,10 @@ def test_network_sh_up_joins_the_running_nodes_and_deploys(world) -> None:
         assert f"peer0.{o} joined channel 'fl'" in world["notes"][o]
 
 
-@pytest.mark.xfail(strict=True, raises=NodeError,
-                   reason="Network._require_up (manager.py) counts only the processes the run directory started: "
-                          "deploy, and so `network.sh up` after it joined the channel, refuses nodes run by compose "
-                          "as 'network not up'; once it also counts a node healthy elsewhere (as `up` does), drop "
-                          "this mark")
-def test_deploy_counts_the_nodes_compose_runs_as_up(world) -> None:
-    world["sites"]["org1"].deploy(product_deployment(world["sites"]["org1"].config))
-
-
-def _require_up_counting_compose(self: Network, state: dict, what: str) -> None:
-    """``Network._require_up`` as it should be: a node healthy elsewhere (a container) is up too."""
-    down = [s.node_id for s in self.orderer_specs() + self.peer_specs()
-            if self.running_pid(state, s.node_id) is None and not self._healthy_elsewhere(s)]
-    if down:
-        raise NodeError(f"cannot {what}: network not up ({', '.join(down)} down)")
-
-
 def test_each_site_deploys_the_chaincode_its_server_native(world) -> None:
     sites = world["sites"]
-    with pytest.MonkeyPatch.context() as mp:     # until manager.py counts compose's nodes (the xfail above)
-        mp.setattr(Network, "_require_up", _require_up_counting_compose)
-        for o in SITES[1:]:
-            sites[o].deploy(product_deployment(sites[o].config))
+    for o in SITES[1:]:     # deploy counts the nodes compose runs (healthy, not ours) as up
+        sites[o].deploy(product_deployment(sites[o].config))
     for o in SITES[1:]:
         assert set(nodes.load_state(sites[o].layout)["nodes"]) == {f"cc-fedfabric.{o}"}   # the only native node
 

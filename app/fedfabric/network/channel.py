@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from .config import Batch, ConsortiumConfig, Orderer, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
 from .layout import Layout
 
+LEADER_WAIT_S = 30.0   # how long a freshly joined channel may take to elect its Raft leader
 
 def _osnadmin_tls(layout: Layout) -> list[str]:
     admin = layout.orderer_admin_dir / "tls"
@@ -82,14 +84,26 @@ def peer_channels(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
     return [l.strip() for l in lines[start + 1:] if l.strip() and not l.startswith(("20", "\x1b"))]
 
 
-def fetch_genesis_block(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg) -> Path:
-    """The channel's block 0 from an orderer, as ``org``'s admin (a site without the orderer org)."""
+def fetch_genesis_block(fabric: FabricInstall, config: ConsortiumConfig, layout: Layout, org: PeerOrg,
+                        wait_s: float = LEADER_WAIT_S) -> Path:
+    """The channel's block 0 from an orderer, as ``org``'s admin (a site without the orderer org). Just after
+    the orderers joined the channel they answer SERVICE_UNAVAILABLE until Raft elected a leader: that is
+    retried for up to ``wait_s`` seconds."""
     block = layout.genesis_block
     block.parent.mkdir(parents=True, exist_ok=True)
     tmp = block.with_suffix(".fetching")
-    fabric.run("peer", ["channel", "fetch", "0", str(tmp), "-c", config.channel, *orderer_args(config, layout)],
-               env=peer_admin_env(config, layout, org), timeout=30,
-               what=f"peer channel fetch 0 from the orderer ({org.name})")
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fabric.run("peer", ["channel", "fetch", "0", str(tmp), "-c", config.channel,
+                                *orderer_args(config, layout)],
+                       env=peer_admin_env(config, layout, org), timeout=30,
+                       what=f"peer channel fetch 0 from the orderer ({org.name})")
+            break
+        except FabricBinaryError as exc:
+            if "SERVICE_UNAVAILABLE" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
     tmp.rename(block)
     return block
 

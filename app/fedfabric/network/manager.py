@@ -395,8 +395,10 @@ class Network:
             return self._wait_same_height(min_height=before + 1)
 
     def _require_up(self, state: dict, what: str) -> None:
+        """Refuse ``what`` unless every orderer and peer of this site runs: started by us, or healthy on its
+        operations port when something else runs it (docker compose, systemd)."""
         down = [s.node_id for s in self.orderer_specs() + self.peer_specs()
-                if self.running_pid(state, s.node_id) is None]
+                if self.running_pid(state, s.node_id) is None and not self._healthy_elsewhere(s)]
         if down:
             raise NodeError(f"cannot {what}: network not up ({', '.join(down)} down); run network/network.sh up")
 
