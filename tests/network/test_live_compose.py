@@ -114,6 +114,11 @@ def test_network_sh_up_joins_the_running_nodes_and_deploys(world) -> None:
     assert "orderer1 joined channel 'fl' (osnadmin)" in world["notes"]["orderer"]
     for o in SITES[1:]:
         assert f"peer0.{o} joined channel 'fl'" in world["notes"][o]
+    for name in SITES:            # status shows the nodes compose runs as up, with their heights
+        shown = {s.node_id: s for s in sites[name].status() if s.kind != "chaincode"}
+        assert shown and all(s.up and s.pid is None and s.health == "OK (run outside this tool)"
+                             for s in shown.values()), shown
+        assert all(s.height for s in shown.values() if s.kind == "peer"), shown
 
 
 def test_each_site_deploys_the_chaincode_its_server_native(world) -> None:

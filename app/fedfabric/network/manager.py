@@ -475,10 +475,15 @@ class Network:
         out = []
         for spec in self.orderer_specs() + self.peer_specs() + self.ca_specs() + self.chaincode_specs(state):
             pid = self.running_pid(state, spec.node_id)
-            ok, detail = nodes.healthz(spec) if pid else (False, "not running")
-            out.append(NodeStatus(spec.node_id, spec.kind, pid is not None and ok, pid, spec.ports,
-                                  heights.get(spec.node_id) if pid else None,
-                                  "OK" if ok else detail[:60], spec.metrics_url))
+            if pid:
+                ok, detail = nodes.healthz(spec)
+                detail = "OK" if ok else detail[:60]
+            elif spec.kind != "chaincode" and self._healthy_elsewhere(spec):
+                ok, detail = True, "OK (run outside this tool)"
+            else:
+                ok, detail = False, "not running"
+            out.append(NodeStatus(spec.node_id, spec.kind, ok, pid, spec.ports,
+                                  heights.get(spec.node_id) if ok else None, detail, spec.metrics_url))
         return out
 
     def log_path(self, node_id: str) -> Path:
