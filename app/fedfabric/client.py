@@ -298,11 +298,13 @@ class FedFabricClient:
 
 
 def open_client(org: str, user: str = "User1", *, config: Any = None, run_root: Any = None,
-                chaincode: str = CHAINCODE, **gateway_options: Any) -> tuple[Any, FedFabricClient]:
-    """(gateway, client) for ``org`` as ``user`` on the consortium's channel; close the gateway when done."""
-    from .connect import _layout, connect
+                peer_org: str | None = None, chaincode: str = CHAINCODE,
+                **gateway_options: Any) -> tuple[Any, FedFabricClient]:
+    """(gateway, client) for ``org`` as ``user`` on the consortium's channel; close the gateway when done.
+    ``peer_org``: through that org's peer instead of ``org``'s own (see :func:`fedfabric.connect.connect`)."""
+    from .connect import connect, site_layout
 
-    layout = _layout(config, run_root)
-    gw = connect(org, user, config=layout.config, run_root=layout.root, **gateway_options)
+    layout = site_layout(config, run_root)
+    gw = connect(org, user, config=layout.config, run_root=layout.root, peer_org=peer_org, **gateway_options)
     msp = layout.config.org(org).msp_id
     return gw, FedFabricClient(gw.get_network(layout.config.channel).get_contract(chaincode), msp)

@@ -9,22 +9,26 @@ from .network.layout import Layout
 from .network import paths
 
 
-def _layout(config: ConsortiumConfig | None, run_root: Path | None) -> Layout:
+def site_layout(config: ConsortiumConfig | None = None, run_root: Path | None = None) -> Layout:
+    """The layout of the run directory ``run_root`` (default: :func:`paths.run_dir`) for ``config``
+    (default: ``network/consortium.yaml``)."""
     return Layout((run_root or paths.run_dir()).resolve(), config or load_config(paths.DEFAULT_CONFIG))
 
 
 def connect(org: str, user: str = "User1", *, config: ConsortiumConfig | None = None,
-            run_root: Path | None = None, **gateway_options):
+            run_root: Path | None = None, peer_org: str | None = None, **gateway_options):
     """A :class:`fedfabric.ledger.Gateway` to ``org``'s peer as ``user`` (``User1`` trainer,
-    ``Admin``, ``Auditor``). ``org`` is ``org1`` or ``Org1MSP``."""
+    ``Admin``, ``Auditor``). ``org`` is ``org1`` or ``Org1MSP``. ``peer_org``: talk to that org's peer
+    instead, still as ``org``'s ``user`` (any channel member's peer answers queries)."""
     from .ledger import Gateway, Identity
 
-    layout = _layout(config, run_root)
+    layout = site_layout(config, run_root)
     o = layout.config.org(org)
     msp = layout.user_msp(o, user)
     if not msp.exists():
         raise FileNotFoundError(f"no identity {user!r} for {o.name}: {msp} is missing "
                                 "(is the network generated? network/network.sh up)")
     identity = Identity.from_msp_dir(msp_id=o.msp_id, msp_dir=msp)
-    return Gateway.connect(endpoint=layout.peer_endpoint(o), identity=identity,
-                           tls_root_cert=layout.peer_tls_ca(o), **gateway_options)
+    peer = layout.config.org(peer_org) if peer_org else o
+    return Gateway.connect(endpoint=layout.peer_endpoint(peer), identity=identity,
+                           tls_root_cert=layout.peer_tls_ca(peer), **gateway_options)
