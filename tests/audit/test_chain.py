@@ -1,15 +1,14 @@
 """The hash-chain audit on forged chains: intact passes, altered data and broken links are named."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from fabric_protos.common import common_pb2
 from typer.testing import CliRunner
 
-from fedfabric import cli_audit
 from fedfabric.audit.chain import compare_peers, verify_chain
 from fedfabric.cli import app
 from fedfabric.ledger.blocks import data_hash, decode_block, header_hash
+
+from tests.cli_ledger import serve
 
 
 def make_chain(n: int) -> list[common_pb2.Block]:
@@ -73,22 +72,17 @@ def test_peers_disagreeing_are_reported():
 
 
 def test_cli_chain_exit_codes(monkeypatch):
-    good = {"peer0.org1": FakeQscc(make_chain(3)), "peer0.org2": FakeQscc(make_chain(3))}
+    good = {f"peer0.org{i}": FakeQscc(make_chain(3)) for i in (1, 2, 3)}
     bad_chain = make_chain(3)
     bad_chain[1].data.data[0] = b"x"
-    bad = {"peer0.org1": FakeQscc(make_chain(3)), "peer0.org2": FakeQscc(bad_chain)}
-
-    def factory(peers):
-        @contextmanager
-        def f(org, user, config, run_dir):
-            yield peers
-        return f
+    bad = {**good, "peer0.org2": FakeQscc(bad_chain)}
 
     runner = CliRunner()
-    monkeypatch.setattr(cli_audit, "peers_factory", factory(good))
-    res = runner.invoke(app, ["audit", "chain"])
+    opened = serve(monkeypatch, lambda org, user: None, lambda peer_org: good[f"peer0.{peer_org}"])
+    res = runner.invoke(app, ["audit", "chain", "--org", "org2"])
     assert res.exit_code == 0, res.output
-    assert "intact" in res.output
-    monkeypatch.setattr(cli_audit, "peers_factory", factory(bad))
+    assert "intact" in res.output and "peer0.org3" in res.output
+    assert {(o.org, o.user, o.peer_org) for o in opened} == {("org2", "Auditor", p) for p in ("org1", "org2", "org3")}
+    serve(monkeypatch, lambda org, user: None, lambda peer_org: bad[f"peer0.{peer_org}"])
     res = runner.invoke(app, ["audit", "chain", "--json"])
     assert res.exit_code == 1 and '"ok": false' in res.output

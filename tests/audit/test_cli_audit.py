@@ -1,49 +1,34 @@
-"""`fedfabric audit …` / `fedfabric model …` through typer's CliRunner, the ledger client factory replaced."""
+"""`fedfabric audit …` / `fedfabric model …` through typer's CliRunner, connected to an audit world."""
 from __future__ import annotations
 
-import contextlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
-import typer
+import yaml
 from typer.testing import CliRunner
 
-from fedfabric import cli_audit
 from fedfabric.artifacts import model_hash
+from fedfabric.cli import app
+
+from tests.cli_ledger import serve
+from tests.conftest import default_raw
 
 from .ledger import JOB
 
 runner = CliRunner()
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.add_typer(cli_audit.audit_app, name="audit")
-    app.add_typer(cli_audit.model_app, name="model")
-    return app
-
-
-APP = _app()
-
-
 @pytest.fixture
 def connect(monkeypatch):
-    """Point the CLI at a world; records how it was asked to connect."""
-    calls: list[tuple] = []
-
+    """Point the CLI at a world; returns how it was asked to connect."""
     def use(world):
-        def factory(org, user, config, run_dir):
-            calls.append((org, user, Path(config), Path(run_dir)))
-            return contextlib.nullcontext(world.client)
-        monkeypatch.setattr(cli_audit, "client_factory", factory)
-        return calls
+        return serve(monkeypatch, lambda org, user: world.client)
     return use
 
 
 def run(*args: str):
-    res = runner.invoke(APP, list(args))
+    res = runner.invoke(app, list(args))
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception
     return res
@@ -72,15 +57,17 @@ def test_lineage_table_json_and_connection_defaults(shared, connect, monkeypatch
     res = run("audit", "lineage", JOB)
     assert res.exit_code == 0, res.output
     assert "lineage intact" in res.output and model_hash(shared.vectors[2])[:16] in res.output
-    org, user, config, run_dir = calls[-1]
-    assert (org, user, config.name, run_dir) == ("org1", "Auditor", "consortium.yaml", (tmp_path / "run").resolve())
-    res = run("audit", "lineage", JOB, "--ref", "1", "--json", "--org", "org2", "--user", "User1",
+    c = calls[-1]
+    assert (c.org, c.user, c.run_root, c.config.channel) == ("org1", "Auditor", (tmp_path / "run").resolve(), "fl")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({**default_raw(), "channel": "other"}))
+    res = run("audit", "lineage", JOB, "--ref", "1", "--json", "--org", "Org2MSP", "--user", "User1",
               "--run-dir", str(tmp_path), "--config", str(tmp_path / "c.yaml"))
     out = json.loads(res.output)
     assert res.exit_code == 0 and out["ok"] and [x["version"] for x in out["lineage"]] == [1, 0]
-    assert calls[-1] == ("org2", "User1", tmp_path / "c.yaml", tmp_path)
+    c = calls[-1]
+    assert (c.org, c.user, c.run_root, c.config.channel) == ("org2", "User1", tmp_path.resolve(), "other")
     run("model", "list", JOB)
-    assert calls[-1][1] == "User1"
+    assert calls[-1].user == "User1"
 
 
 def test_lineage_broken_exits_1_and_bad_input_exits_2(world, connect):
@@ -223,17 +210,16 @@ def test_prov_command_writes_prov_json_and_refuses_a_broken_lineage(shared, worl
     assert res.exit_code == 1 and "broken lineage" in res.output and not (tmp_path / "broken.json").exists()
 
 
-def test_connection_problems_are_one_line_errors(monkeypatch):
-    def no_identity(org, user, config, run_dir):
+def test_connection_problems_are_one_line_errors(monkeypatch, tmp_path):
+    def no_identity(org, user):
         raise FileNotFoundError(f"no identity {user!r} for {org}: run/…/msp is missing (is the network generated?)")
-    monkeypatch.setattr(cli_audit, "client_factory", no_identity)
+    serve(monkeypatch, no_identity)
     res = run("audit", "lineage", JOB)
     assert res.exit_code == 2 and "no identity 'Auditor' for org1" in res.output and "Traceback" not in res.output
 
-    from fedfabric.network.config import ConfigError
-
-    def bad_org(org, user, config, run_dir):
-        raise ConfigError(f"no org named {org!r}; known: org1, org2, org3")
-    monkeypatch.setattr(cli_audit, "client_factory", bad_org)
     res = run("model", "list", JOB, "--org", "org7", "--json")
-    assert res.exit_code == 2 and json.loads(res.output)["error"] == "no org named 'org7'; known: org1, org2, org3"
+    assert res.exit_code == 2
+    assert json.loads(res.output)["error"] == "unknown org 'org7' (consortium members: org1, org2, org3)"
+    (tmp_path / "bad.yaml").write_text("orgs: 3\n")
+    res = run("audit", "chain", "--config", str(tmp_path / "bad.yaml"), "--json")
+    assert res.exit_code == 2 and json.loads(res.output)["error"].startswith("bad consortium config: ")

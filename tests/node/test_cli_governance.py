@@ -2,33 +2,31 @@
 CliRunner, on the real contract over the in-memory stub (tests.node.memledger)."""
 from __future__ import annotations
 
-import contextlib
 import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from fedfabric import cli, cli_audit
+from fedfabric.cli import app
+from fedfabric.client import FedFabricClient
 
 from tests.audit.ledger import JOB, build_world
 from tests.chaincode.harness import ORGS, Ledger, init
+from tests.cli_ledger import serve
 from tests.node.memledger import MemClient
 
 runner = CliRunner()
 
 
-def _connect(monkeypatch, ledger: Ledger, seen: list[tuple[str, str]]) -> None:
-    """cli._client(org, user, ...) -> (gateway context, client) of that org on ``ledger``."""
-    def fake(org: str, user: str, config, run_dir):
-        seen.append((org, user))
-        msp = f"Org{org[-1]}MSP"
-        return contextlib.nullcontext(), MemClient(ledger, msp, "admin" if user == "Admin" else "trainer")
-    monkeypatch.setattr(cli, "_client", fake)
+def _connect(monkeypatch, ledger: Ledger) -> list:
+    """Each command's org's client on ``ledger``, as an admin when it acts as Admin."""
+    return serve(monkeypatch, lambda org, user: MemClient(ledger, f"Org{org[-1]}MSP",
+                                                         "admin" if user == "Admin" else "trainer"))
 
 
 def run(*args: str):
-    res = runner.invoke(cli.app, list(args))
+    res = runner.invoke(app, list(args))
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception
     return res
@@ -40,10 +38,9 @@ def _stakes(led: Ledger) -> dict[str, int]:
 
 @pytest.fixture
 def led(monkeypatch) -> tuple[Ledger, list]:
-    ledger, seen = Ledger(), []
+    ledger = Ledger()
     init(ledger)
-    _connect(monkeypatch, ledger, seen)
-    return ledger, seen
+    return ledger, _connect(monkeypatch, ledger)
 
 
 def test_stake_proposal_needs_the_quorum_and_is_in_the_history(led) -> None:
@@ -51,7 +48,7 @@ def test_stake_proposal_needs_the_quorum_and_is_in_the_history(led) -> None:
     res = run("consortium", "propose", "stake", "grant-1", "Org3MSP", "+50", "--reason", "second study")
     assert res.exit_code == 0, res.output
     assert "proposal grant-1: pending, approved by Org1MSP" in res.output
-    assert seen[-1] == ("org1", "Admin")
+    assert (seen[-1].org, seen[-1].user) == ("org1", "Admin")
     assert _stakes(ledger)["Org3MSP"] == 100                        # 1/3 of stake < 2/3 quorum
 
     res = run("consortium", "approve", "stake", "grant-1", "--org", "org2")
@@ -107,17 +104,13 @@ def test_bad_governance_input_is_refused_and_writes_nothing(led, args, message) 
 
 def test_model_promote_sets_an_alias_on_a_finalized_version(tmp_path: Path, monkeypatch) -> None:
     world = build_world(tmp_path)
-    asked: list[str] = []
-
-    def factory(org, user, config, run_dir):
-        asked.append(user)
-        return contextlib.nullcontext(MemClient(world.ledger, ORGS[1], "admin" if user == "Admin" else "trainer"))
-    monkeypatch.setattr(cli_audit, "client_factory", factory)
+    opened = serve(monkeypatch, lambda org, user: MemClient(world.ledger, ORGS[1],
+                                                             "admin" if user == "Admin" else "trainer"))
     writer = MemClient(world.ledger, ORGS[1])
     trainer = run("model", "promote", JOB, "1", "--user", "User1")
     assert trainer.exit_code == 2 and "role 'trainer' is not allowed (requires admin)" in trainer.output
     res = run("model", "promote", JOB, "1")
-    assert asked == ["User1", "Admin"]
+    assert [o.user for o in opened] == ["User1", "Admin"]
     assert res.exit_code == 0, res.output
     assert "production → version 1 of job job1" in res.output
     assert writer.list_aliases(JOB)["production"] == 1
@@ -127,3 +120,38 @@ def test_model_promote_sets_an_alias_on_a_finalized_version(tmp_path: Path, monk
         out = run(*bad)
         assert out.exit_code == 2 and message in out.output, out.output
         assert world.ledger.snapshot() == before
+
+
+class _Down:
+    """A contract on a peer that does not answer."""
+
+    @staticmethod
+    def _unreachable(error):
+        import grpc
+
+        return error("failed to connect to all addresses", grpc.StatusCode.UNAVAILABLE, endpoint="127.0.0.1:7051")
+
+    def evaluate(self, fn, **kw):
+        from fedfabric.ledger import EvaluateError
+
+        raise self._unreachable(EvaluateError)
+
+    def submit(self, fn, **kw):
+        from fedfabric.ledger import EndorseError
+
+        raise self._unreachable(EndorseError)
+
+
+@pytest.mark.parametrize("args,code", [
+    (("consortium", "transfer", "Org2MSP", "1"), 1),       # 1: the ledger could not be reached
+    (("consortium", "history", "Org2MSP"), 1),
+    (("org", "list"), 1),
+    (("audit", "lineage", JOB), 2),                        # audit and model: 1 is kept for a failed check
+    (("model", "list", JOB, "--json"), 2),
+])
+def test_an_unreachable_ledger_is_one_line_and_its_exit_status(monkeypatch, args, code) -> None:
+    serve(monkeypatch, lambda org, user: FedFabricClient(_Down(), f"Org{org[-1]}MSP", retries=0))
+    res = run(*args)
+    assert res.exit_code == code, res.output
+    assert "UNAVAILABLE: failed to connect to all addresses [peer 127.0.0.1:7051]" in res.output
+    assert "is the network up? network/network.sh status" in res.output and "Traceback" not in res.output

@@ -12,6 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from fedfabric.cli import app
+from fedfabric.cli import demo as demo_cli, job as job_cli, node as node_cli
 from fedfabric.network.nodes import NodeError
 from fedfabric.node import demo as demomod
 from fedfabric.node.bootstrap import create_job
@@ -19,41 +20,21 @@ from fedfabric.node.jobfile import parse_job
 from fedfabric.node.status import StatusLine
 
 from tests.chaincode.harness import ORGS, Ledger, init
+from tests.cli_ledger import serve
 
 from .memledger import MemClient
 from .test_nodes_memledger import MSP_OF, _job
 
 
-class _Gateway:
-    """What `fedfabric node` needs of a gateway: an (empty) event stream and close()."""
-
-    def get_network(self, channel):
-        return self
-
-    def chaincode_events(self, name, **kw):
-        return iter(())
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-
 @pytest.fixture
 def ledger(monkeypatch):
-    """A memledger with one 2-org job ``j-two`` and one 3-org job ``j-all``; `open_client` connects to it."""
+    """A memledger with one 2-org job ``j-two`` and one 3-org job ``j-all``; the commands connect to it."""
     led = Ledger()
     init(led)
     admin = MemClient(led, ORGS[0], "admin")
     create_job(admin, parse_job(_job("j-two", participants=["org1", "org2"])), MSP_OF)
     create_job(admin, parse_job(_job("j-all")), MSP_OF)
-    monkeypatch.setattr("fedfabric.client.open_client",
-                        lambda org, user="User1", config=None, run_root=None, **kw: (_Gateway(),
-                                                                                    MemClient(led, MSP_OF[org])))
+    serve(monkeypatch, lambda org, user: MemClient(led, MSP_OF[org]))
     yield led
     root = logging.getLogger()
     for h in list(root.handlers):   # the node's own log handler writes to the runner's (now closed) stderr
@@ -180,16 +161,15 @@ def test_cli_demo_checks_the_job_file_before_bringing_anything_up(fake_network, 
 
 
 # ---- help reads like a manual: paragraphs wrap to the terminal, examples keep their lines
-@pytest.mark.parametrize("cmd,fn", [(["job", "create"], "job_create"), (["node"], "node"), (["demo"], "demo")])
+@pytest.mark.parametrize("cmd,fn", [(["job", "create"], job_cli.job_create), (["node"], node_cli.node),
+                                    (["demo"], demo_cli.demo)])
 def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source(cmd, fn):
     from rich.text import Text
-
-    import fedfabric.cli as cli
 
     res = CliRunner().invoke(app, [*cmd, "--help"], env={"COLUMNS": "1000"}, terminal_width=1000)
     assert res.exit_code == 0
     lines = [x.strip() for x in res.output.splitlines()]
-    paras = [Text.from_markup(p).plain for p in getattr(cli, fn).__doc__.split("\n\n")]
+    paras = [Text.from_markup(p).plain for p in fn.__doc__.split("\n\n")]
     prose = [p for p in paras if "\n" not in p]
     assert len(prose) >= 3
     for p in prose:     # on a wide terminal every prose paragraph is exactly one line

@@ -1,21 +1,20 @@
 """``fedfabric org …``: admit or remove an org by governance, one org admin and one command at a time.
 
-Mounted by :mod:`fedfabric.cli` as ``app.add_typer(org_app, name="org")``. Every command acts as the
-``--org``'s admin from that org's own run directory: it runs the Fabric side (the channel config
-update, passed between the orgs as a file) and the ledger side (the contract's membership proposal)
-together; :mod:`fedfabric.orgs` holds the steps.
+Every command acts as the ``--org``'s admin from that org's own run directory: it runs the Fabric side
+(the channel config update, passed between the orgs as a file) and the ledger side (the contract's
+membership proposal) together; :mod:`fedfabric.orgs` holds the steps.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from .cli_audit import manual
+from .common import Config, Org, RunDir, User, ledger, manual, where
 
-org_app = typer.Typer(
+app = typer.Typer(
     name="org", no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
     help="Admit an org to the consortium's channel, or remove one, by governance: a channel config update "
          "signed by org admins whose orgs hold the consortium's quorum of stake (and a majority of the "
@@ -39,59 +38,41 @@ org_app = typer.Typer(
          "[bold]Exit status.[/] 0 done · 1 the ledger or the orderer could not be reached, or a transaction "
          "failed · 2 refused (a check, the contract or Fabric said no), with a one-line message.")
 
-ORG_OPT = typer.Option("org1", "--org", help="The org whose admin you act as (its run directory: --run-dir).")
-RUN_OPT = typer.Option(None, "--run-dir", help="This org's run directory (default: $FEDFABRIC_RUN_DIR or ./run).")
-CONFIG_OPT = typer.Option(None, "--config", help="The consortium file (default: network/consortium.yaml).")
-PROPOSAL_ARG = typer.Argument(..., help="The proposal id.")
-UPDATE_ARG = typer.Argument(..., help="The update file (a signature is added in place).")
-DEF_OPT = typer.Option(None, "--definition", help="The new org's definition file (admissions: checked against "
-                                                 "the ledger's proposal and the update).")
+Proposal = Annotated[str, typer.Argument(help="The proposal id.", show_default=False)]
+UpdateFile = Annotated[Path, typer.Argument(help="The update file (a signature is added in place).",
+                                            show_default=False)]
+Definition = Annotated[Optional[Path], typer.Option(
+    "--definition", help="The new org's definition file (admissions: checked against the ledger's proposal and "
+                         "the update).")]
+NewProposal = Annotated[str, typer.Option("--proposal", help="A new, unique proposal id.", show_default=False)]
+Reason = Annotated[str, typer.Option("--reason", help="Why (recorded on the ledger).", show_default=False)]
 
 
 @contextmanager
-def _site(org: str, config: Path | None, run_dir: Path | None) -> Iterator[tuple[Any, Any]]:
-    """(Site, MembershipClient) of ``org``'s admin; a refusal or failure inside is one line and an exit code."""
-    from .cli import _client, _config, _fail
-    from .client import Rejected
-    from .ledger import GatewayError
-    from .network import paths
-    from .network.config import ConfigError
-    from .network.definition import DefinitionError
-    from .network.fabricbin import FabricBinaryError, locate
-    from .network.layout import Layout
-    from .orgs import MembershipClient, OrgChangeError, Site
+def _admin(org: str, config: Optional[Path], run_dir: Optional[Path]) -> Iterator[tuple[Any, Any]]:
+    """(Site, MembershipClient) of ``org``'s admin on its own site."""
+    from ..network.fabricbin import locate
+    from ..orgs import MembershipClient, Site
 
-    cfg = _config(config, run_dir)
-    gw, client = _client(org, "Admin", config, run_dir)
-    me = cfg.org(org)
-    site = Site(locate(), Layout((run_dir or paths.run_dir()).resolve(), cfg), me)
-    with gw:
-        try:
-            yield site, MembershipClient(client.contract, me.msp_id)
-        except Rejected as exc:
-            _fail(exc.message)
-        except (OrgChangeError, DefinitionError, ConfigError) as exc:
-            _fail(str(exc))
-        except (GatewayError, FabricBinaryError) as exc:
-            _fail(str(exc), 1)
+    with ledger(where(org, config, run_dir), "Admin") as s:
+        yield Site(locate(), s.layout, s.org), MembershipClient(s.client.contract, s.org.msp_id)
 
 
 def _said(update: Any, prop: dict) -> None:
-    from .orgs import summary
+    from ..orgs import summary
 
     typer.echo(update.describe())
     typer.echo(summary(prop))
 
 
-@org_app.command("propose-add")
+@app.command("propose-add")
 @manual
-def propose_add(definition: Path = typer.Argument(..., help="The new org's definition (from its `network.sh org "
-                                                           "definition`)."),
-                proposal: str = typer.Option(..., "--proposal", help="A new, unique proposal id."),
-                out: Path = typer.Option(..., "--out", help="Where to write the signed update (to send to the other "
-                                                            "orgs' admins)."),
-                reason: str = typer.Option(..., "--reason", help="Why (recorded on the ledger)."),
-                org: str = ORG_OPT, config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+def propose_add(definition: Annotated[Path, typer.Argument(help="The new org's definition (from its `network.sh "
+                                                                "org definition`).", show_default=False)],
+                proposal: NewProposal,
+                out: Annotated[Path, typer.Option("--out", help="Where to write the signed update (to send to the "
+                                                                "other orgs' admins).", show_default=False)],
+                reason: Reason, org: Org = "org1", config: Config = None, run_dir: RunDir = None) -> None:
     """Propose admitting an org: build the channel config update adding it, sign it, propose it on the ledger.
 
     The definition is checked (format, certificates, this consortium's domain, no private key). The update
@@ -103,22 +84,22 @@ def propose_add(definition: Path = typer.Argument(..., help="The new org's defin
     [bold]Example[/]
       fedfabric org propose-add org4.json --proposal add-org4 --out add-org4.pb --reason "a fourth hospital"
     """
-    from . import orgs
+    from .. import orgs
 
-    with _site(org, config, run_dir) as (site, client):
+    with _admin(org, config, run_dir) as (site, client):
         update, prop = orgs.propose_add(site, client, definition, proposal, out, reason)
-        _said(update, prop)
-        typer.echo(f"update written to {out}: send it with {definition} to the other orgs' admins "
-                   f"(`fedfabric org sign {proposal} {out.name} --definition {definition.name} --org ORG`)")
+    _said(update, prop)
+    typer.echo(f"update written to {out}: send it with {definition} to the other orgs' admins "
+               f"(`fedfabric org sign {proposal} {out.name} --definition {definition.name} --org ORG`)")
 
 
-@org_app.command("propose-remove")
+@app.command("propose-remove")
 @manual
-def propose_remove(msp_id: str = typer.Argument(..., help="The org to remove (e.g. Org3MSP)."),
-                   proposal: str = typer.Option(..., "--proposal", help="A new, unique proposal id."),
-                   out: Path = typer.Option(..., "--out", help="Where to write the signed update."),
-                   reason: str = typer.Option(..., "--reason", help="Why (recorded on the ledger)."),
-                   org: str = ORG_OPT, config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+def propose_remove(msp_id: Annotated[str, typer.Argument(help="The org to remove (e.g. Org3MSP).", show_default=False)],
+                   proposal: NewProposal,
+                   out: Annotated[Path, typer.Option("--out", help="Where to write the signed update.",
+                                                     show_default=False)],
+                   reason: Reason, org: Org = "org1", config: Config = None, run_dir: RunDir = None) -> None:
     """Propose removing an org from the channel: build the update dropping its group, sign it, propose it.
 
     Once admins of orgs holding the quorum of stake approved (`fedfabric org sign`), the contract suspends
@@ -129,17 +110,17 @@ def propose_remove(msp_id: str = typer.Argument(..., help="The org to remove (e.
     [bold]Example[/]
       fedfabric org propose-remove Org3MSP --proposal rm-org3 --out rm-org3.pb --reason "left the study"
     """
-    from . import orgs
+    from .. import orgs
 
-    with _site(org, config, run_dir) as (site, client):
+    with _admin(org, config, run_dir) as (site, client):
         update, prop = orgs.propose_remove(site, client, msp_id, proposal, out, reason)
-        _said(update, prop)
+    _said(update, prop)
 
 
-@org_app.command("sign")
+@app.command("sign")
 @manual
-def sign(proposal: str = PROPOSAL_ARG, update: Path = UPDATE_ARG, definition: Path = DEF_OPT, org: str = ORG_OPT,
-         config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+def sign(proposal: Proposal, update: UpdateFile, definition: Definition = None, org: Org = "org1",
+         config: Config = None, run_dir: RunDir = None) -> None:
     """Check a proposed org change, sign its channel update and approve it on the ledger, as your org's admin.
 
     The update must be the one the ledger's proposal names (its SHA-256) and do just what it says: add
@@ -153,17 +134,17 @@ def sign(proposal: str = PROPOSAL_ARG, update: Path = UPDATE_ARG, definition: Pa
     [bold]Example[/]
       fedfabric org sign add-org4 add-org4.pb --definition org4.json --org org2 --run-dir /srv/org2/run
     """
-    from . import orgs
+    from .. import orgs
 
-    with _site(org, config, run_dir) as (site, client):
+    with _admin(org, config, run_dir) as (site, client):
         signed, prop = orgs.sign(site, client, proposal, update, definition)
-        _said(signed, prop)
+    _said(signed, prop)
 
 
-@org_app.command("submit")
+@app.command("submit")
 @manual
-def submit(proposal: str = PROPOSAL_ARG, update: Path = UPDATE_ARG, definition: Path = DEF_OPT, org: str = ORG_OPT,
-           config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+def submit(proposal: Proposal, update: UpdateFile, definition: Definition = None, org: Org = "org1",
+           config: Config = None, run_dir: RunDir = None) -> None:
     """Submit an approved org change to the orderer and record on the ledger who signed it.
 
     Refused unless the ledger applied the proposal (its approvers hold the quorum of stake) and the update,
@@ -175,20 +156,20 @@ def submit(proposal: str = PROPOSAL_ARG, update: Path = UPDATE_ARG, definition: 
     [bold]Example[/]
       fedfabric org submit add-org4 add-org4.pb --definition org4.json --org org2
     """
-    from . import orgs
+    from .. import orgs
 
-    with _site(org, config, run_dir) as (site, client):
+    with _admin(org, config, run_dir) as (site, client):
         block, submitted, prop = orgs.submit(site, client, proposal, update, definition)
-        _said(submitted, prop)
-        typer.echo(f"committed in config block {block}")
+    _said(submitted, prop)
+    typer.echo(f"committed in config block {block}")
 
 
-@org_app.command("list")
-def list_proposals(org: str = ORG_OPT, user: str = typer.Option("User1", help="Identity to read as."),
-                   config: Path = CONFIG_OPT, run_dir: Path = RUN_OPT) -> None:
+@app.command("list")
+def list_proposals(org: Org = "org1", user: User = "User1", config: Config = None, run_dir: RunDir = None) -> None:
     """Every membership proposal: its approvals and, once submitted, who signed the channel update."""
-    from .cli import _read
-    from .orgs import MembershipClient, summary
+    from ..orgs import MembershipClient, summary
 
-    for prop in _read(org, user, config, run_dir, lambda c: MembershipClient(c.contract).list_memberships()):
+    with ledger(where(org, config, run_dir), user) as s:
+        proposals = MembershipClient(s.client.contract).list_memberships()
+    for prop in proposals:
         typer.echo(summary(prop))
