@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fedfabric.network import cli as network_cli
+from fedfabric.cli.network import _print_status
 
 from ..ledger.live_helpers import channel_of, connect_org
 
@@ -117,7 +117,7 @@ def test_counters_move_with_transactions(live_network, interop_cc, targets, caps
             > value(before[o], "ledger_blockchain_height", channel=channel)
 
     # and `network.sh status` names the endpoints just scraped
-    assert network_cli._print_status(live_network)
+    assert _print_status(live_network)
     out = capsys.readouterr().out
     for node, url, _, _ in targets:
         assert url in next(ln for ln in out.splitlines() if f" {node} " in ln)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
-from fedfabric.network import cli as network_cli
+from fedfabric.cli import app
+from fedfabric.network import paths
 from fedfabric.network.manager import Network
 from fedfabric.network.profile import ProfileError, write_profile
 
@@ -151,20 +153,22 @@ def test_refusals(net: Network, tmp_path: Path) -> None:
         write_profile(missing.layout, "org1", "User1", tmp_path / "d")
 
 
-def test_network_sh_and_fedfabric_network_profile(net: Network, config_file: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_network_sh_and_fedfabric_network_profile(net: Network, config_file: Path, tmp_path: Path) -> None:
     base = ["--config", str(config_file), "--run-dir", str(net.layout.root), "profile"]
-    assert network_cli.main(base + ["--org", "Org2MSP", "--user", "Admin", "--out", str(tmp_path / "a")]) == 0
+
+    def network_sh(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(paths.NETWORK_DIR / "network.sh"), *base, *args], capture_output=True, text=True,
+                              timeout=120)
+
+    out = network_sh("--org", "Org2MSP", "--user", "Admin", "--out", str(tmp_path / "a"))
+    assert out.returncode == 0, out.stderr
     p = json.loads((tmp_path / "a" / "connection-org2.json").read_text())
     assert p["client"]["organization"] == "org2" and (tmp_path / "a" / "identity-Admin.json").exists()
-    err = capsys.readouterr().err
     admin_msp = net.layout.user_msp(net.config.org("org2"), "Admin")
-    assert f"private key (not copied): {admin_msp}" in err.replace("\n", "")
-    assert network_cli.main(base + ["--org", "org7", "--out", str(tmp_path / "b")]) == 2
-    assert "error: no org named 'org7'" in capsys.readouterr().err
-    # `fedfabric network …` hands its arguments to the same command line
-    from fedfabric.cli import app
-
+    assert f"private key (not copied): {admin_msp}" in out.stderr.replace("\n", "")
+    out = network_sh("--org", "org7", "--out", str(tmp_path / "b"))
+    assert out.returncode == 2 and "error: no org named 'org7'" in out.stderr
+    # `fedfabric network …` is the same command line
     res = CliRunner().invoke(app, ["network"] + base + ["--org", "org3", "--out", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
     org3 = json.loads((tmp_path / "c" / "connection-org3.json").read_text())

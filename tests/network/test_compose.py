@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from fedfabric.network import cli, compose, fabricbin, paths
+from fedfabric.cli import app
+from fedfabric.network import compose, fabricbin, paths
 from fedfabric.network.compose import CONTAINER_RUN, IMAGE_BUILDER
 from fedfabric.network.config import ConsortiumConfig, load_config, parse_config
 from fedfabric.network.layout import Layout
@@ -247,18 +249,23 @@ def test_each_file_says_how_to_run_it_on_its_host(hosts_site, tmp_path) -> None:
 
 # -- network.sh compose ------------------------------------------------------------------------
 
-def test_cli_writes_the_files_of_the_orgs_this_site_holds(tmp_path, monkeypatch, capsys) -> None:
+def network(*args: str):
+    """``network.sh ARGS``, in this process."""
+    return CliRunner().invoke(app, ["network", *args])
+
+
+def test_cli_writes_the_files_of_the_orgs_this_site_holds(tmp_path, monkeypatch) -> None:
     cfg = tmp_path / "consortium.yaml"
     cfg.write_text(yaml.safe_dump(_hosts_raw()))
     monkeypatch.setattr(compose, "AGGREGATE", tmp_path / "aggregate.yml")
     run = tmp_path / "org1-host"
     ns = ["--config", str(cfg), "--run-dir", str(run)]
-    assert cli.main([*ns, "org", "init", "--org", "org1"]) == 0
-    assert cli.main([*ns, "compose"]) == 0
-    assert "run `network.sh generate`" in capsys.readouterr().err     # Fabric's config is not there yet
-    assert cli.main([*ns, "generate"]) == 0
-    assert cli.main([*ns, "compose"]) == 0
-    assert "not there yet" not in capsys.readouterr().err
+    assert network(*ns, "org", "init", "--org", "org1").exit_code == 0
+    res = network(*ns, "compose")
+    assert res.exit_code == 0 and "run `network.sh generate`" in res.stderr     # Fabric's config is not there yet
+    assert network(*ns, "generate").exit_code == 0
+    res = network(*ns, "compose")
+    assert res.exit_code == 0 and "not there yet" not in res.stderr
     written = sorted(p.name for p in (run / "compose").iterdir())
     assert written == ["org1.yml"] and not (tmp_path / "aggregate.yml").exists()
     doc = yaml.safe_load((run / "compose" / "org1.yml").read_text())
@@ -268,19 +275,19 @@ def test_cli_writes_the_files_of_the_orgs_this_site_holds(tmp_path, monkeypatch,
             assert host.is_dir(), host
             if not vol["read_only"]:
                 assert stat.S_IMODE(host.stat().st_mode) == 0o700
-    assert cli.main([*ns, "compose", "--org", "org2"]) == 2          # org2's home is on org2's host
-    assert "not an org of this site" in capsys.readouterr().err
-    assert cli.main([*ns, "compose", "--output", str(tmp_path / "x.yml")]) == 2
-    assert cli.main([*ns, "compose", "--org", "org1", "--out", str(tmp_path / "elsewhere")]) == 0
+    res = network(*ns, "compose", "--org", "org2")                 # org2's home is on org2's host
+    assert res.exit_code == 2 and "not an org of this site" in res.stderr
+    assert network(*ns, "compose", "--output", str(tmp_path / "x.yml")).exit_code == 2
+    assert network(*ns, "compose", "--org", "org1", "--out", str(tmp_path / "elsewhere")).exit_code == 0
     assert (tmp_path / "elsewhere" / "org1.yml").read_text().count(f"--out {tmp_path / 'elsewhere'}") == 1
 
 
 def test_cli_on_a_site_holding_everything_also_writes_the_aggregate(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(compose, "AGGREGATE", tmp_path / "aggregate.yml")
     run = tmp_path / "run"
-    assert cli.main(["--run-dir", str(run), "compose"]) == 0
+    assert network("--run-dir", str(run), "compose").exit_code == 0
     assert sorted(p.name for p in (run / "compose").iterdir()) == ["orderer.yml", "org1.yml", "org2.yml", "org3.yml"]
     agg = yaml.safe_load((tmp_path / "aggregate.yml").read_text())
     assert len(agg["services"]) == 9
-    assert cli.main(["--run-dir", str(run), "compose", "--orderer"]) == 0
+    assert network("--run-dir", str(run), "compose", "--orderer").exit_code == 0
     assert "orderer1" in yaml.safe_load((run / "compose" / "orderer.yml").read_text())["services"]

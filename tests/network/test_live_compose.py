@@ -22,9 +22,11 @@ from typing import Iterator
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from fedfabric.cli import app
 from fedfabric.client import open_client
-from fedfabric.network import cli, definition, fabricbin, nodes
+from fedfabric.network import definition, fabricbin, nodes
 from fedfabric.network.config import load_config
 from fedfabric.network.deploy import product_deployment
 from fedfabric.network.manager import Network
@@ -60,7 +62,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
 
 
 def _cli(w: dict, site: str, *args: str) -> int:
-    return cli.main(["--config", str(w["cfg"]), "--run-dir", str(w["sites"][site].layout.root), *args])
+    """``network.sh ARGS`` on ``site``, in this process: its exit status."""
+    common = ["--config", str(w["cfg"]), "--run-dir", str(w["sites"][site].layout.root)]
+    return CliRunner().invoke(app, ["network", *common, *args]).exit_code
 
 
 def test_each_site_writes_its_own_file(world) -> None:

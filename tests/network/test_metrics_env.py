@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedfabric.network import cli as network_cli
+from fedfabric.cli.network import _print_status
 from fedfabric.network.fabricbin import locate
 from fedfabric.network.manager import Network
 
@@ -42,7 +42,7 @@ def test_status_lists_each_metrics_endpoint(net: Network, capsys: pytest.Capture
     statuses = {s.node_id: s for s in net.status()}
     for spec in net.orderer_specs() + net.peer_specs() + net.ca_specs():
         assert statuses[spec.node_id].metrics == spec.metrics_url and not statuses[spec.node_id].up
-    assert network_cli._print_status(net) is False
+    assert _print_status(net) is False
     out = capsys.readouterr().out
     assert "metrics" in out
     for spec in net.orderer_specs() + net.peer_specs():

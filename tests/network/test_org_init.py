@@ -205,7 +205,7 @@ def test_an_org_outside_the_consortium_file_joins_the_site_config(tmp_path) -> N
 def _cli(*args: str, root: Path) -> subprocess.CompletedProcess[str]:
     cfg = root.parent / "consortium.yaml"
     cfg.write_text(yaml.safe_dump(shift_ports(default_raw(), OFFSET)))
-    return subprocess.run([sys.executable, "-m", "fedfabric.network", "--config", str(cfg), "--run-dir", str(root),
+    return subprocess.run([sys.executable, "-m", "fedfabric", "network", "--config", str(cfg), "--run-dir", str(root),
                            *args], capture_output=True, text=True, cwd=paths.REPO_ROOT,
                           env={"PYTHONPATH": f"{paths.REPO_ROOT / 'app'}:{paths.REPO_ROOT / 'chaincode'}",
                                "PATH": "/usr/bin:/bin", "HOME": str(Path.home())})
@@ -227,7 +227,7 @@ def test_cli_init_definition_import(tmp_path) -> None:
     (tmp_path / "bad.json").write_text(shared.read_text().replace("org1.fedfabric.local", "org1.evil"))
     out = _cli("org", "import", str(tmp_path / "bad.json"), root=b)
     assert out.returncode == 2 and "bad.json" in out.stderr
-    for line in ("initialize one org's home", "print an org's public definition", "org1-host$"):
+    for line in ("Initialize one org's home", "Print or write an org's public definition", "org1-host$"):
         assert line in _cli("org", "--help", root=a).stdout
 
 

@@ -118,7 +118,7 @@ def test_the_endpoint_is_served_announced_and_withdrawn(tmp_path):
 
 
 def test_an_announcement_whose_process_is_gone_is_listed_as_gone(tmp_path, capsys):
-    from fedfabric.network.cli import _print_node_metrics
+    from fedfabric.cli.network import _print_node_metrics
 
     d = tmp_path / "fl" / "metrics"
     d.mkdir(parents=True)

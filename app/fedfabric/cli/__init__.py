@@ -1,8 +1,8 @@
 """``fedfabric``: the command line of the consortium's federated learning.
 
-Every command explains itself with ``--help``. The network commands are the same as
-``network/network.sh``; the others talk to the ledger through the Fabric Gateway
-(:func:`fedfabric.cli.common.ledger`). One module per command group.
+Every command explains itself with ``--help``. ``fedfabric network …`` is what ``network/network.sh``
+runs; the others talk to the ledger through the Fabric Gateway (:func:`fedfabric.cli.common.ledger`).
+One module per command group.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import audit, consortium, demo, job, model, node, org
+from . import audit, consortium, demo, job, model, network, node, org
 
 app = typer.Typer(
     name="fedfabric",
@@ -23,16 +23,7 @@ app = typer.Typer(
 )
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "help_option_names": []})
-def network(ctx: typer.Context) -> None:
-    """Bring the Fabric network up, down, inspect it, deploy chaincode (same as network/network.sh).
-
-    Try `fedfabric network --help`.
-    """
-    from ..network.cli import main
-
-    raise typer.Exit(main(list(ctx.args) or ["--help"]))
+app.add_typer(network.app, name="network")
 
 
 @app.command()
@@ -55,4 +46,4 @@ app.command("demo")(demo.demo)
 
 
 def main() -> None:
-    app()
+    app(prog_name="fedfabric")   # also under `python -m fedfabric` (network/network.sh)

@@ -215,6 +215,13 @@ def console() -> Any:
     return Console(highlight=False, soft_wrap=False, width=160 if wide else None)
 
 
+def said(text: str, *, markup: bool = False) -> None:
+    """One line of what a command did, on stderr (stdout is for what it reports)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(text, markup=markup, highlight=False, soft_wrap=True)
+
+
 def table(title: str, *cols: str) -> Any:
     from rich.table import Table
 

@@ -11,7 +11,8 @@ Modules, one job each:
 * :mod:`.manager`   -- ``up | down | status | logs`` orchestration
 * :mod:`.profile`   -- connection profiles for Fabric's own clients (SDKs, gateway clients, peer CLI)
 * :mod:`.hfc_client` -- hfc's ``Client`` built from such a profile (in a process of its own)
-* :mod:`.cli`       -- the command line behind ``network/network.sh``
+
+Its command line, behind ``network/network.sh``, is ``fedfabric network`` (:mod:`fedfabric.cli.network`).
 """
 
 from .config import ConfigError, ConsortiumConfig, load_config
