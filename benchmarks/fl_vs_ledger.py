@@ -41,7 +41,7 @@ from fedfabric.fl.simulate import simulate  # noqa: E402
 from fedfabric.fl.task import held_out_split, task_for  # noqa: E402
 from fedfabric.fl.train import evaluate  # noqa: E402
 from fedfabric.network.deploy import product_deployment  # noqa: E402
-from fedfabric.network.manager import Network  # noqa: E402
+from fedfabric.network.manager import SiteManager  # noqa: E402
 from fedfabric.node.bootstrap import create_job, init_consortium  # noqa: E402
 from fedfabric.node.demo import DEFAULT_JOB, start_nodes, stop_nodes  # noqa: E402
 from fedfabric.node.jobfile import load_job_file  # noqa: E402
@@ -89,7 +89,7 @@ def through_ledger(job_file: Path, offset: int, rounds: int | None) -> dict:
         cfg_path.write_text(yaml.safe_dump(raw))
         from fedfabric.network.config import load_config
         config = load_config(cfg_path)
-        net = Network(config, root / "run")
+        net = SiteManager(config, root / "run")
         net.up()
         procs: dict = {}
         try:

@@ -40,7 +40,7 @@ sys.path[:0] = [str(ROOT / "app"), str(ROOT / "chaincode"), str(ROOT)]
 from fedfabric.ledger import CommitError, GatewayError  # noqa: E402
 from fedfabric.network import fabricbin  # noqa: E402
 from fedfabric.network.deploy import ChaincodeDeployment  # noqa: E402
-from fedfabric.network.manager import Network  # noqa: E402
+from fedfabric.network.manager import SiteManager  # noqa: E402
 from tests.conftest import test_config  # noqa: E402
 from tests.ledger.live_helpers import connect_org, wait_until_endorsable  # noqa: E402
 
@@ -194,7 +194,7 @@ def main() -> int:
                               command=(sys.executable, "-m", "tests.chaincode_demo.demo_cc"))
     tag = f"{os.getpid()}-{int(time.time())}"
     with tempfile.TemporaryDirectory(prefix="fedfabric-bench-") as tmp:
-        net = Network(config, Path(tmp) / "run", report=lambda m: print(f"  {m}", file=sys.stderr))
+        net = SiteManager(config, Path(tmp) / "run", report=lambda m: print(f"  {m}", file=sys.stderr))
         try:
             t0 = time.monotonic()
             net.up()

@@ -48,7 +48,7 @@ from fedfabric.artifacts import ArtifactStore  # noqa: E402
 from fedfabric.ledger import contract as gw_contract  # noqa: E402
 from fedfabric.network import fabricbin  # noqa: E402
 from fedfabric.network.layout import Layout  # noqa: E402
-from fedfabric.network.manager import Network  # noqa: E402
+from fedfabric.network.manager import SiteManager  # noqa: E402
 from fedfabric.node import exchange  # noqa: E402
 from fedfabric_protocol import aggregate, codec  # noqa: E402
 from fedfabric_protocol.records import Result  # noqa: E402
@@ -106,7 +106,7 @@ def p50(xs: list[float]) -> float:
 class Nodes:
     """Each org's payload server (its training node's exchange) and the other orgs' fetches."""
 
-    def __init__(self, net: Network, tmp: Path) -> None:
+    def __init__(self, net: SiteManager, tmp: Path) -> None:
         layout: Layout = net.layout
         cfg = net.config
         roots = {o.msp_id: layout.org_tls_ca(o).read_bytes() for o in cfg.orgs}
@@ -282,7 +282,7 @@ def main() -> int:
     load = os.getloadavg()
     gwt = GatewayTimes()
     with tempfile.TemporaryDirectory(prefix="fedfabric-bench-") as tmp:
-        net = Network(test_config(args.offset), Path(tmp) / "run", report=lambda m: console.print(f"[dim]• {m}[/dim]"))
+        net = SiteManager(test_config(args.offset), Path(tmp) / "run", report=lambda m: console.print(f"[dim]• {m}[/dim]"))
         nodes: Nodes | None = None
         try:
             t0 = time.monotonic()

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "app"), str(ROOT / "chaincode"), str(ROOT)]
 
 from fedfabric.network import fabricbin  # noqa: E402
-from fedfabric.network.manager import Network  # noqa: E402
+from fedfabric.network.manager import SiteManager  # noqa: E402
 from tests.conftest import test_config  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def main() -> int:
     runs = []
     for i in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
-            net = Network(test_config(args.offset), Path(tmp) / "run")
+            net = SiteManager(test_config(args.offset), Path(tmp) / "run")
             t0 = time.monotonic()
             net.up()
             up_s = time.monotonic() - t0

@@ -47,14 +47,14 @@ test_config.__test__ = False  # not a test function
 
 
 @pytest.fixture(scope="session")
-def live_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator["Network"]:
+def live_network(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SiteManager"]:
     """A real Fabric network (3 Raft orderers, 3 peers, channel joined, the fedfabric chaincode deployed)
     for the whole session."""
     from fedfabric.network.deploy import product_deployment
-    from fedfabric.network.manager import Network
+    from fedfabric.network.manager import SiteManager
 
     run_root = tmp_path_factory.mktemp("fabric-run")
-    net = Network(test_config(), run_root)
+    net = SiteManager(test_config(), run_root)
     try:
         net.up()
         net.deploy(product_deployment(net.config))  # the consortium contract, as `network.sh up` does

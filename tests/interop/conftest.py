@@ -17,7 +17,7 @@ import pytest
 
 from fedfabric.network.deploy import ChaincodeDeployment
 from fedfabric.network.fabricbin import locate
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.network.profile import ProfileFiles, write_profile
 
 from ..conftest import test_config
@@ -29,8 +29,8 @@ POLICY = "AND('Org1MSP.peer','Org2MSP.peer')"
 
 
 @pytest.fixture(scope="session")
-def generated_net(tmp_path_factory: pytest.TempPathFactory) -> Network:
-    net = Network(test_config(), tmp_path_factory.mktemp("generated-run"), fabric=locate())
+def generated_net(tmp_path_factory: pytest.TempPathFactory) -> SiteManager:
+    net = SiteManager(test_config(), tmp_path_factory.mktemp("generated-run"), fabric=locate())
     net.generate()
     return net
 

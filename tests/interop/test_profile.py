@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from fedfabric.cli import app
 from fedfabric.network import paths
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.network.profile import ProfileError, write_profile
 
 from ..conftest import TEST_PORT_OFFSET, default_raw, shift_ports
@@ -27,7 +27,7 @@ from .conftest import private_key_files
 
 
 @pytest.fixture(scope="module")
-def net(generated_net: Network) -> Network:
+def net(generated_net: SiteManager) -> SiteManager:
     return generated_net
 
 
@@ -39,7 +39,7 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def written(net: Network, tmp_path_factory: pytest.TempPathFactory):
+def written(net: SiteManager, tmp_path_factory: pytest.TempPathFactory):
     files = write_profile(net.layout, "org1", "User1", tmp_path_factory.mktemp("out") / "org1")
     return files, json.loads(files.json.read_text())
 
@@ -57,7 +57,7 @@ def _tls(entry: dict, expected: Path) -> None:
     x509.load_pem_x509_certificate(pem.encode())
 
 
-def test_common_connection_profile_layout(net: Network, written) -> None:
+def test_common_connection_profile_layout(net: SiteManager, written) -> None:
     files, p = written
     cfg, layout = net.config, net.layout
     org1 = cfg.org("org1")
@@ -98,7 +98,7 @@ def test_common_connection_profile_layout(net: Network, written) -> None:
     assert str(layout.root) not in files.json.read_text() and str(layout.root) not in files.yaml.read_text()
 
 
-def test_identity_points_at_the_key_without_copying_it(net: Network, written) -> None:
+def test_identity_points_at_the_key_without_copying_it(net: SiteManager, written) -> None:
     files, _ = written
     org1 = net.config.org("org1")
     ident = json.loads(files.identity.read_text())
@@ -125,7 +125,7 @@ def test_identity_points_at_the_key_without_copying_it(net: Network, written) ->
                                                                "tlscacerts"]
 
 
-def test_rewriting_replaces_the_msp(net: Network, written) -> None:
+def test_rewriting_replaces_the_msp(net: SiteManager, written) -> None:
     files, _ = written
     again = write_profile(net.layout, "org1", "Admin", files.json.parent)
     assert again.msp_dir == files.msp_dir and again.identity.name == "identity-Admin.json"
@@ -135,7 +135,7 @@ def test_rewriting_replaces_the_msp(net: Network, written) -> None:
     write_profile(net.layout, "org1", "User1", files.json.parent)     # back, for the other tests
 
 
-def test_refusals(net: Network, tmp_path: Path) -> None:
+def test_refusals(net: SiteManager, tmp_path: Path) -> None:
     with pytest.raises(ProfileError, match="no org named 'org9'"):
         write_profile(net.layout, "org9", "User1", tmp_path / "a")
     with pytest.raises(ProfileError, match=r"no identity 'carol' in org2 .*network.sh enroll --org org2 --name carol"):
@@ -148,12 +148,12 @@ def test_refusals(net: Network, tmp_path: Path) -> None:
     finally:
         key.chmod(0o600)
     assert not (tmp_path / "c").exists()
-    missing = Network(net.config, tmp_path / "empty-run", fabric=net.fabric)
+    missing = SiteManager(net.config, tmp_path / "empty-run", fabric=net.fabric)
     with pytest.raises(ProfileError, match="no identity 'User1' in org1"):
         write_profile(missing.layout, "org1", "User1", tmp_path / "d")
 
 
-def test_network_sh_and_fedfabric_network_profile(net: Network, config_file: Path, tmp_path: Path) -> None:
+def test_network_sh_and_fedfabric_network_profile(net: SiteManager, config_file: Path, tmp_path: Path) -> None:
     base = ["--config", str(config_file), "--run-dir", str(net.layout.root), "profile"]
 
     def network_sh(*args: str) -> subprocess.CompletedProcess[str]:

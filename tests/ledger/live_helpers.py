@@ -1,6 +1,6 @@
 """Helpers for live-network ledger tests (network layout may still change: keep these thin).
 
-``connect_org(net, "org1")`` takes a running ``fedfabric.network.manager.Network`` (e.g. the
+``connect_org(net, "org1")`` takes a running ``fedfabric.network.manager.SiteManager`` (e.g. the
 ``live_network`` fixture) or a run directory, and returns a :class:`fedfabric.ledger.Gateway`.
 """
 
@@ -15,7 +15,7 @@ from fedfabric.ledger import Gateway, Qscc
 
 def connect_org(net_or_run_root: Any, org: str, user: str = "User1", config: Any = None,
                 **gateway_options: Any) -> Gateway:
-    """Gateway to ``org``'s peer as ``user``; ``net_or_run_root`` is a manager Network or a run dir."""
+    """Gateway to ``org``'s peer as ``user``; ``net_or_run_root`` is a manager SiteManager or a run dir."""
     from fedfabric.connect import connect
 
     layout = getattr(net_or_run_root, "layout", None)
@@ -25,7 +25,7 @@ def connect_org(net_or_run_root: Any, org: str, user: str = "User1", config: Any
 
 
 def channel_of(net: Any, default: str = "fl") -> str:
-    """The channel name of a manager Network (``fl`` if unknown)."""
+    """The channel name of a manager SiteManager (``fl`` if unknown)."""
     return getattr(getattr(net, "config", None), "channel", default)
 
 

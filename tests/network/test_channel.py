@@ -10,7 +10,7 @@ import pytest
 
 from fedfabric.network import channel, fabricbin
 from fedfabric.network.layout import Layout
-from fedfabric.network.manager import ChannelState, Network, convergence_problem
+from fedfabric.network.manager import ChannelState, SiteManager, convergence_problem
 from fedfabric.network.nodes import NodeError
 
 from ..conftest import test_config
@@ -48,8 +48,8 @@ def test_convergence_problem(v, min_height, problem) -> None:
         assert got is not None and got.startswith(problem), got
 
 
-def _net(tmp_path: Path, views: list[dict[str, ChannelState]]) -> Network:
-    net = Network(test_config(20000), tmp_path / "run", fabric=fabricbin.FabricInstall(tmp_path, tmp_path))
+def _net(tmp_path: Path, views: list[dict[str, ChannelState]]) -> SiteManager:
+    net = SiteManager(test_config(20000), tmp_path / "run", fabric=fabricbin.FabricInstall(tmp_path, tmp_path))
     seq = iter(views)
     last: list[dict[str, ChannelState]] = []
 
@@ -86,7 +86,7 @@ def _genesis_config(tmp_path: Path) -> tuple[fabricbin.FabricInstall, Layout, di
     """A real genesis block (each org's cryptogen, configtxgen from the definitions), decoded to the
     channel config."""
     fabric = fabricbin.locate()
-    net = Network(test_config(20000), tmp_path / "run", fabric=fabric)
+    net = SiteManager(test_config(20000), tmp_path / "run", fabric=fabric)
     net.generate()
     layout = net.layout
     channel.translate(fabric, "proto_decode", "common.Block", layout.genesis_block, tmp_path / "block.json")

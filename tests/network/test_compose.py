@@ -20,7 +20,7 @@ from fedfabric.network import compose, fabricbin, paths
 from fedfabric.network.compose import CONTAINER_RUN, IMAGE_BUILDER
 from fedfabric.network.config import ConsortiumConfig, load_config, parse_config
 from fedfabric.network.layout import Layout
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 
 from ..conftest import default_raw
 from .keyscan import key_files
@@ -44,12 +44,12 @@ def _hosts_raw() -> dict:
 
 
 @pytest.fixture(scope="module")
-def hosts_site(tmp_path_factory: pytest.TempPathFactory) -> Network:
+def hosts_site(tmp_path_factory: pytest.TempPathFactory) -> SiteManager:
     """One run directory holding every org's home (real cryptogen material), orgs on distinct hosts."""
     base = tmp_path_factory.mktemp("compose-hosts")
     cfg = base / "consortium.yaml"
     cfg.write_text(yaml.safe_dump(_hosts_raw()))
-    net = Network(load_config(cfg), base / "run", fabric=fabricbin.locate())
+    net = SiteManager(load_config(cfg), base / "run", fabric=fabricbin.locate())
     net.init_orgs()
     return net
 

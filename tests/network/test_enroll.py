@@ -26,7 +26,7 @@ from fedfabric.network.enroll import EnrollError, _service, cert_role, enroll
 from fedfabric.network.fabricbin import REQUIRED, FabricInstall
 from fedfabric.network.identities import issue_role_identity
 from fedfabric.network.layout import Layout
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 
 from ..conftest import test_config
 
@@ -182,7 +182,7 @@ def test_ca_node_spec_tls_loopback_and_no_secret(layout, tmp_path) -> None:
         (tmp_path / "bin" / name).write_text("#!/bin/sh\n")
         (tmp_path / "bin" / name).chmod(0o755)
     server = tmp_path / "bin" / "fabric-ca-server"
-    net = Network(layout.config, layout.root, fabric=fake)
+    net = SiteManager(layout.config, layout.root, fabric=fake)
     specs = net.ca_specs()
     assert [s.node_id for s in specs] == ["ca.org1", "ca.org2", "ca.org3"]
     for org, spec in zip(layout.config.orgs, specs):

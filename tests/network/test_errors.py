@@ -15,7 +15,7 @@ import pytest
 
 from fedfabric.network import fabricbin, nodes, paths
 from fedfabric.network.fabricbin import FabricBinaryError, FabricInstall
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.network.nodes import NodeError
 
 from ..conftest import test_config
@@ -42,7 +42,7 @@ def _fake_bin(tmp_path: Path, fake: str, script: str) -> FabricInstall:
 def test_missing_binary_is_named(tmp_path) -> None:
     empty = tmp_path / "bin"
     empty.mkdir()
-    net = Network(test_config(OFFSET), tmp_path / "run", fabric=FabricInstall(empty, tmp_path / "cfg"))
+    net = SiteManager(test_config(OFFSET), tmp_path / "run", fabric=FabricInstall(empty, tmp_path / "cfg"))
     with pytest.raises(FabricBinaryError) as err:
         net.up()
     assert str(err.value) == (f"Fabric binary 'peer' not found at {empty}/peer (looked in {empty}); "
@@ -62,7 +62,7 @@ def test_missing_binary_names_where_the_override_pointed(tmp_path, monkeypatch) 
 def test_port_taken_names_node_role_and_log_and_starts_nothing(tmp_path) -> None:
     config = test_config(OFFSET)
     o2 = config.orderer_org.orderers[1]
-    net = Network(config, tmp_path / "run", fabric=fabricbin.locate())
+    net = SiteManager(config, tmp_path / "run", fabric=fabricbin.locate())
     with socket.socket() as s:
         s.bind(("127.0.0.1", o2.admin_port))
         s.listen()
@@ -80,7 +80,7 @@ def test_port_taken_names_node_role_and_log_and_starts_nothing(tmp_path) -> None
 def test_peer_port_taken_names_the_peer(tmp_path) -> None:
     config = test_config(OFFSET)
     org3 = config.orgs[2]
-    net = Network(config, tmp_path / "run", fabric=fabricbin.locate())
+    net = SiteManager(config, tmp_path / "run", fabric=fabricbin.locate())
     with socket.socket() as s:
         s.bind(("127.0.0.1", org3.peer.chaincode_port))
         with pytest.raises(NodeError) as err:
@@ -95,7 +95,7 @@ def test_peer_port_taken_names_the_peer(tmp_path) -> None:
 def test_orderer_dying_during_up_is_reported_with_its_log(tmp_path) -> None:
     fabric = _fake_bin(tmp_path, "orderer",
                        "#!/bin/sh\necho 'panic: cannot open ledger: disk on fire' >&2\nexit 3\n")
-    net = Network(test_config(OFFSET), tmp_path / "run", fabric=fabric)
+    net = SiteManager(test_config(OFFSET), tmp_path / "run", fabric=fabric)
     with pytest.raises(NodeError) as err:
         net.up()
     msg = str(err.value)
@@ -125,7 +125,7 @@ exit 4
 
 
 def test_peer_dying_during_up_rolls_back_everything_this_up_started(tmp_path) -> None:
-    net = Network(test_config(OFFSET), tmp_path / "run", fabric=_fake_bin(tmp_path, "peer", FAKE_PEER))
+    net = SiteManager(test_config(OFFSET), tmp_path / "run", fabric=_fake_bin(tmp_path, "peer", FAKE_PEER))
     with pytest.raises(NodeError) as err:
         net.up()
     msg = str(err.value)
@@ -141,7 +141,7 @@ def test_peer_dying_during_up_rolls_back_everything_this_up_started(tmp_path) ->
 
 
 def test_failed_up_leaves_nodes_that_were_already_running_alone(tmp_path) -> None:
-    net = Network(test_config(OFFSET), tmp_path / "run", fabric=_fake_bin(tmp_path, "peer", FAKE_PEER))
+    net = SiteManager(test_config(OFFSET), tmp_path / "run", fabric=_fake_bin(tmp_path, "peer", FAKE_PEER))
     try:
         net.generate()
         with net._locked() as state:   # orderer1 and ca.org2 up from an earlier call

@@ -29,7 +29,7 @@ from fedfabric.client import open_client
 from fedfabric.network import definition, fabricbin, nodes
 from fedfabric.network.config import load_config
 from fedfabric.network.deploy import product_deployment
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.node.bootstrap import init_consortium
 
 from ..conftest import default_raw, shift_ports
@@ -51,8 +51,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     cfg.write_text(yaml.safe_dump(shift_ports(default_raw(), OFFSET)))
     w: dict = {"base": base, "cfg": cfg, "procs": [], "notes": {}}
     config = load_config(cfg)
-    w["sites"] = {"orderer": Network(config, base / "orderer", orgs=[], orderer=True)}
-    w["sites"].update({o: Network(config, base / o, orgs=[o]) for o in SITES[1:]})
+    w["sites"] = {"orderer": SiteManager(config, base / "orderer", orgs=[], orderer=True)}
+    w["sites"].update({o: SiteManager(config, base / o, orgs=[o]) for o in SITES[1:]})
     try:
         yield w
     finally:

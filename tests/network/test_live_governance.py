@@ -27,7 +27,7 @@ from fedfabric.client import Rejected, open_client
 from fedfabric.ledger import GatewayError
 from fedfabric.network import definition, paths
 from fedfabric.network.deploy import product_deployment
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.node.bootstrap import init_consortium
 from fedfabric.orgs import MembershipClient
 
@@ -52,8 +52,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     cfg = base / "consortium.yaml"
     cfg.write_text(yaml.safe_dump(shift_ports(default_raw(), OFFSET)))
     (base / "org4.yaml").write_text(yaml.safe_dump(ORG4))
-    main = Network(test_config(OFFSET), base / "consortium")
-    org4 = Network(test_config(OFFSET), base / "org4", orgs=[])
+    main = SiteManager(test_config(OFFSET), base / "consortium")
+    org4 = SiteManager(test_config(OFFSET), base / "org4", orgs=[])
     try:
         main.up()
         main.deploy(product_deployment(main.config))

@@ -35,7 +35,7 @@ from fedfabric.client import open_client
 from fedfabric.network import definition
 from fedfabric.network.config import parse_config, parse_org
 from fedfabric.network.deploy import product_deployment
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.node.bootstrap import create_job, init_consortium
 from fedfabric.node.jobfile import parse_job
 from fedfabric.orgs import MembershipClient, Site
@@ -82,11 +82,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         w["cfg"] = base / "consortium.yaml"
         w["cfg"].write_text(yaml.safe_dump(raw))
         config = parse_config(raw)
-        w["sites"]["orderer"] = Network(config, base / "orderer", orgs=[], orderer=True,
+        w["sites"]["orderer"] = SiteManager(config, base / "orderer", orgs=[], orderer=True,
                                         launcher=hosts.launcher("orderer"))
         for name in ORGS:
-            w["sites"][name] = Network(config, base / name, orgs=[name], launcher=hosts.launcher(name))
-        w["sites"]["org4"] = Network(config, base / "org4", orgs=[], launcher=hosts.launcher("org4"))
+            w["sites"][name] = SiteManager(config, base / name, orgs=[name], launcher=hosts.launcher(name))
+        w["sites"]["org4"] = SiteManager(config, base / "org4", orgs=[], launcher=hosts.launcher("org4"))
         yield w
     finally:
         _stop_nodes(w["procs"])
@@ -96,14 +96,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         hosts.close()
 
 
-def _keep_logs(net: Network, dest: Path) -> None:
+def _keep_logs(net: SiteManager, dest: Path) -> None:
     """Node and Fabric logs survive the site's run directory (for a post-mortem under pytest's basetemp)."""
     for log in [*net.layout.root.glob("logs/*.log"), *net.layout.root.glob("fl/*/node.log")]:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(log, dest / f"{log.parent.name}-{log.name}")
 
 
-def _exchange(sites: dict[str, Network], names: list[str]) -> None:
+def _exchange(sites: dict[str, SiteManager], names: list[str]) -> None:
     for name in names:
         for other in names:
             if other != name:
@@ -118,7 +118,7 @@ def _listeners(ns: str) -> set[str]:
     return {h.removeprefix("[::ffff:").removesuffix("]") for h in hosts}   # gRPC's dual-stack sockets
 
 
-def _admin(site: Network, org: str, user: str = "Admin"):
+def _admin(site: SiteManager, org: str, user: str = "Admin"):
     return open_client(org, user, config=site.config, run_root=site.layout.root)
 
 

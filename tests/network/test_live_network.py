@@ -24,7 +24,7 @@ import yaml
 
 from fedfabric.network import channel, deploy as ccdeploy, lifecycle, nodes, paths
 from fedfabric.network.deploy import ChaincodeDeployment
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 
 from ..conftest import default_raw, shift_ports, test_config
 from .procs import run_dir_processes
@@ -40,9 +40,9 @@ TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Network]:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SiteManager]:
     notes: list[str] = []
-    n = Network(test_config(OFFSET), tmp_path_factory.mktemp("live-network") / "run", report=notes.append)
+    n = SiteManager(test_config(OFFSET), tmp_path_factory.mktemp("live-network") / "run", report=notes.append)
     n.notes = notes  # type: ignore[attr-defined]
     try:
         t0 = time.monotonic()
@@ -76,7 +76,7 @@ def _speaks_tls(port: int, ca: Path) -> bool:
             return "CERTIFICATE" in str(exc).upper() or "ALERT" in str(exc).upper()
 
 
-def _cli(net: Network, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(net: SiteManager, *args: str) -> subprocess.CompletedProcess[str]:
     cfg = net.layout.root.parent / "consortium.yaml"
     if not cfg.exists():
         cfg.write_text(yaml.safe_dump(shift_ports(default_raw(), OFFSET)))
@@ -85,14 +85,14 @@ def _cli(net: Network, *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def _fabric_cli(net: Network, binary: str, args: list[str], env: dict[str, str] | None = None) -> str:
+def _fabric_cli(net: SiteManager, binary: str, args: list[str], env: dict[str, str] | None = None) -> str:
     proc = subprocess.run([str(net.fabric.binary(binary)), *args], capture_output=True, text=True, timeout=30,
                           env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stderr
     return proc.stdout + proc.stderr
 
 
-def _cli_channel_view(net: Network) -> dict[str, dict]:
+def _cli_channel_view(net: SiteManager) -> dict[str, dict]:
     """Every node's channel info straight from the Fabric CLIs: osnadmin channel list --channelID
     (height, status, consensusRelation) on each orderer, peer channel getinfo on each peer."""
     out: dict[str, dict] = {}
@@ -110,11 +110,11 @@ def _cli_channel_view(net: Network) -> dict[str, dict]:
     return out
 
 
-def _statuses(net: Network) -> dict:
+def _statuses(net: SiteManager) -> dict:
     return {s.node_id: s for s in net.status()}
 
 
-def test_up_status_listeners_idempotent(net: Network) -> None:
+def test_up_status_listeners_idempotent(net: SiteManager) -> None:
     assert TIMES["up"] < 120
     statuses = _statuses(net)
     assert set(statuses) == ORDERERS | PEERS | CAS
@@ -141,7 +141,7 @@ def test_up_status_listeners_idempotent(net: Network) -> None:
     assert {n: s.pid for n, s in _statuses(net).items()} == pids_before
 
 
-def test_a_config_transaction_reaches_every_node(net: Network) -> None:
+def test_a_config_transaction_reaches_every_node(net: SiteManager) -> None:
     """Right after up every node trivially sits at the genesis height; one ordered config
     transaction (new batch settings, signed by the orderer org's admin) must reach all six."""
     before = _cli_channel_view(net)
@@ -161,7 +161,7 @@ def test_a_config_transaction_reaches_every_node(net: Network) -> None:
     assert _cli_channel_view(net)["orderer1"]["height"] == 2
 
 
-def test_deploy_retried_after_a_partial_approval_commits(net: Network) -> None:
+def test_deploy_retried_after_a_partial_approval_commits(net: SiteManager) -> None:
     dep = ChaincodeDeployment(name="echo", version="1", command=ECHO)
     org1 = net.config.orgs[0]
     pkg, _ = ccdeploy.prepare_package(net.config, net.layout, dep, org1)
@@ -182,7 +182,7 @@ def test_deploy_retried_after_a_partial_approval_commits(net: Network) -> None:
     assert _echo_round_trip(net, "k1", "v1") == b"v1"
 
 
-def _echo_round_trip(net: Network, key: str, value: str) -> bytes:
+def _echo_round_trip(net: SiteManager, key: str, value: str) -> bytes:
     from tests.ledger.live_helpers import connect_org, wait_until_endorsable
 
     with connect_org(net, "org2") as gw:
@@ -192,7 +192,7 @@ def _echo_round_trip(net: Network, key: str, value: str) -> bytes:
         return contract.evaluate("get", args=[key])
 
 
-def test_redeploy_at_a_new_sequence_restarts_the_servers(net: Network) -> None:
+def test_redeploy_at_a_new_sequence_restarts_the_servers(net: SiteManager) -> None:
     before = _statuses(net)
     assert {n for n, s in before.items() if s.kind == "chaincode"} == SERVERS
     assert all(before[n].up for n in SERVERS), before
@@ -212,7 +212,7 @@ def test_redeploy_at_a_new_sequence_restarts_the_servers(net: Network) -> None:
     assert cli.returncode == 0 and all(n in cli.stdout for n in SERVERS), cli.stdout
 
 
-def test_down_stops_everything(net: Network) -> None:
+def test_down_stops_everything(net: SiteManager) -> None:
     root = net.layout.root
     running = run_dir_processes(root)
     nodes_up = {n: s.pid for n, s in _statuses(net).items() if s.up}

@@ -17,7 +17,7 @@ import pytest
 from fedfabric.client import open_client
 from fedfabric.network import definition
 from fedfabric.network.deploy import product_deployment
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.node.bootstrap import init_consortium
 
 from ..conftest import test_config
@@ -31,11 +31,11 @@ TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Network]]:
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SiteManager]]:
     base = tmp_path_factory.mktemp("live-sites")
     config = test_config(OFFSET)
-    out = {"orderer": Network(config, base / "orderer", orderer=True, orgs=[])}
-    out.update({o: Network(config, base / o, orgs=[o]) for o in ORGS})
+    out = {"orderer": SiteManager(config, base / "orderer", orderer=True, orgs=[])}
+    out.update({o: SiteManager(config, base / o, orgs=[o]) for o in ORGS})
     try:
         yield out
     finally:
@@ -43,7 +43,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Networ
             net.down()
 
 
-def _exchange(sites: dict[str, Network]) -> None:
+def _exchange(sites: dict[str, SiteManager]) -> None:
     """Every site imports every other site's definition (the files the orgs send each other)."""
     for net in sites.values():
         for name, other in sites.items():

@@ -8,7 +8,7 @@ import pytest
 
 from fedfabric.cli.network import _print_status
 from fedfabric.network.fabricbin import locate
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 
 from ..conftest import test_config
 
@@ -17,11 +17,11 @@ PROVIDER = {"orderer": "ORDERER_METRICS_PROVIDER", "peer": "CORE_METRICS_PROVIDE
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> Network:
-    return Network(test_config(), tmp_path / "run", fabric=locate())
+def net(tmp_path: Path) -> SiteManager:
+    return SiteManager(test_config(), tmp_path / "run", fabric=locate())
 
 
-def test_prometheus_on_every_operations_endpoint(net: Network) -> None:
+def test_prometheus_on_every_operations_endpoint(net: SiteManager) -> None:
     specs = net.orderer_specs() + net.peer_specs() + net.ca_specs()
     assert {s.kind for s in specs} == set(PROVIDER)
     for spec in specs:
@@ -38,7 +38,7 @@ def test_prometheus_on_every_operations_endpoint(net: Network) -> None:
         assert not any(c in spec.env["CORE_OPERATIONS_TLS_CLIENTROOTCAS_FILES"] for c in "[], ")
 
 
-def test_status_lists_each_metrics_endpoint(net: Network, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_lists_each_metrics_endpoint(net: SiteManager, capsys: pytest.CaptureFixture[str]) -> None:
     statuses = {s.node_id: s for s in net.status()}
     for spec in net.orderer_specs() + net.peer_specs() + net.ca_specs():
         assert statuses[spec.node_id].metrics == spec.metrics_url and not statuses[spec.node_id].up

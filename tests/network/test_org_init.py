@@ -21,7 +21,7 @@ from fedfabric.network import channel, definition, fabricbin, paths
 from fedfabric.network.config import ConfigError
 from fedfabric.network.definition import DefinitionError, parse_definition
 from fedfabric.network.fabricbin import FabricBinaryError
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 
 from ..conftest import default_raw, shift_ports, test_config
 from .keyscan import exposures, key_files
@@ -33,12 +33,12 @@ ORG4 = {"name": "org4", "msp_id": "Org4MSP", "host": "127.0.0.1",
         "chaincode_server_port": 29994, "node_port": 29964, "ca": {"port": 30054, "operations_port": 29457}}
 
 
-def site(root: Path, orgs: list[str], orderer: bool = False, config=CONFIG) -> Network:
-    return Network(config, root, fabric=fabricbin.locate(), orgs=orgs, orderer=orderer)
+def site(root: Path, orgs: list[str], orderer: bool = False, config=CONFIG) -> SiteManager:
+    return SiteManager(config, root, fabric=fabricbin.locate(), orgs=orgs, orderer=orderer)
 
 
 @pytest.fixture(scope="module")
-def sites(tmp_path_factory) -> dict[str, Network]:
+def sites(tmp_path_factory) -> dict[str, SiteManager]:
     """Four sites, each initialized on its own: orderer, org1, org2, org3."""
     base = tmp_path_factory.mktemp("sites")
     out = {"orderer": site(base / "orderer", [], orderer=True)}
@@ -192,7 +192,7 @@ def test_an_org_outside_the_consortium_file_joins_the_site_config(tmp_path) -> N
     root = tmp_path / "org4-site"
     out = _cli("org", "init", "--new", str(entry), root=root)
     assert "org4: home" in out.stderr and out.returncode == 0, out.stderr
-    net = Network(CONFIG, root, fabric=fabricbin.locate())
+    net = SiteManager(CONFIG, root, fabric=fabricbin.locate())
     assert net.site == {"orgs": ["org4"], "orderer": False}
     assert [o.name for o in net.config.orgs] == ["org1", "org2", "org3", "org4"]
     assert net.config.org("org4").stake == 0 and [o.name for o in net.local_orgs] == ["org4"]

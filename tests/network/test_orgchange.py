@@ -11,7 +11,7 @@ import pytest
 from fedfabric.network import channel, definition, fabricbin, orgchange
 from fedfabric.network.channel import org_admin
 from fedfabric.network.config import parse_org
-from fedfabric.network.manager import Network
+from fedfabric.network.manager import SiteManager
 from fedfabric.network.orgchange import OrgChangeError, admins_missing, read_update
 
 from ..conftest import test_config
@@ -24,9 +24,9 @@ CONFIG = test_config(20000)
 def world(tmp_path_factory):
     """A one-machine site with org1..3 (genesis block written) and org4 initialized on a site of its own."""
     base = tmp_path_factory.mktemp("orgchange")
-    net = Network(CONFIG, base / "site", fabric=fabricbin.locate())
+    net = SiteManager(CONFIG, base / "site", fabric=fabricbin.locate())
     net.generate()
-    newcomer = Network(CONFIG, base / "org4", fabric=fabricbin.locate(), orgs=[])
+    newcomer = SiteManager(CONFIG, base / "org4", fabric=fabricbin.locate(), orgs=[])
     d4 = newcomer.init_new_org(parse_org({**ORG4, "stake": 0}, "org4", CONFIG.domain))
     fabric = net.fabric
     channel.translate(fabric, "proto_decode", "common.Block", net.layout.genesis_block, base / "genesis.json")

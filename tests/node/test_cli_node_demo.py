@@ -128,7 +128,7 @@ class _FakeNetwork:
 @pytest.fixture
 def fake_network(monkeypatch):
     _FakeNetwork.made = []
-    monkeypatch.setattr("fedfabric.network.manager.Network", _FakeNetwork)
+    monkeypatch.setattr("fedfabric.network.manager.SiteManager", _FakeNetwork)
     return _FakeNetwork
 
 

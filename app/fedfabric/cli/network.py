@@ -22,7 +22,7 @@ from .network_org import NetworkSite, site
 
 if TYPE_CHECKING:
     from ..network.deploy import ChaincodeDeployment
-    from ..network.manager import Network
+    from ..network.manager import SiteManager
 
 
 def _expected() -> tuple[type[Exception], ...]:
@@ -87,7 +87,7 @@ def build(force: Annotated[bool, typer.Option("--force", help="Rebuild even when
     typer.echo(version.strip())
 
 
-def _deployment(net: "Network", name: Optional[str] = None, version: Optional[str] = None,
+def _deployment(net: "SiteManager", name: Optional[str] = None, version: Optional[str] = None,
                 server_command: Optional[str] = None, port_offset: int = 0,
                 policy: Optional[str] = None) -> "ChaincodeDeployment":
     import shlex
@@ -258,7 +258,7 @@ def generate(ctx: typer.Context) -> None:
     said(f"generated crypto material, node configuration and genesis block in {net.layout.root}")
 
 
-def _compose_orgs(net: "Network", orgs: list[str], orderer: bool) -> list[str]:
+def _compose_orgs(net: "SiteManager", orgs: list[str], orderer: bool) -> list[str]:
     """The orgs ``compose`` writes files for: those named (each held by this site), else all it holds."""
     from ..network.config import ConfigError
 
@@ -380,7 +380,7 @@ def _print(table: Any) -> None:
     Console(width=max(Console().width, 180)).print(table)
 
 
-def _print_status(net: "Network") -> bool:
+def _print_status(net: "SiteManager") -> bool:
     """Every node's status as a table, then the training nodes' metrics endpoints; True if every node is up."""
     table = _table(f"fedfabric network — channel '{net.config.channel}'",
                    "node", "kind", "state", "pid", "ports", "height", "health", "metrics")

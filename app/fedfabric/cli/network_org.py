@@ -18,7 +18,7 @@ import typer
 from .common import fail, manual, said
 
 if TYPE_CHECKING:
-    from ..network.manager import Network
+    from ..network.manager import SiteManager
 
 
 @dataclass(frozen=True)
@@ -28,18 +28,18 @@ class NetworkSite:
     config: Path
     run_dir: Optional[Path]
 
-    def network(self, orgs: Optional[list[str]] = None, orderer: Optional[bool] = None) -> "Network":
-        """The site's Network: the orgs it holds (remembered), or ``orgs`` / ``orderer`` when given."""
+    def network(self, orgs: Optional[list[str]] = None, orderer: Optional[bool] = None) -> "SiteManager":
+        """The site's process manager: the orgs it holds (remembered), or ``orgs`` / ``orderer`` when given."""
         from rich.markup import escape
 
         from ..network.config import load_config
-        from ..network.manager import Network
+        from ..network.manager import SiteManager
 
-        return Network(load_config(self.config), self.run_dir, orgs=orgs, orderer=orderer,
+        return SiteManager(load_config(self.config), self.run_dir, orgs=orgs, orderer=orderer,
                        report=lambda m: said(f"[dim]•[/dim] {escape(m)}", markup=True))
 
-    def holding(self, orgs: list[str], orderer: bool) -> "Network":
-        """The site's Network, extended by ``orgs`` (and the orderer org when ``orderer``)."""
+    def holding(self, orgs: list[str], orderer: bool) -> "SiteManager":
+        """The site's process manager, extended by ``orgs`` (and the orderer org when ``orderer``)."""
         from ..network import nodes
 
         net = self.network()

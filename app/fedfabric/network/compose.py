@@ -307,7 +307,7 @@ def render_consortium(config: ConsortiumConfig, layout: Layout, out_file: Path =
 
 
 def render(net: Any, out_file: Path = AGGREGATE) -> str:
-    """The aggregate of a site (a :class:`~fedfabric.network.manager.Network`) holding every org."""
+    """The aggregate of a site (a :class:`~fedfabric.network.manager.SiteManager`) holding every org."""
     return render_consortium(net.config, net.layout, out_file)
 
 

@@ -1,6 +1,6 @@
 """``up | down | status | logs``: the network's life cycle, idempotent and honest about failures.
 
-A :class:`Network` is one *site*: the orgs whose homes its run directory holds (all of them, and the
+A :class:`SiteManager` is one *site*: the orgs whose homes its run directory holds (all of them, and the
 orderer org, on one machine; one org on that org's own machine). Bringing a site up is the same
 sequence of per-org steps either way: each org initializes its own home and publishes its definition
 (``orginit``); the orderer org builds the genesis block from the definitions collected in ``public/``
@@ -68,8 +68,9 @@ class NodeStatus:
     metrics: str | None = None     # Prometheus scrape URL (orderers, peers, CAs), listed up or down
 
 
-class Network:
-    """One site of a consortium network: the orgs (and maybe the orderer org) whose homes live in one
+class SiteManager:
+    """The local process manager of one site of a consortium network (not the Gateway's
+    :class:`fedfabric.ledger.Network`, a channel seen by a client): the orgs (and maybe the orderer org) whose homes live in one
     run directory. ``orgs`` (peer org names) and ``orderer`` choose them the first time; the site
     remembers its choice (``state.json``). By default a site holds every org and the orderer org.
     ``launcher`` prefixes every node's command (``ip netns exec NS``: the site's nodes run in that

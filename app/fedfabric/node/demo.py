@@ -104,7 +104,7 @@ def run_demo(*, config_path: Path = paths.DEFAULT_CONFIG, run_root: Path | None 
     """
     from rich.console import Console
 
-    from ..network.manager import Network
+    from ..network.manager import SiteManager
     from .bootstrap import job_spec
 
     con = console or Console()
@@ -115,7 +115,7 @@ def run_demo(*, config_path: Path = paths.DEFAULT_CONFIG, run_root: Path | None 
     msp_of = {o.name: o.msp_id for o in config.orgs}
     spec = job_spec(job, msp_of)   # JobFileError here: nothing started yet
     t0 = time.monotonic()
-    net = Network(config, run_root, report=lambda m: con.print(f"[dim]network:[/] {m}"))
+    net = SiteManager(config, run_root, report=lambda m: con.print(f"[dim]network:[/] {m}"))
     con.rule("[bold]fedfabric demo")
     try:
         return _run(con, net, config, Path(config_path), run_root, job, spec, out_dir, timeout, t0)
