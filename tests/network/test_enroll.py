@@ -4,22 +4,21 @@ authorization token, without a running network."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import socket
 import stat
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
-from fedfabric.network import ca as fabricca
+from fedfabric.network import ca as fabricca, certs
 from fedfabric.network import paths
 from fedfabric.network.compose import CONTAINER_RUN, render
 from fedfabric.network.enroll import EnrollError, _service, cert_role, enroll
@@ -32,28 +31,11 @@ from ..conftest import test_config
 
 OFFSET = 20000
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+CA = replace(certs.CA, subject_key_id=True)   # like cryptogen's CAs: what they issue names them (AKI)
 
 
-def _ca(subject_cn: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256()))
-    return cert, key
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+def _ca(cn: str) -> certs.Credential:
+    return certs.issue(certs.subject(cn), CA, validity=certs.Validity.days(30))
 
 
 @pytest.fixture
@@ -62,23 +44,19 @@ def layout(tmp_path) -> Layout:
     certificate of its definition), User1's MSP."""
     lay = Layout(tmp_path / "run", test_config(OFFSET))
     for org in lay.config.orgs:
-        ca_cert, ca_key = _ca(f"ca.{org.domain}")
-        tls_cert, tls_key = _ca(f"tlsca.{org.domain}")
-        lay.org_ca_cert(org).parent.mkdir(parents=True)
-        lay.org_ca_cert(org).write_bytes(_pem(ca_cert))
-        lay.org_ca_key(org).write_bytes(_key_pem(ca_key))
-        lay.org_tlsca_dir(org).mkdir(parents=True)
-        (lay.org_tlsca_dir(org) / f"tlsca.{org.domain}-cert.pem").write_bytes(_pem(tls_cert))
-        (lay.org_tlsca_dir(org) / "priv_sk").write_bytes(_key_pem(tls_key))
+        ca, tlsca = _ca(f"ca.{org.domain}"), _ca(f"tlsca.{org.domain}")
+        ca.write(lay.org_ca_cert(org), lay.org_ca_key(org))
+        tlsca.write(lay.org_tlsca_dir(org) / f"tlsca.{org.domain}-cert.pem", lay.org_tlsca_dir(org) / "priv_sk")
         lay.org_tls_ca(org).parent.mkdir(parents=True)
-        lay.org_tls_ca(org).write_bytes(_pem(tls_cert))
+        lay.org_tls_ca(org).write_bytes(tlsca.cert_pem)
         t = lay.user_msp(org, "User1")
-        for sub, data in (("cacerts", _pem(ca_cert)), ("tlscacerts", _pem(tls_cert))):
+        for sub, data in (("cacerts", ca.cert_pem), ("tlscacerts", tlsca.cert_pem)):
             (t / sub).mkdir(parents=True)
             (t / sub / f"{sub}.pem").write_bytes(data)
         (t / "config.yaml").write_text("NodeOUs:\n  Enable: true\n")
+        user1 = certs.issue(certs.subject(f"User1@{org.domain}", units=["client"]), certs.IDENTITY, ca)
         (t / "signcerts").mkdir()
-        (t / "signcerts" / "cert.pem").write_bytes(_pem(_ca(f"User1@{org.domain}")[0]))
+        (t / "signcerts" / "cert.pem").write_bytes(user1.cert_pem)
     return lay
 
 
@@ -209,7 +187,7 @@ def test_token_is_the_current_fabric_ca_form(layout, monkeypatch) -> None:
 
     org = layout.config.org("org1")
     key = ec.generate_private_key(ec.SECP256R1())
-    cert_pem = _pem(_ca("admin")[0])
+    cert_pem = _ca("admin").cert_pem
 
     class Registrar:
         _cert, _private_key = cert_pem, key

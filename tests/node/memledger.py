@@ -55,18 +55,14 @@ def _arg(a: Any) -> str:
 def org_tls(orgs: Iterable[str]) -> dict[str, "NodeTls"]:
     """Per org a TLS CA and a node certificate for 127.0.0.1 it issued; each org's node identity knows every
     org's CA (what the network's per-org training-node material gives a real node)."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
     from fedfabric.node.exchange import NodeTls
-    from tests.ledger.certs import make_cert, pem_cert, pem_key
+    from tests.ledger.certs import tls_ca, tls_cert
 
     roots, leaves = {}, {}
-    for i, msp in enumerate(orgs):
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        cn = f"tlsca.{msp.lower()}"
-        roots[msp] = pem_cert(make_cert(cn, ca_key, ca=True))
-        key = ec.generate_private_key(ec.SECP256R1())
-        leaves[msp] = (pem_cert(make_cert(f"fl-node.{msp.lower()}", key, ca_key, cn, sans=["127.0.0.1"])), pem_key(key))
+    for msp in orgs:
+        ca = tls_ca(f"tlsca.{msp.lower()}")
+        node = tls_cert(f"fl-node.{msp.lower()}", ca, ["127.0.0.1"])
+        roots[msp], leaves[msp] = ca.cert_pem, (node.cert_pem, node.key_pem)
     return {m: NodeTls(leaves[m][0], leaves[m][1], dict(roots)) for m in roots}
 
 

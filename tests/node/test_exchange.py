@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from fedfabric.artifacts import ArtifactStore
 from fedfabric.node import exchange
@@ -12,7 +11,7 @@ from fedfabric.node.jobfile import parse_job
 from fedfabric.node.runtime import ExchangeSettings, NodeOptions, OrgNode
 
 from tests.chaincode.harness import ORGS, init
-from tests.ledger.certs import make_cert, pem_cert, pem_key
+from tests.ledger.certs import tls_ca, tls_cert
 
 from .memledger import MemClient, drive, wall_clock_ledger
 
@@ -22,11 +21,9 @@ def _org_tls(n: int) -> tuple[dict[str, bytes], dict[str, tuple[bytes, bytes]]]:
     roots, leaves = {}, {}
     for i in range(n):
         msp = ORGS[i] if i < len(ORGS) else f"Org{i + 1}MSP"
-        ca_key = ec.generate_private_key(ec.SECP256R1())
-        cn = f"tlsca.org{i + 1}"
-        roots[msp] = pem_cert(make_cert(cn, ca_key, ca=True))
-        key = ec.generate_private_key(ec.SECP256R1())
-        leaves[msp] = (pem_cert(make_cert(f"fl-node.org{i + 1}", key, ca_key, cn, sans=["127.0.0.1"])), pem_key(key))
+        ca = tls_ca(f"tlsca.org{i + 1}")
+        node = tls_cert(f"fl-node.org{i + 1}", ca, ["127.0.0.1"])
+        roots[msp], leaves[msp] = ca.cert_pem, (node.cert_pem, node.key_pem)
     return roots, leaves
 
 

@@ -15,18 +15,13 @@ environment variable, and Fabric CA leaves ``pass`` lines out of the configurati
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import secrets
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import certs
 from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricInstall
 from .layout import Layout
@@ -74,38 +69,13 @@ def issue_tls_cert(layout: Layout, org: PeerOrg, tls_dir: Path, host_name: str) 
     if (tls_dir / "server.crt").exists() and (tls_dir / "server.key").exists():
         return
     tlsca_dir = layout.org_tlsca_dir(org)
-    ca_pem = (tlsca_dir / f"tlsca.{org.domain}-cert.pem").read_bytes()
-    ca_cert = x509.load_pem_x509_certificate(ca_pem)
-    ca_key = serialization.load_pem_private_key((tlsca_dir / "priv_sk").read_bytes(), password=None)
-    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
-        x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
-        x509.NameAttribute(NameOID.LOCALITY_NAME, "San Francisco"),
-        x509.NameAttribute(NameOID.COMMON_NAME, host_name),
-    ])
-    ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    not_before = max(dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5), ca_cert.not_valid_before_utc)
-    sans = [*(x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys((org.host, "127.0.0.1"))),
-            x509.DNSName("localhost"), x509.DNSName(host_name)]
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before).not_valid_after(ca_cert.not_valid_after_utc)
-            .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False),
-                           critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    write_private(tls_dir / "server.key", key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    (tls_dir / "ca.crt").write_bytes(ca_pem)
-    (tls_dir / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tlsca_cert = tlsca_dir / f"tlsca.{org.domain}-cert.pem"
+    tls = certs.issue(certs.subject(host_name, cryptogen_place=True), certs.TLS,
+                      certs.Credential.load(tlsca_cert, tlsca_dir / "priv_sk"),
+                      sans=[*certs.host_sans(org.host), host_name])
+    _private_dir(tls_dir)
+    (tls_dir / "ca.crt").write_bytes(tlsca_cert.read_bytes())
+    tls.write(tls_dir / "server.crt", tls_dir / "server.key")
 
 
 def ensure_ca_material(layout: Layout, org: PeerOrg) -> None:

@@ -6,20 +6,14 @@ keys and the package are 0600, their directories 0700.
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import io
-import ipaddress
 import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
+from . import certs
 from .private import private_dir, write_private
 
 
@@ -50,50 +44,22 @@ class CCTls:
         return self.dir / "client.key"
 
 
-def _name(cn: str, org: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-
-
 def ensure_tls(dir: Path, org_domain: str, host: str = "127.0.0.1") -> CCTls:
     """A CA for the org's chaincode servers, a server cert (SANs the org's address, 127.0.0.1, localhost)
     and a client cert the peer presents (mutual TLS). Generated once."""
     tls = CCTls(dir)
     private_dir(dir)
-    if tls.client_key.exists():
+    if all(p.exists() for p in (tls.ca, tls.server_cert, tls.server_key, tls.client_cert, tls.client_key)):
         return tls
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    later = now + dt.timedelta(days=3650)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = _name(f"chaincode-ca.{org_domain}", org_domain)
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now).not_valid_after(later)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    tls.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    ca = certs.issue(certs.subject(f"chaincode-ca.{org_domain}", organization=org_domain), certs.CA,
+                     validity=certs.Validity.days(3650))
+    tls.ca.write_bytes(ca.cert_pem)
 
-    def leaf(cn: str, usage: ExtendedKeyUsageOID, cert_path: Path, key_path: Path) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (x509.CertificateBuilder().subject_name(_name(cn, org_domain)).issuer_name(ca_name)
-                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                .not_valid_before(now).not_valid_after(later)
-                .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), *(
-                    x509.IPAddress(ipaddress.ip_address(a)) for a in dict.fromkeys(("127.0.0.1", host)))]),
-                    critical=False)
-                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-                .sign(ca_key, hashes.SHA256()))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key_path, key)
+    def leaf(cn: str, profile: certs.Profile) -> certs.Credential:
+        return certs.issue(certs.subject(cn, organization=org_domain), profile, ca, sans=certs.host_sans(host))
 
-    leaf(f"chaincode.{org_domain}", ExtendedKeyUsageOID.SERVER_AUTH, tls.server_cert, tls.server_key)
-    leaf(f"peer-client.{org_domain}", ExtendedKeyUsageOID.CLIENT_AUTH, tls.client_cert, tls.client_key)
+    leaf(f"chaincode.{org_domain}", certs.CHAINCODE_SERVER).write(tls.server_cert, tls.server_key)
+    leaf(f"peer-client.{org_domain}", certs.CHAINCODE_CLIENT).write(tls.client_cert, tls.client_key)
     return tls
 
 

@@ -38,10 +38,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from . import ca as fabricca, paths
+from .certs import ATTRIBUTE_OID, key_pem
 from .private import private_tree, write_private
 from .config import ConfigError, ConsortiumConfig, PeerOrg, load_config
 from .layout import Layout
@@ -49,7 +49,6 @@ from .layout import Layout
 ROLES = ("auditor", "trainer", "admin")
 ROLE_ATTR = "fedfabric.role"          # what chaincode/fedfabric_cc/roles.py reads
 IDENTITY_TYPE = "client"
-ATTRIBUTE_OID = x509.ObjectIdentifier("1.2.3.4.5.6.7.8.1")   # Fabric CA's attribute extension
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NOT_FOUND = 63                       # Fabric CA error code: no such identity
 
@@ -312,7 +311,6 @@ def _write_msp(msp: Path, template: Path, cert_pem: bytes, key: Any) -> None:
     shutil.copyfile(template / "config.yaml", t / "config.yaml")
     (t / "signcerts").mkdir()
     (t / "signcerts" / "cert.pem").write_bytes(cert_pem)
-    write_private(t / "keystore" / "priv_sk", key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    write_private(t / "keystore" / "priv_sk", key_pem(key))
     private_tree(tmp)
     tmp.rename(msp.parent)

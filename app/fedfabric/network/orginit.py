@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ca, definition, identities
+from .certs import host_sans
 from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricInstall
 from .layout import Layout
@@ -25,15 +26,10 @@ from .private import private_dir, private_tree
 USERS = 2   # User1: trainer, User2: spare client
 
 
-def sans(host: str) -> list[str]:
-    """What clients dial an org's nodes at: its address, and the loopback names for same-host clients."""
-    return list(dict.fromkeys([host, "127.0.0.1", "localhost"]))
-
-
 def peer_org_crypto(org: PeerOrg) -> dict[str, Any]:
     """cryptogen's input for one peer org and nothing else."""
     return {"PeerOrgs": [{"Name": org.name, "Domain": org.domain, "EnableNodeOUs": True,
-                          "Specs": [{"Hostname": org.peer.name, "SANS": sans(org.host)}],
+                          "Specs": [{"Hostname": org.peer.name, "SANS": host_sans(org.host)}],
                           "Users": {"Count": USERS}}]}
 
 
@@ -41,7 +37,7 @@ def orderer_org_crypto(config: ConsortiumConfig) -> dict[str, Any]:
     """cryptogen's input for the orderer org and its orderers."""
     oo = config.orderer_org
     return {"OrdererOrgs": [{"Name": oo.name, "Domain": oo.domain, "EnableNodeOUs": True,
-                             "Specs": [{"Hostname": o.name, "SANS": sans(o.host)} for o in oo.orderers]}]}
+                             "Specs": [{"Hostname": o.name, "SANS": host_sans(o.host)} for o in oo.orderers]}]}
 
 
 def _cryptogen(fabric: FabricInstall, home: Path, crypto: dict[str, Any], what: str) -> bool:
