@@ -16,11 +16,11 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Any, Mapping, Optional
 
 import grpc
 
+from fedfabric_protocol import stakerule
 from fedfabric_protocol.records import Ballot, RoundRecord
 from fedfabric_protocol.states import Transient
 
@@ -61,17 +61,10 @@ class Written:
     block_number: int
 
 
-def smallest_coalition(me: str, *rules: list[list[str]]) -> Optional[list[str]]:
-    """The fewest orgs, including ``me``, that contain a winning coalition of every rule in ``rules``
-    (each a list of minimal winning coalitions); None if there is none."""
-    orgs = sorted({m for rule in rules for c in rule for m in c} | {me})
-    wins = [[set(c) for c in rule] for rule in rules]
-    for size in range(1, len(orgs) + 1):
-        for combo in combinations(orgs, size):
-            s = set(combo)
-            if me in s and all(any(c <= s for c in rule) for rule in wins):
-                return sorted(s)
-    return None
+def smallest_coalition(me: str, *rules: Mapping[str, Any]) -> Optional[list[str]]:
+    """The fewest orgs, including ``me``, that every rule in ``rules`` accepts (each a policy record or
+    its ``lifecycle`` entry: stake classes and threshold, or a list of coalitions); None if there is none."""
+    return stakerule.smallest_endorsing_set(me, *rules)
 
 
 class Coalition:
@@ -89,9 +82,9 @@ class Coalition:
             pol = client.get_policy()
         except (Rejected, GatewayError):
             return   # not initialized yet: let the Gateway choose
-        rules = (pol["coalitions"], pol.get("lifecycle_coalitions", pol["coalitions"]))
+        rules = (pol, stakerule.lifecycle_rule(pol))
         self._orgs = smallest_coalition(self.msp_id, *rules)
-        self._all = sorted({m for rule in rules for c in rule for m in c} | {self.msp_id})
+        self._all = sorted(set().union(*(stakerule.rule_orgs(r) for r in rules)) | {self.msp_id})
 
     def orgs(self, client: "FedFabricClient") -> Optional[list[str]]:
         if self._orgs is None:

@@ -6,7 +6,7 @@ from typing import Mapping
 from fabshim.contract import Context
 from fedfabric_protocol.spec import Incentives
 
-from . import members
+from . import members, policy
 
 
 def split(pool: int, weights: Mapping[str, int]) -> dict[str, int]:
@@ -36,7 +36,9 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
            reward_weights: Mapping[str, int], absent: list[str], anomalous: list[str] = (),
            no_reveal: list[str] = ()) -> dict:
     """Pay the round's reward pool by ``reward_weights`` and slash offenders (never the last stake); write
-    the org records and their history. ``orgs``: the point-read records of at least every org named."""
+    the org records and their history. ``orgs``: the point-read records of at least every org named.
+    Slashing that would leave a stake vector without a compact exact endorsement policy is not applied
+    (``slash_skipped`` says why): a round always closes."""
     payout = split(inc.reward_per_round, reward_weights)
     cuts = penalties(inc, list(absent), list(anomalous), list(no_reveal))
     before = {m: orgs[m] for m in sorted(set(payout) | set(cuts)) if m in orgs}
@@ -48,7 +50,18 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
         if cut and sum(members.stakes({**orgs, **after}).values()) - cut > 0:
             after[m]["stake"] -= cut
             slashed[m] = cut
+    skipped = None
+    if slashed:
+        num, den = members.consortium(ctx)["quorum"]
+        try:
+            policy.compile_policy(members.stakes({**members.all_orgs(ctx), **after}), num, den)
+        except policy.PolicyError as exc:
+            skipped = str(exc)
+            for m, cut in slashed.items():
+                after[m]["stake"] += cut
+            slashed = {}
     compiled = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r})
-    return {"rewards": payout, "slashed": slashed, "policy": compiled["policy"] if compiled else None,
+    return {"rewards": payout, "slashed": slashed, "slash_skipped": skipped,
+            "policy": compiled["policy"] if compiled else None,
             "envelope": bytes.fromhex(compiled["envelope_hex"]) if compiled else None,
             "orgs": {**orgs, **after}}

@@ -7,6 +7,7 @@ from fabshim.contract import Context
 from fedfabric_protocol.errors import show
 from fedfabric_protocol.fields import Fields, fraction, ident, valid_text
 from fedfabric_protocol.spec import MAX_ORGS, MSP_RE
+from fedfabric_protocol import stakerule
 from fedfabric_protocol.states import MemberStatus
 from fedfabric_protocol.tally import active_stakes as stakes
 
@@ -76,7 +77,7 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
     compiled = compile_for(stakes(records), num, den)
     # the chaincode's lifecycle policy is compiled from the same consortium.yaml stakes at deploy time:
     # clients choose endorsers that satisfy both it and the current (key-level) policy
-    compiled["lifecycle_coalitions"] = compiled["coalitions"]
+    compiled["lifecycle"] = stakerule.own_rule(compiled)
     conf = {"quorum": [num, den], "initialized_at": state.now(ctx), "initialized_by": cid.msp_id,
             "tx_id": ctx.stub.tx_id}
     state.put(ctx, state.key(ctx, state.CONSORTIUM), conf)
@@ -90,6 +91,8 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
 
 
 def compile_for(stake_map: dict[str, int], num: int, den: int) -> dict:
+    """The compiled endorsement policy of ``stake_map``; a stake vector that has no compact exact
+    policy is refused (the transaction asking for it fails and writes nothing)."""
     try:
         return policy.compile_policy(stake_map, num, den)
     except policy.PolicyError as exc:
@@ -131,7 +134,7 @@ def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict],
     merged = {**all_orgs(ctx), **after}
     previous = state.must_get(ctx, state.key(ctx, state.POLICY), "endorsement policy")
     compiled = compile_for(stakes(merged), num, den)
-    compiled["lifecycle_coalitions"] = previous.get("lifecycle_coalitions", previous["coalitions"])
+    compiled["lifecycle"] = stakerule.lifecycle_rule(previous)
     state.put(ctx, state.key(ctx, state.POLICY), compiled)
     ep = bytes.fromhex(compiled["envelope_hex"])
     for attrs, job in state.scan(ctx, state.JOB):
@@ -183,6 +186,7 @@ def propose_stake_adjustment(ctx: Context, proposal_id: str, msp_id: str, delta:
     _check_reason(reason)
     target = _target(ctx, msp_id)
     _check_stake_change(target, delta)
+    _check_compiles(ctx, {**target, "stake": target["stake"] + delta})
     prop = {"proposal_id": proposal_id, "msp_id": msp_id, "delta": delta, "reason": reason,
             "proposed_by": org["msp_id"], "approvals": [org["msp_id"]], "status": "pending",
             "created_at": state.now(ctx), "tx_ids": [ctx.stub.tx_id]}
@@ -209,6 +213,7 @@ def propose_status_change(ctx: Context, proposal_id: str, msp_id: str, status: s
     _check_reason(reason)
     target = _target(ctx, msp_id)
     _check_status_change(ctx, target, status)
+    _check_compiles(ctx, {**target, "status": status})
     prop = {"proposal_id": proposal_id, "msp_id": msp_id, "new_status": status, "reason": reason,
             "proposed_by": org["msp_id"], "approvals": [org["msp_id"]], "status": "pending",
             "created_at": state.now(ctx), "tx_ids": [ctx.stub.tx_id]}
@@ -269,6 +274,15 @@ def _check_stake_change(target: dict, delta: int, now: bool = False) -> None:
     if target["stake"] + delta < 0:
         holds = "now holds" if now else "holds"
         raise fail(f"{target['msp_id']} {holds} {target['stake']} stake; cannot burn {-delta}")
+
+
+def _check_compiles(ctx: Context, after: dict) -> None:
+    """Refuse, when it is proposed, a change whose stake vector would have no compact exact policy
+    (checked again when it is applied: stake may move in between)."""
+    num, den = consortium(ctx)["quorum"]
+    st = stakes({**all_orgs(ctx), after["msp_id"]: after})
+    if sum(st.values()) > 0:
+        compile_for(st, num, den)
 
 
 def _check_status_change(ctx: Context, target: dict, status: str) -> None:

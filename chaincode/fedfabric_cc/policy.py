@@ -1,25 +1,59 @@
-"""Stake-weighted endorsement: "orgs holding >= num/den of the stake" as Fabric policies.
+"""Stake-weighted endorsement: "orgs holding >= num/den of the stake" as Fabric policies, exact and compact.
 
-The rule is the OR of its minimal winning coalitions, each an AND of the members' peers. It is
-emitted both as the lifecycle policy string and as SignaturePolicyEnvelope bytes for key-level
-(state-based) endorsement. Integer arithmetic only; coalitions in canonical order (size, names).
+Orgs of equal stake are interchangeable, so the rule only depends on how many orgs of each stake
+class endorse. It is compiled into nested threshold gates (Fabric's ``NOutOf``): with the classes
+nested in some order, the policy of classes j.. needing stake R is
+
+    OR over c = 0..n_j of  AND( OutOf(c, class j), policy of classes j+1.. needing R - c*s_j )
+
+keeping only the counts c whose remainder is a different rule than for c - 1 and stopping at the
+first c that needs nothing more (the last class is a single ``OutOf(ceil(R/s), class)``). Equal
+stakes collapse to one ``OutOf``; for 3 equal orgs at 2/3 it is ``OutOf(2,'A.peer','B.peer','C.peer')``.
+It is exactly the stake rule: every remainder is monotone, so a set of orgs satisfies the branch of
+its own count in class j iff its other orgs hold the remainder, and fails every branch otherwise.
+Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) the
+smallest policy string is kept, ties by envelope size then by order: deterministic for a given stake
+vector. Fabric evaluates a gate by trying each rule on the identities not yet used and keeping the
+identities of the rules that passed; an AND here only joins gates over disjoint classes, so that
+greedy evaluation gives the boolean answer (``envelope_satisfied`` follows Fabric's evaluator).
+
+It is emitted as the lifecycle policy string (``OutOf(k, 'A.peer', ...)``, ``AND``/``OR`` where k is
+all or one) and as SignaturePolicyEnvelope bytes for key-level (state-based) endorsement; both must
+stay under :data:`MAX_POLICY_BYTES`. Where no such form fits (many distinct stakes), compiling
+refuses with :class:`PolicyError` and the contract refuses the stake change that asked for it.
+Integer arithmetic only; identities, classes and vectors in canonical order.
+
+The minimal-winning-coalition form (:func:`minimal_winning_coalitions`) stays as the reference the
+tests compare against; it grows as C(n, k) and is not what the ledger uses.
 """
 from __future__ import annotations
 
-from itertools import combinations
+from itertools import combinations, permutations
+from typing import Iterable, Sequence, Union
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 
-MAX_ORGS = 16  # 2^16 subsets: beyond this the coalition list is too large to be a usable policy
+from fedfabric_protocol.stakerule import stake_classes, wins
+
+MAX_POLICY_BYTES = 64 * 1024   # lifecycle string and envelope bytes, each
+REFERENCE_MAX_ORGS = 16        # the coalition reference enumerates 2^n subsets
+ALL_ORDERS_MAX_CLASSES = 4     # up to this many stake classes every nesting order is tried
+ROLE = "peer"
+
+# A policy term: an MSP id (a signature of that org's peer) or (n, children): at least n of children.
+Term = Union[str, tuple]
 
 
 class PolicyError(ValueError):
     """The stake vector or threshold cannot be compiled."""
 
 
-def minimal_winning_coalitions(stakes: dict[str, int], num: int, den: int) -> list[tuple[str, ...]]:
-    """Sets of orgs whose stake reaches num/den of the total and none of whose proper subsets does."""
+class _TooLarge(Exception):
+    pass
+
+
+def _check(stakes: dict[str, int], num: int, den: int) -> int:
     if den <= 0 or num <= 0 or num > den:
         raise PolicyError(f"threshold {num}/{den} must be in (0, 1]")
     if any(int(s) < 0 for s in stakes.values()):
@@ -27,31 +61,42 @@ def minimal_winning_coalitions(stakes: dict[str, int], num: int, den: int) -> li
     total = sum(int(s) for s in stakes.values())
     if total <= 0:
         raise PolicyError("total stake must be positive")
-    names = sorted(m for m, s in stakes.items() if int(s) > 0)
-    if len(names) > MAX_ORGS:
-        raise PolicyError(f"more than {MAX_ORGS} staked orgs: the coalition policy would be too large")
-    out: list[tuple[str, ...]] = []
-    for size in range(1, len(names) + 1):
-        for combo in combinations(names, size):
-            if sum(int(stakes[m]) for m in combo) * den < num * total:
-                continue
-            if any(set(w) <= set(combo) for w in out):
-                continue
-            out.append(combo)
-    return out
+    return total
 
 
-def policy_string(coalitions: list[tuple[str, ...]], role: str = "peer") -> str:
-    """Lifecycle signature policy, e.g. ``OR(AND('Org1MSP.peer','Org2MSP.peer'),...)``."""
+# ---- terms
+def gate(n: int, children: Sequence[Term]) -> Term:
+    """At least ``n`` of ``children``; nested ANDs into an AND and ORs into an OR are spliced."""
+    kids = list(children)
+    if n == len(kids) or n == 1:
+        flat: list[Term] = []
+        for c in kids:
+            same = isinstance(c, tuple) and len(c[1]) > 1 and (c[0] == len(c[1]) if n == len(kids) else c[0] == 1)
+            flat.extend(c[1] if same else [c])
+        kids, n = flat, (len(flat) if n == len(kids) else 1)
+    if len(kids) == 1 and n == 1:
+        return kids[0]
+    return (n, tuple(kids))
+
+
+def coalitions_term(coalitions: Sequence[Sequence[str]]) -> Term:
+    """OR of ANDs: the policy of a list of coalitions."""
     if not coalitions:
         raise PolicyError("no winning coalition")
+    return gate(1, [gate(len(c), list(c)) for c in coalitions])
 
-    def conj(c: tuple[str, ...]) -> str:
-        p = ",".join(f"'{m}.{role}'" for m in c)
-        return p if len(c) == 1 else f"AND({p})"
 
-    parts = [conj(c) for c in coalitions]
-    return parts[0] if len(parts) == 1 else f"OR({','.join(parts)})"
+def to_string(term: Term, role: str = ROLE) -> str:
+    """Lifecycle signature policy syntax: ``'M.peer'``, ``AND(..)``, ``OR(..)``, ``OutOf(n, ..)``."""
+    if isinstance(term, str):
+        return f"'{term}.{role}'"
+    n, kids = term
+    inner = ",".join(to_string(k, role) for k in kids)
+    if n == len(kids):
+        return f"AND({inner})"
+    if n == 1:
+        return f"OR({inner})"
+    return f"OutOf({n},{inner})"
 
 
 def _principal(msp_id: str) -> msp_principal_pb2.MSPPrincipal:
@@ -60,50 +105,269 @@ def _principal(msp_id: str) -> msp_principal_pb2.MSPPrincipal:
                                           principal=role.SerializeToString())
 
 
-def signature_policy_envelope(coalitions: list[tuple[str, ...]]) -> bytes:
-    """SignaturePolicyEnvelope bytes: NOutOf(1, [NOutOf(|c|, [SignedBy(peer of m) for m in c])])."""
-    if not coalitions:
-        raise PolicyError("no winning coalition")
-    orgs = sorted({m for c in coalitions for m in c})
+def term_orgs(term: Term) -> list[str]:
+    if isinstance(term, str):
+        return [term]
+    return sorted({m for k in term[1] for m in term_orgs(k)})
+
+
+def to_envelope(term: Term) -> bytes:
+    """SignaturePolicyEnvelope bytes: identities are the orgs' peer roles in name order."""
+    orgs = term_orgs(term)
     index = {m: i for i, m in enumerate(orgs)}
     SP = policies_pb2.SignaturePolicy
 
-    def conj(c: tuple[str, ...]) -> policies_pb2.SignaturePolicy:
-        rules = [SP(signed_by=index[m]) for m in c]
-        return SP(n_out_of=SP.NOutOf(n=len(rules), rules=rules))
+    def build(t: Term) -> policies_pb2.SignaturePolicy:
+        if isinstance(t, str):
+            return SP(signed_by=index[t])
+        return SP(n_out_of=SP.NOutOf(n=t[0], rules=[build(k) for k in t[1]]))
 
-    rules = [conj(c) for c in coalitions]
-    rule = rules[0] if len(rules) == 1 else SP(n_out_of=SP.NOutOf(n=1, rules=rules))
-    env = policies_pb2.SignaturePolicyEnvelope(version=0, rule=rule,
-                                               identities=[_principal(m) for m in orgs])
+    env = policies_pb2.SignaturePolicyEnvelope(version=0, rule=build(term), identities=[_principal(m) for m in orgs])
     return env.SerializeToString(deterministic=True)
 
 
-def decode_envelope(data: bytes) -> list[tuple[str, ...]]:
-    """Coalitions back from envelope bytes (inverse of :func:`signature_policy_envelope`)."""
+def signature_policy_envelope(coalitions: Sequence[Sequence[str]]) -> bytes:
+    """Envelope bytes of an explicit list of coalitions (an OR of ANDs)."""
+    return to_envelope(coalitions_term(coalitions))
+
+
+def _parse(data: bytes) -> tuple[policies_pb2.SignaturePolicyEnvelope, list[tuple[str, int]]]:
     env = policies_pb2.SignaturePolicyEnvelope()
     env.ParseFromString(data)
-    orgs = []
+    ids = []
     for p in env.identities:
+        if p.principal_classification != msp_principal_pb2.MSPPrincipal.ROLE:
+            raise PolicyError("only MSP role principals are supported")
         r = msp_principal_pb2.MSPRole()
         r.ParseFromString(p.principal)
-        orgs.append(r.msp_identifier)
+        ids.append((r.msp_identifier, r.role))
+    return env, ids
 
-    def conj(sp: policies_pb2.SignaturePolicy) -> tuple[str, ...]:
+
+def decode_envelope(data: bytes) -> Term:
+    """The term back from envelope bytes (inverse of :func:`to_envelope` for peer-role principals)."""
+    env, ids = _parse(data)
+
+    def term(sp: policies_pb2.SignaturePolicy) -> Term:
         if sp.WhichOneof("Type") == "signed_by":
-            return (orgs[sp.signed_by],)
-        if sp.n_out_of.n != len(sp.n_out_of.rules):
-            raise PolicyError("not a conjunction")
-        return tuple(orgs[r.signed_by] for r in sp.n_out_of.rules)
+            return ids[sp.signed_by][0]
+        return (sp.n_out_of.n, tuple(term(r) for r in sp.n_out_of.rules))
 
-    top = env.rule
-    if top.WhichOneof("Type") == "n_out_of" and top.n_out_of.n == 1 and len(top.n_out_of.rules) > 1:
-        return [conj(r) for r in top.n_out_of.rules]
-    return [conj(top)]
+    return term(env.rule)
+
+
+def envelope_satisfied(data: bytes, signers: Iterable[str]) -> bool:
+    """Would Fabric accept endorsements by one peer of each org in ``signers`` (in that order) under
+    this envelope?
+
+    Follows Fabric's evaluator (common/cauthdsl): identities deduplicated, each identity satisfies at
+    most one ``SignedBy`` (a ``used`` flag per identity), an ``NOutOf`` tries every rule on a copy of
+    the flags and keeps the flags of the rules that passed. A PEER principal matches a peer of that
+    MSP, a MEMBER principal any identity of it."""
+    env, ids = _parse(data)
+    signed = list(dict.fromkeys(signers))
+    member = msp_principal_pb2.MSPRole.MEMBER
+
+    def ev(sp: policies_pb2.SignaturePolicy, used: list[bool]) -> bool:
+        if sp.WhichOneof("Type") == "signed_by":
+            msp, role = ids[sp.signed_by]
+            for i, who in enumerate(signed):
+                if not used[i] and who == msp and role in (msp_principal_pb2.MSPRole.PEER, member):
+                    used[i] = True
+                    return True
+            return False
+        verified = 0
+        for rule in sp.n_out_of.rules:
+            trial = list(used)
+            if ev(rule, trial):
+                verified += 1
+                used[:] = trial
+        return verified >= sp.n_out_of.n
+
+    return ev(env.rule, [False] * len(signed))
+
+
+def term_satisfied(term: Term, signers: Iterable[str]) -> bool:
+    """Plain boolean reading of a term (each org counted once per gate)."""
+    s = set(signers)
+    if isinstance(term, str):
+        return term in s
+    return sum(term_satisfied(k, s) for k in term[1]) >= term[0]
+
+
+def count_gates(term: Term) -> tuple[int, int]:
+    """(NOutOf gates, SignedBy leaves) of a term."""
+    if isinstance(term, str):
+        return 0, 1
+    g, s = 1, 0
+    for k in term[1]:
+        a, b = count_gates(k)
+        g, s = g + a, s + b
+    return g, s
+
+
+# ---- the compact compiler
+def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], need: int, den: int,
+            refs: int) -> object:
+    """The rule over ``classes`` nested in ``order`` as a DAG of nodes: True (nothing needed), None
+    (unreachable), ("k", j, k) (at least k of class j, the last level) or ("or", j, ((c, sub), ...)).
+    Raises _TooLarge once more than ``refs`` distinct gates exist (each lists a principal at least once
+    in the expanded policy), or more than ``refs`` times min(classes, 8) (residual, level) pairs."""
+    w = [classes[j][0] * den for j in order]
+    n = [len(classes[j][1]) for j in order]
+    suffix = [0] * (len(order) + 1)
+    for i in range(len(order) - 1, -1, -1):
+        suffix[i] = suffix[i + 1] + w[i] * n[i]
+    memo: dict[tuple[int, int], object] = {}
+    made = [0]
+    cap = refs * min(len(order), 8)
+
+    def node(i: int, r: int) -> object:
+        if r <= 0:
+            return True
+        if r > suffix[i]:
+            return None
+        key = (i, r)
+        if key in memo:
+            return memo[key]
+        if i == len(order) - 1:
+            out: object = ("k", order[i], -(-r // w[i]))
+            made[0] += 1
+        else:
+            branches, prev = [], object()
+            for c in range(n[i] + 1):
+                sub = node(i + 1, r - c * w[i])
+                if sub is not None and sub != prev:
+                    branches.append((c, sub))
+                prev = sub
+                if sub is True:
+                    break
+            if len(branches) == 1 and branches[0][0] == 0:
+                out = branches[0][1]         # class i does not matter here
+            else:
+                out = ("or", order[i], tuple(branches))
+                made[0] += 1
+        memo[key] = out
+        if made[0] > refs or len(memo) > cap:
+            raise _TooLarge
+        return out
+
+    return node(0, need)
+
+
+def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs: int) -> Term:
+    refs = [0]
+
+    def of(j: int, k: int) -> Term:
+        orgs = classes[j][1]
+        refs[0] += len(orgs)
+        if refs[0] > limit_refs:
+            raise _TooLarge
+        return orgs[0] if len(orgs) == 1 else gate(k, list(orgs))
+
+    def term(x: object) -> Term:
+        if x[0] == "k":
+            return of(x[1], x[2])
+        alts = []
+        for c, sub in x[2]:
+            parts = ([of(x[1], c)] if c else []) + ([] if sub is True else [term(sub)])
+            alts.append(gate(len(parts), parts))
+        return gate(1, alts)
+
+    return term(root)
+
+
+def _paths(x: object) -> list[dict[int, int]]:
+    if x is True:
+        return [{}]
+    if x[0] == "k":
+        return [{x[1]: x[2]}]
+    out = []
+    for c, sub in x[2]:
+        for p in _paths(sub):
+            out.append({**p, x[1]: c} if c else p)
+    return out
+
+
+def _orders(m: int) -> list[tuple[int, ...]]:
+    if m <= ALL_ORDERS_MAX_CLASSES:
+        return list(permutations(range(m)))
+    base = tuple(range(m))
+    return [base, base[::-1]]
+
+
+def compact_policy(stakes: dict[str, int], num: int, den: int,
+                   limit: int = MAX_POLICY_BYTES) -> tuple[Term, list[tuple[int, tuple[str, ...]]], object]:
+    """(term, stake classes, nested form) of the smallest nested form found; PolicyError if none fits."""
+    total = _check(stakes, num, den)
+    classes = stake_classes(stakes)
+    need = num * total
+    min_ref = min(len(m) for _, orgs in classes for m in orgs) + len(f"'.{ROLE}',")
+    refs = limit // min_ref + 1          # more principal references than this cannot fit in ``limit`` bytes
+    best = None
+    for order in _orders(len(classes)):
+        try:
+            root = _nested(classes, order, need, den, refs)
+            term = _expand(root, classes, refs)
+        except _TooLarge:
+            continue
+        text, env = to_string(term), to_envelope(term)
+        if len(text.encode()) > limit or len(env) > limit:
+            continue
+        key = (len(text), len(env), order)
+        if best is None or key < best[0]:
+            best = (key, term, root)
+    if best is None:
+        staked = sum(len(o) for _, o in classes)
+        raise PolicyError(
+            f"no exact endorsement policy of at most {limit} bytes for {staked} staked orgs in {len(classes)} "
+            f"distinct stake classes at quorum {num}/{den}: orgs of equal stake share one OutOf term, "
+            f"so use fewer distinct stake values")
+    return best[1], classes, best[2]
+
+
+def _minimal_count_vectors(classes, num: int, den: int, root: object) -> list[list[int]]:
+    """The minimal winning vectors of per-class counts (canonical class order), largest counts of the
+    largest stakes first: the count vectors of the nested form's paths that lose when any count drops
+    (every minimal vector is a path: a branch is only left out when a smaller count does as well)."""
+    total = sum(s * len(o) for s, o in classes)
+    out = set()
+    for p in _paths(root):
+        v = tuple(p.get(j, 0) for j in range(len(classes)))
+        held = sum(c * classes[j][0] for j, c in enumerate(v))
+        if all(c == 0 or (held - classes[j][0]) * den < num * total for j, c in enumerate(v)):
+            out.add(v)
+    return [list(v) for v in sorted(out, reverse=True)]
 
 
 def compile_policy(stakes: dict[str, int], num: int, den: int) -> dict:
-    """Everything the ledger keeps about the current stake rule."""
-    coalitions = minimal_winning_coalitions(stakes, num, den)
-    return {"threshold": [num, den], "coalitions": [list(c) for c in coalitions],
-            "policy": policy_string(coalitions), "envelope_hex": signature_policy_envelope(coalitions).hex()}
+    """Everything the ledger keeps about the current stake rule: the threshold, the stake classes,
+    the minimal count vectors (one count per class: any that many orgs of each class), the policy
+    string, the envelope and their sizes."""
+    term, classes, root = compact_policy(stakes, num, den)
+    text, env = to_string(term), to_envelope(term)
+    gates, refs = count_gates(term)
+    return {"threshold": [num, den],
+            "classes": [{"stake": s, "orgs": list(o)} for s, o in classes],
+            "vectors": _minimal_count_vectors(classes, num, den, root),
+            "policy": text, "envelope_hex": env.hex(),
+            "size": {"policy_bytes": len(text.encode()), "envelope_bytes": len(env), "gates": gates,
+                     "signed_by": refs}}
+
+
+# ---- the reference: minimal winning coalitions (C(n, k) of them), for tests and benchmarks
+def minimal_winning_coalitions(stakes: dict[str, int], num: int, den: int) -> list[tuple[str, ...]]:
+    """Sets of orgs whose stake reaches num/den of the total and none of whose proper subsets does."""
+    _check(stakes, num, den)
+    names = sorted(m for m, s in stakes.items() if int(s) > 0)
+    if len(names) > REFERENCE_MAX_ORGS:
+        raise PolicyError(f"more than {REFERENCE_MAX_ORGS} staked orgs: too many subsets to enumerate")
+    out: list[tuple[str, ...]] = []
+    for size in range(1, len(names) + 1):
+        for combo in combinations(names, size):
+            if not wins(stakes, num, den, combo):
+                continue
+            if any(set(w) <= set(combo) for w in out):
+                continue
+            out.append(combo)
+    return out

@@ -16,7 +16,10 @@ def led():
 def test_init_consortium_creates_orgs_history_policy_and_event():
     led = Ledger()
     out = init(led, stakes=(50, 30, 20), balances=(5, 0, 0))
-    assert out["policy"]["coalitions"] == [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"]]
+    assert out["policy"]["classes"] == [{"stake": 50, "orgs": ["Org1MSP"]}, {"stake": 30, "orgs": ["Org2MSP"]},
+                                        {"stake": 20, "orgs": ["Org3MSP"]}]
+    assert out["policy"]["vectors"] == [[1, 1, 0], [1, 0, 1]]     # Org1 with Org2, or Org1 with Org3
+    assert out["policy"]["lifecycle"] == {"threshold": [2, 3], "classes": out["policy"]["classes"]}
     orgs = led.call(ids.auditor(ORGS[1]), "list_orgs")
     assert [(o["msp_id"], o["stake"], o["balance"], o["status"]) for o in orgs] == [
         ("Org1MSP", 50, 5, "active"), ("Org2MSP", 30, 0, "active"), ("Org3MSP", 20, 0, "active")]
@@ -65,13 +68,14 @@ def test_roles(led):
 def test_transfer_stake_recompiles_policy_and_rekeys_job_endorsement(led):
     led.call(ids.admin(ORGS[0]), "create_job", job_spec())
     jk = led.stub.create_composite_key("job", ["job1"])
-    assert policy.decode_envelope(led.stub.vparams[jk]) == [("Org1MSP", "Org2MSP"), ("Org1MSP", "Org3MSP"),
-                                                            ("Org2MSP", "Org3MSP")]
+    assert policy.decode_envelope(led.stub.vparams[jk]) == (2, ("Org1MSP", "Org2MSP", "Org3MSP"))
     out = led.call(ids.admin(ORGS[1]), "transfer_stake", "Org1MSP", 90)
     assert out["from"]["stake"] == 10 and out["to"]["stake"] == 190
     pol = led.call(ids.auditor(ORGS[2]), "get_policy")
-    assert pol["coalitions"] == [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"]]
-    assert policy.decode_envelope(led.stub.vparams[jk]) == [("Org1MSP", "Org2MSP"), ("Org1MSP", "Org3MSP")]
+    assert pol["vectors"] == [[1, 1, 0], [1, 0, 1]] and pol["policy"] == "AND('Org1MSP.peer',OR('Org2MSP.peer','Org3MSP.peer'))"
+    assert led.stub.vparams[jk] == bytes.fromhex(pol["envelope_hex"])
+    assert pol == {**policy.compile_policy({"Org1MSP": 190, "Org2MSP": 10, "Org3MSP": 100}, 2, 3),
+                   "lifecycle": {"threshold": [2, 3], "classes": [{"stake": 100, "orgs": ORGS}]}}
     vk = led.stub.create_composite_key("version", ["job1", "000000"])
     assert led.stub.vparams[vk] == led.stub.vparams[jk]
     hist = led.call(ids.trainer(ORGS[1]), "org_history", "Org2MSP")

@@ -38,11 +38,11 @@ def test_admission_needs_the_stake_quorum_then_the_org_is_a_member_without_stake
     [entry] = led.call(ids.auditor(ORGS[0]), "org_history", "Org4MSP")
     assert (entry["field"], entry["before"], entry["after"], entry["reason"]) == ("status", None, "active", "admitted")
     # no stake yet: the endorsement policy is unchanged, until the consortium grants stake
-    assert len(led.call(ids.auditor(ORGS[0]), "get_policy")["coalitions"]) == 3
+    assert led.call(ids.auditor(ORGS[0]), "get_policy")["classes"] == [{"stake": 100, "orgs": ORGS}]
     led.call(A(ORGS[0]), "propose_stake_adjustment", "grant-4", "Org4MSP", 100, "joined the study")
     led.call(A(ORGS[1]), "approve_stake_adjustment", "grant-4")
     pol = led.call(A("Org4MSP"), "get_policy")
-    assert ["Org1MSP", "Org2MSP", "Org4MSP"] in pol["coalitions"]
+    assert pol["classes"] == [{"stake": 100, "orgs": ORGS + ["Org4MSP"]}] and pol["vectors"] == [[3]]
 
 
 def test_the_admitted_org_writes_as_a_member(led):

@@ -44,9 +44,10 @@ def test_suspension_needs_the_stake_quorum_and_is_recorded(led):
         ("status", "active", "suspended", 0, "status-change")
     assert hist["ref"] == {"proposal_id": "s1"}
     # the endorsement policy drops the suspended org, on the chaincode record and on the job key
-    assert led.call(ids.auditor(ORGS[0]), "get_policy")["coalitions"] == [["Org1MSP", "Org2MSP"]]
+    pol = led.call(ids.auditor(ORGS[0]), "get_policy")
+    assert pol["classes"] == [{"stake": 100, "orgs": ["Org1MSP", "Org2MSP"]}] and pol["vectors"] == [[2]]
     jk = led.stub.create_composite_key("job", ["job1"])
-    assert policy.decode_envelope(led.stub.vparams[jk]) == [("Org1MSP", "Org2MSP")]
+    assert policy.decode_envelope(led.stub.vparams[jk]) == (2, ("Org1MSP", "Org2MSP"))
     history = led.call(ids.auditor(ORGS[0]), "key_history", "statusprop", ["s1"])
     assert [x["value"]["status"] for x in history] == ["applied", "pending"]
 
@@ -57,7 +58,7 @@ def test_reinstatement_restores_the_org_and_the_policy(led):
     p = led.call(A(ORGS[0]), "approve_status_change", "r1")
     assert p["status"] == "applied"
     assert led.call(ids.auditor(ORGS[0]), "get_org", "Org3MSP")["status"] == "active"
-    assert len(led.call(ids.auditor(ORGS[0]), "get_policy")["coalitions"]) == 3
+    assert led.call(ids.auditor(ORGS[0]), "get_policy")["classes"] == [{"stake": 100, "orgs": ORGS}]
     fields = [(e["field"], e["after"]) for e in led.call(ids.auditor(ORGS[0]), "org_history", "Org3MSP")]
     assert fields[-2:] == [("status", "suspended"), ("status", "active")]
     assert led.call(A(ORGS[2]), "create_job", job_spec("job2"))["spec"]["participants"] == ORGS

@@ -1,40 +1,179 @@
+"""The compiled stake policy is exactly the stake rule, under Fabric's own evaluation, and stays compact."""
+import random
+import re
+from itertools import combinations, islice, permutations
+
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 
-from itertools import combinations
 from fedfabric_cc import policy
+from fedfabric_protocol import stakerule
 
 O = ["Org1MSP", "Org2MSP", "Org3MSP", "Org4MSP"]
 
 
+def names(n):
+    return [f"Org{i + 1}MSP" for i in range(n)]
+
+
+def subsets(orgs):
+    for size in range(len(orgs) + 1):
+        yield from combinations(orgs, size)
+
+
+# ---- a reader of the lifecycle policy syntax, to evaluate the string the peer CLI is given
+_TOKEN = re.compile(r"\s*(AND|OR|OutOf|\(|\)|,|\d+|'[^']*')")
+
+
+def parse_policy_string(text: str) -> policy.Term:
+    toks, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        assert m, f"cannot read policy at {text[pos:pos + 20]!r}"
+        toks.append(m.group(1))
+        pos = m.end()
+    it = iter(toks + [None])
+    cur = [next(it)]
+
+    def take(want=None):
+        t = cur[0]
+        assert want is None or t == want, (t, want)
+        cur[0] = next(it)
+        return t
+
+    def term():
+        t = take()
+        if t.startswith("'"):
+            msp, role = t[1:-1].rsplit(".", 1)
+            assert role == "peer"
+            return msp
+        take("(")
+        n = None
+        if t == "OutOf":
+            n = int(take())
+            take(",")
+        kids = [term()]
+        while cur[0] == ",":
+            take(",")
+            kids.append(term())
+        take(")")
+        return (len(kids) if t == "AND" else 1 if t == "OR" else n, tuple(kids))
+
+    out = term()
+    assert cur[0] is None
+    return out
+
+
+def assert_exact(stakes: dict, num: int, den: int, shuffle: random.Random | None = None) -> dict:
+    """Every subset of orgs: the envelope (as Fabric evaluates it), the policy string and the stake rule agree."""
+    compiled = policy.compile_policy(stakes, num, den)
+    env = bytes.fromhex(compiled["envelope_hex"])
+    from_string = parse_policy_string(compiled["policy"])
+    assert from_string == policy.decode_envelope(env)
+    orgs = sorted(stakes)
+    for s in subsets(orgs):
+        want = stakerule.wins(stakes, num, den, s)
+        signers = list(s)
+        if shuffle:
+            shuffle.shuffle(signers)   # Fabric's greedy evaluation sees the endorsements in any order
+        assert policy.envelope_satisfied(env, signers) == want, (stakes, num, den, s)
+        assert policy.term_satisfied(from_string, s) == want
+        assert stakerule.accepts(compiled, s) == want
+    return compiled
+
+
+def brute_vectors(stakes, num, den):
+    classes = stakerule.stake_classes(stakes)
+    total = sum(stakes.values())
+    out = []
+    ranges = [range(len(o) + 1) for _, o in classes]
+
+    def held(v):
+        return sum(c * classes[j][0] for j, c in enumerate(v))
+
+    def rec(prefix):
+        if len(prefix) == len(classes):
+            if held(prefix) * den >= num * total and all(
+                    c == 0 or (held(prefix) - classes[j][0]) * den < num * total for j, c in enumerate(prefix)):
+                out.append(list(prefix))
+            return
+        for c in ranges[len(prefix)]:
+            rec(prefix + [c])
+
+    rec([])
+    return sorted(out, reverse=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=10), st.integers(1, 12), st.integers(1, 12),
+       st.integers(0, 2**31))
+def test_compiled_policy_is_exactly_the_stake_rule(stakes, a, b, seed):
+    num, den = min(a, b), max(a, b)
+    st_ = dict(zip(names(len(stakes)), stakes))
+    if sum(stakes) == 0:
+        with pytest.raises(policy.PolicyError, match="total stake must be positive"):
+            policy.compile_policy(st_, num, den)
+        return
+    compiled = assert_exact(st_, num, den, random.Random(seed))
+    assert compiled["vectors"] == brute_vectors(st_, num, den)
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_random_stakes_up_to_ten_orgs_agree_with_the_coalition_form(seed):
+    rnd = random.Random(seed)
+    n = rnd.randint(1, 10)
+    values = [rnd.choice([1, 2, 3, 5, 10, 100, 101, 250, 10**12]) for _ in range(rnd.randint(1, 4))]
+    stakes = {m: rnd.choice(values) for m in names(n)}
+    num, den = rnd.choice([(1, 2), (2, 3), (3, 4), (1, 1), (1, 3), (51, 100)])
+    compiled = assert_exact(stakes, num, den, rnd)
+    coalitions = policy.minimal_winning_coalitions(stakes, num, den)
+    reference = policy.signature_policy_envelope(coalitions)
+    env = bytes.fromhex(compiled["envelope_hex"])
+    for s in subsets(sorted(stakes)):
+        assert policy.envelope_satisfied(env, s) == policy.envelope_satisfied(reference, s)
+    # the minimal winning coalitions are exactly the sets whose class counts are a minimal vector
+    classes = [set(o) for _, o in stakerule.stake_classes(stakes)]
+    counts = sorted([len(set(c) & k) for k in classes] for c in coalitions)
+    expanded = sorted(list(v) for v in compiled["vectors"] for _ in range(_combos(v, classes)))
+    assert sorted(map(list, set(map(tuple, counts)))) == sorted(compiled["vectors"])
+    assert len(counts) == len(expanded)
+
+
+def _combos(v, classes):
+    from math import comb
+    out = 1
+    for c, k in zip(v, classes):
+        out *= comb(len(k), c)
+    return out
+
+
 @pytest.mark.parametrize("stakes,num,den,want", [
-    ((100, 100, 100), 2, 3, [("Org1MSP", "Org2MSP"), ("Org1MSP", "Org3MSP"), ("Org2MSP", "Org3MSP")]),
-    ((50, 30, 20), 2, 3, [("Org1MSP", "Org2MSP"), ("Org1MSP", "Org3MSP")]),
-    ((70, 20, 10), 2, 3, [("Org1MSP",)]),
-    ((40, 30, 20, 10), 1, 2, [("Org1MSP", "Org2MSP"), ("Org1MSP", "Org3MSP"), ("Org1MSP", "Org4MSP"),
-                              ("Org2MSP", "Org3MSP")]),
-    ((1, 1, 1), 1, 1, [("Org1MSP", "Org2MSP", "Org3MSP")]),
-    ((10, 0, 10), 1, 2, [("Org1MSP",), ("Org3MSP",)]),
+    ((100, 100, 100), 2, 3, "OutOf(2,'Org1MSP.peer','Org2MSP.peer','Org3MSP.peer')"),
+    ((50, 30, 20), 2, 3, "AND('Org1MSP.peer',OR('Org3MSP.peer','Org2MSP.peer'))"),
+    ((70, 20, 10), 2, 3, "'Org1MSP.peer'"),
+    ((1, 1, 1), 1, 1, "AND('Org1MSP.peer','Org2MSP.peer','Org3MSP.peer')"),
+    ((10, 0, 10), 1, 2, "OR('Org1MSP.peer','Org3MSP.peer')"),
 ])
-def test_minimal_winning_coalitions(stakes, num, den, want):
+def test_policy_strings(stakes, num, den, want):
     st_ = dict(zip(O, stakes))
-    got = policy.minimal_winning_coalitions(st_, num, den)
-    assert got == want
-    assert policy.decode_envelope(policy.signature_policy_envelope(got)) == want
+    compiled = assert_exact(st_, num, den)
+    assert compiled["policy"] == want
 
 
-def test_policy_string_and_envelope_structure():
-    c = policy.minimal_winning_coalitions({"Org1MSP": 1, "Org2MSP": 1, "Org3MSP": 1}, 2, 3)
-    assert policy.policy_string(c) == ("OR(AND('Org1MSP.peer','Org2MSP.peer'),AND('Org1MSP.peer','Org3MSP.peer'),"
-                                       "AND('Org2MSP.peer','Org3MSP.peer'))")
-    assert policy.policy_string([("Org1MSP",)]) == "'Org1MSP.peer'"
+def test_record_envelope_structure_and_determinism():
+    st_ = {"Org3MSP": 100, "Org1MSP": 100, "Org2MSP": 100}
+    c = policy.compile_policy(st_, 2, 3)
+    assert c["threshold"] == [2, 3]
+    assert c["classes"] == [{"stake": 100, "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"]}]
+    assert c["vectors"] == [[2]]
+    assert c["size"] == {"policy_bytes": len(c["policy"]), "envelope_bytes": len(c["envelope_hex"]) // 2,
+                         "gates": 1, "signed_by": 3}
     env = policies_pb2.SignaturePolicyEnvelope()
-    env.ParseFromString(policy.signature_policy_envelope(c))
-    assert env.version == 0 and env.rule.n_out_of.n == 1 and len(env.rule.n_out_of.rules) == 3
-    assert [r.n_out_of.n for r in env.rule.n_out_of.rules] == [2, 2, 2]
+    env.ParseFromString(bytes.fromhex(c["envelope_hex"]))
+    assert env.version == 0 and env.rule.n_out_of.n == 2 and [r.signed_by for r in env.rule.n_out_of.rules] == [0, 1, 2]
     roles = []
     for p in env.identities:
         assert p.principal_classification == msp_principal_pb2.MSPPrincipal.ROLE
@@ -42,29 +181,72 @@ def test_policy_string_and_envelope_structure():
         r.ParseFromString(p.principal)
         roles.append((r.msp_identifier, r.role))
     assert roles == [(m, msp_principal_pb2.MSPRole.PEER) for m in O[:3]]
-    assert policy.signature_policy_envelope(c) == policy.signature_policy_envelope(c)  # deterministic bytes
+    assert policy.decode_envelope(bytes.fromhex(c["envelope_hex"])) == (2, ("Org1MSP", "Org2MSP", "Org3MSP"))
+    # the same stake vector, whatever the order it comes in, compiles to the same bytes
+    mixed = {m: (100, 200, 300, 400)[i % 4] for i, m in enumerate(names(12))}
+    ref = policy.compile_policy(mixed, 2, 3)
+    for perm in list(islice(permutations(sorted(mixed)), 5)) + [tuple(reversed(sorted(mixed)))]:
+        assert policy.compile_policy({m: mixed[m] for m in perm}, 2, 3) == ref
 
 
-@given(st.lists(st.integers(0, 1000), min_size=1, max_size=6), st.integers(1, 12), st.integers(1, 12))
-def test_coalitions_are_minimal_winning_and_complete(stakes, a, b):
-    num, den = min(a, b), max(a, b)
-    names = [f"Org{i}MSP" for i in range(len(stakes))]
-    st_ = dict(zip(names, stakes))
-    if sum(stakes) == 0:
-        with pytest.raises(policy.PolicyError):
-            policy.minimal_winning_coalitions(st_, num, den)
-        return
-    cs = policy.minimal_winning_coalitions(st_, num, den)
-    total = sum(stakes)
-    for c in cs:
-        assert sum(st_[m] for m in c) * den >= num * total
-        for m in c:  # dropping any member loses
-            assert (sum(st_[x] for x in c) - st_[m]) * den < num * total
-    for size in range(1, len(names) + 1):  # every winning set of staked orgs contains a coalition
-        for combo in combinations([m for m in names if st_[m] > 0], size):
-            if sum(st_[m] for m in combo) * den >= num * total:
-                assert any(set(c) <= set(combo) for c in cs)
-    assert policy.decode_envelope(policy.signature_policy_envelope(cs)) == cs
+def test_the_coalition_envelope_still_reads_back():
+    cs = [("Org1MSP", "Org2MSP"), ("Org1MSP", "Org3MSP")]
+    env = policy.signature_policy_envelope(cs)
+    assert policy.decode_envelope(env) == (1, ((2, ("Org1MSP", "Org2MSP")), (2, ("Org1MSP", "Org3MSP"))))
+    assert policy.to_string(policy.decode_envelope(env)) == \
+        "OR(AND('Org1MSP.peer','Org2MSP.peer'),AND('Org1MSP.peer','Org3MSP.peer'))"
+    assert policy.envelope_satisfied(env, ["Org3MSP", "Org1MSP"]) and not policy.envelope_satisfied(env, ["Org2MSP", "Org3MSP"])
+
+
+def test_the_evaluator_follows_fabric_greedy_identity_use():
+    # Fabric lets one identity satisfy one SignedBy only: AND(A, A) needs two identities of A
+    env = policy.to_envelope((2, ("Org1MSP", "Org1MSP")))
+    assert not policy.envelope_satisfied(env, ["Org1MSP"])
+    assert policy.term_satisfied((2, ("Org1MSP", "Org1MSP")), ["Org1MSP"])   # the plain boolean reading differs
+    # ... and a passing gate keeps every identity it used: OutOf(2, OR(A,B), A) fails with A and B
+    env = policy.to_envelope((2, ((1, ("Org1MSP", "Org2MSP")), "Org1MSP")))
+    assert not policy.envelope_satisfied(env, ["Org1MSP", "Org2MSP"])
+
+
+def _sized(stakes, num=2, den=3):
+    c = policy.compile_policy(stakes, num, den)
+    assert c["size"]["policy_bytes"] <= policy.MAX_POLICY_BYTES and c["size"]["envelope_bytes"] <= policy.MAX_POLICY_BYTES
+    assert len(c["policy"].encode()) == c["size"]["policy_bytes"]
+    return c
+
+
+def test_fifty_equal_orgs_are_one_outof():
+    c = _sized({m: 100 for m in names(50)})
+    assert c["policy"].startswith("OutOf(34,'Org10MSP.peer',") and c["size"]["gates"] == 1
+    assert c["size"]["policy_bytes"] < 1000 and c["vectors"] == [[34]]
+
+
+@pytest.mark.parametrize("counts,values", [
+    ((25, 25), (100, 200)),
+    ((17, 17, 16), (100, 200, 300)),
+    ((35, 8, 5, 2), (100, 200, 300, 500)),
+    ((40, 5, 3, 2), (100, 150, 225, 340)),
+])
+def test_fifty_orgs_with_few_distinct_stakes_fit(counts, values):
+    orgs = iter(names(50))
+    stakes = {next(orgs): v for n, v in zip(counts, values) for _ in range(n)}
+    c = _sized(stakes)
+    assert [k["stake"] for k in c["classes"]] == sorted(values, reverse=True)
+    rnd = random.Random(0)
+    for _ in range(300):    # spot checks: the whole power set of 50 orgs is out of reach
+        s = rnd.sample(sorted(stakes), rnd.randint(1, 50))
+        assert policy.envelope_satisfied(bytes.fromhex(c["envelope_hex"]), s) == stakerule.wins(stakes, 2, 3, s)
+
+
+@pytest.mark.parametrize("stakes,match", [
+    ({m: 100 + i for i, m in enumerate(names(20))}, "20 staked orgs in 20 distinct stake classes"),
+    ({m: (100, 200, 300, 400)[i % 4] for i, m in enumerate(names(50))}, "50 staked orgs in 4 distinct stake classes"),
+    ({m: 1 + i for i, m in enumerate(names(256))}, "256 staked orgs"),
+])
+def test_no_compact_form_is_refused_clearly(stakes, match):
+    with pytest.raises(policy.PolicyError, match=match) as ei:
+        policy.compile_policy(stakes, 2, 3)
+    assert f"at most {policy.MAX_POLICY_BYTES} bytes" in str(ei.value) and "fewer distinct stake values" in str(ei.value)
 
 
 @pytest.mark.parametrize("stakes,num,den,match", [
@@ -72,9 +254,14 @@ def test_coalitions_are_minimal_winning_and_complete(stakes, a, b):
     ({"A": 1}, 0, 2, "must be in (0, 1]"),
     ({"A": 1}, 3, 2, "must be in (0, 1]"),
     ({"A": -1, "B": 2}, 1, 2, "must not be negative"),
-    ({f"O{i}": 1 for i in range(17)}, 1, 2, "more than 16"),
 ])
 def test_policy_errors(stakes, num, den, match):
     with pytest.raises(policy.PolicyError) as ei:
-        policy.minimal_winning_coalitions(stakes, num, den)
+        policy.compile_policy(stakes, num, den)
     assert match in str(ei.value)
+
+
+def test_the_reference_coalitions_refuse_large_consortia():
+    with pytest.raises(policy.PolicyError, match="more than 16"):
+        policy.minimal_winning_coalitions({f"O{i}": 1 for i in range(17)}, 1, 2)
+    assert len(policy.minimal_winning_coalitions({m: 1 for m in names(10)}, 2, 3)) == 120   # C(10, 7)

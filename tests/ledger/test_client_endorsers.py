@@ -12,20 +12,24 @@ from fedfabric.ledger import EndorseError
 from fedfabric.ledger.contract import SubmitResult
 from fedfabric.ledger.errors import ErrorDetail
 
-POLICY = {"coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]],
-          "lifecycle_coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]]}
+CLASSES = [{"stake": 100, "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"]}]
+POLICY = {"threshold": [2, 3], "classes": CLASSES, "vectors": [[2]],
+          "lifecycle": {"threshold": [2, 3], "classes": CLASSES}}
+# a record written before stake classes: the minimal winning coalitions
+OLD_POLICY = {"coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]],
+              "lifecycle_coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]]}
 
 
 class Contract:
     """Records every submit's endorsers; ``down`` orgs' peers cannot endorse, ``refuse`` is a contract 'no'."""
 
-    def __init__(self, down=(), refuse: str | None = None) -> None:
+    def __init__(self, down=(), refuse: str | None = None, policy: dict = POLICY) -> None:
         self.asked: list[list[str] | None] = []
-        self.down, self.refuse = set(down), refuse
+        self.down, self.refuse, self.policy = set(down), refuse, policy
 
     def evaluate(self, fn, args=()):
         assert fn == "get_policy"
-        return json.dumps(POLICY).encode()
+        return json.dumps(self.policy).encode()
 
     def submit(self, fn, args=(), transient=None, endorsing_orgs=None, **kw):
         self.asked.append(endorsing_orgs)
@@ -42,8 +46,9 @@ class Contract:
 META = {"sha256": "0" * 64}
 
 
-def test_a_payload_is_endorsed_by_every_org_and_other_writes_by_the_smallest_coalition():
-    c = Contract()
+@pytest.mark.parametrize("policy", [POLICY, OLD_POLICY], ids=["classes", "coalitions"])
+def test_a_payload_is_endorsed_by_every_org_and_other_writes_by_the_smallest_coalition(policy):
+    c = Contract(policy=policy)
     cl = FedFabricClient(c, "Org1MSP")
     cl.submit_update("j", 1, META, b"\0" * 8)
     cl.submit_update("j", 1, META, None)        # payload node to node: nothing for the peers to store
@@ -62,3 +67,14 @@ def test_a_contract_refusal_is_not_retried_with_fewer_orgs():
     with pytest.raises(Rejected) as ei:
         FedFabricClient(c, "Org1MSP").submit_update("j", 1, META, b"\0" * 8)
     assert ei.value.status == 409 and "already submitted" in ei.value.message and len(c.asked) == 1
+
+
+def test_a_lifecycle_rule_that_differs_from_the_stake_in_force_is_met_too():
+    # stake moved since deployment: Org3 holds most now, the lifecycle policy still counts orgs equally
+    now = {"threshold": [2, 3], "classes": [{"stake": 500, "orgs": ["Org3MSP"]},
+                                           {"stake": 100, "orgs": ["Org1MSP", "Org2MSP"]}],
+           "lifecycle": {"threshold": [2, 3], "classes": CLASSES}}
+    c = Contract(policy=now)
+    FedFabricClient(c, "Org1MSP").finalize_round("j", 1)
+    FedFabricClient(c, "Org2MSP").finalize_round("j", 1)
+    assert c.asked == [["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]]

@@ -18,7 +18,7 @@ from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
 from .layout import Layout
 from .nodes import NodeSpec
-from fedfabric_cc.policy import minimal_winning_coalitions, policy_string
+from fedfabric_cc.policy import compile_policy
 from fedfabric_cc.state import UPDATES_COLLECTION
 
 
@@ -43,7 +43,7 @@ class ChaincodeDeployment:
             return self.policy
         q = config.chaincode.endorsement_quorum
         stakes = {o.msp_id: o.stake for o in config.orgs}
-        return policy_string(minimal_winning_coalitions(stakes, q.numerator, q.denominator))
+        return compile_policy(stakes, q.numerator, q.denominator)["policy"]
 
     def to_json(self) -> dict:
         return asdict(self)

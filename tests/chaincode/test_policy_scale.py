@@ -1,0 +1,113 @@
+"""Consortia of many orgs on the contract: the compact stake policy is what the ledger keeps and sets on
+keys; a stake change that would leave no compact exact policy is refused and changes nothing."""
+import pytest
+
+from fabshim.contract import Context
+from fedfabric_cc import incentives, policy
+from fedfabric_protocol import stakerule
+from fedfabric_protocol.spec import Incentives
+
+from . import identities as ids
+from .harness import Ledger, init, job_spec
+
+FIFTY = [f"Org{i + 1}MSP" for i in range(50)]
+THREE_CLASSES = tuple((100, 200, 300)[i % 3] for i in range(50))   # Org1 100, Org2 200, Org3 300, Org4 100, ...
+REFUSED = "cannot compile endorsement policy: no exact endorsement policy of at most 65536 bytes"
+
+
+def _fifty(stakes=THREE_CLASSES) -> Ledger:
+    led = Ledger()
+    init(led, stakes=stakes, balances=(0,) * 50, orgs=FIFTY)
+    return led
+
+
+def test_fifty_equal_orgs_keep_one_outof_on_the_ledger_and_on_job_keys():
+    led = _fifty((100,) * 50)
+    pol = led.call(ids.auditor("Org7MSP"), "get_policy")
+    assert pol["classes"] == [{"stake": 100, "orgs": sorted(FIFTY)}] and pol["vectors"] == [[34]]
+    assert pol["policy"].startswith("OutOf(34,") and pol["size"]["policy_bytes"] < 1000
+    assert pol["lifecycle"] == {"threshold": [2, 3], "classes": pol["classes"]}
+    led.call(ids.admin("Org1MSP"), "create_job", job_spec(participants=FIFTY[:3]))
+    jk = led.stub.create_composite_key("job", ["job1"])
+    env = led.stub.vparams[jk]
+    assert env == bytes.fromhex(pol["envelope_hex"])
+    assert policy.envelope_satisfied(env, FIFTY[:34]) and not policy.envelope_satisfied(env, FIFTY[:33])
+
+
+def test_fifty_orgs_in_three_stake_classes_fit():
+    led = _fifty()
+    pol = led.call(ids.auditor("Org1MSP"), "get_policy")
+    assert [c["stake"] for c in pol["classes"]] == [300, 200, 100]
+    assert pol["size"]["policy_bytes"] <= policy.MAX_POLICY_BYTES >= pol["size"]["envelope_bytes"]
+    assert pol == {**policy.compile_policy(dict(zip(FIFTY, THREE_CLASSES)), 2, 3), "lifecycle": pol["lifecycle"]}
+
+
+def test_init_with_too_many_distinct_stakes_is_refused():
+    stakes = tuple(100 + i for i in range(20))
+    err = Ledger().reject(ids.admin("Org1MSP"), "init_consortium",
+                          [{"msp_id": m, "stake": s} for m, s in zip(FIFTY, stakes)], "2/3", match=REFUSED)
+    assert "20 staked orgs in 20 distinct stake classes" in err.message and "fewer distinct stake values" in err.message
+
+
+def test_a_transfer_that_breaks_compactness_is_refused_and_changes_nothing():
+    led = _fifty()
+    led.call(ids.admin("Org1MSP"), "create_job", job_spec(participants=FIFTY[:3]))
+    before = led.call(ids.auditor("Org1MSP"), "get_policy")
+    # 100 -> 90 and 200 -> 210: five stake classes, no exact policy under 64 KB
+    led.reject(ids.admin("Org1MSP"), "transfer_stake", "Org2MSP", 10, match=REFUSED)   # ledger unchanged
+    assert led.call(ids.auditor("Org1MSP"), "get_policy") == before
+    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 100
+    # moving a whole class step keeps three classes: applied, policy recompiled and set on the job key
+    out = led.call(ids.admin("Org1MSP"), "transfer_stake", "Org2MSP", 100)
+    assert (out["from"]["stake"], out["to"]["stake"]) == (0, 300)
+    after = led.call(ids.auditor("Org1MSP"), "get_policy")
+    assert after != before and "Org1MSP" not in stakerule.rule_orgs(after)
+    assert after["lifecycle"] == before["lifecycle"]       # the chaincode definition did not change
+    jk = led.stub.create_composite_key("job", ["job1"])
+    assert led.stub.vparams[jk] == bytes.fromhex(after["envelope_hex"])
+
+
+def test_a_stake_proposal_that_breaks_compactness_is_refused_when_proposed():
+    led = _fifty()
+    led.reject(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", 1, "one more", match=REFUSED)
+    p = led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", 100, "one class up")
+    assert p["status"] == "pending"
+
+
+def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_stays_pending():
+    led = _fifty()
+    p = led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", 200, "a larger study")
+    assert p["status"] == "pending"                        # Org1 100 -> 300: three classes still
+    led.call(ids.admin("Org2MSP"), "transfer_stake", "Org1MSP", 100)   # meanwhile: Org1 200, Org2 100
+    stakes = {o["msp_id"]: o["stake"] for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
+    approvers = ["Org1MSP"]
+    for m in sorted(stakes, key=lambda m: (-stakes[m], m)):
+        if m == "Org1MSP":
+            continue
+        approvers.append(m)
+        if stakerule.wins(stakes, 2, 3, approvers):       # this approval would apply Org1 200 -> 400
+            led.reject(ids.admin(m), "approve_stake_adjustment", "p1", match=REFUSED)
+            break
+        assert led.call(ids.admin(m), "approve_stake_adjustment", "p1")["status"] == "pending"
+    else:
+        pytest.fail("never reached the quorum")
+    prop = led.call(ids.auditor("Org1MSP"), "key_history", "stakeprop", ["p1"])[0]["value"]
+    assert prop["status"] == "pending" and m not in prop["approvals"]
+    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 200
+
+
+def test_slashing_that_breaks_compactness_is_skipped_so_the_round_still_closes():
+    led = _fifty()
+    inc = Incentives(reward_per_round=100, slash_absent=10)
+    orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
+    with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
+        out = incentives.settle(Context(led.stub), inc, "job1", 1, orgs, {"Org1MSP": 1}, ["Org3MSP"])
+    assert out["slashed"] == {} and "distinct stake classes" in out["slash_skipped"]
+    assert out["orgs"]["Org3MSP"]["stake"] == 300 and out["orgs"]["Org1MSP"]["balance"] == 100
+    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org3MSP")["stake"] == 300
+    # a slash that keeps a compact policy is applied (Org1 100 -> 90: four classes, one of them small)
+    orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
+    with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
+        out = incentives.settle(Context(led.stub), inc, "job1", 2, orgs, {"Org2MSP": 1}, ["Org1MSP"])
+    assert out["slashed"] == {"Org1MSP": 10} and out["slash_skipped"] is None and out["policy"]
+    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 90
