@@ -71,6 +71,7 @@ TRANSIENT_STATUSES = (502, 503, 504)   # "not available on this peer" and the li
 REPEAT_LOG_S = 30.0                    # the same problem is logged again (at its level) at most this often
 UNREACHABLE_GRACE_S = 10.0             # a node that cannot be reached this long after voting opened is left out
 FINISH_ATTEMPTS = 10                   # ticks a node tries to hold the final version before it stops anyway
+CONFLICT_RETRIES = 30                  # a submission or ballot refused with 409 is sent again this often at most
 DUTY_OF = {"register": "register", "start_round": "start", "submit_update": "submit", "reveal_seeds": "reveal",
            "vote": "vote", "finalize_round": "finalize"}   # ledger write -> the duty it is (node metrics)
 
@@ -166,6 +167,9 @@ class OrgNode:
         self._finishing: Optional[int] = None       # attempts at holding the final version once the job completed
         self._problems: dict[str, float] = {}
         self._last_event = time.monotonic()
+        self._conflict = False                      # the last write was refused with 409
+        self._conflicts: dict[tuple, int] = {}      # 409s per own duty, see _settled
+        self._ballot: Optional[tuple[int, Ballot]] = None   # this round's ballot, as computed once
 
     # ---- small helpers
     def _note(self, what: str, **info: Any) -> None:
@@ -200,6 +204,7 @@ class OrgNode:
     def _try(self, what: str, fn: Callable[[], Any]) -> Any:
         """Run a ledger write. 409 (someone did it first, or not yet) is not an error; a transient refusal
         raises :class:`TransientRefusal` (retried next tick); a final one is logged and None returned."""
+        self._conflict = False
         try:
             with self.metrics.duty(DUTY_OF.get(what, what)):
                 out = fn()
@@ -207,6 +212,7 @@ class OrgNode:
             if exc.status == 409:
                 self.metrics.transaction(what, "conflict")
                 log.debug("%s %s: %s", self.msp, what, exc.message)
+                self._conflict = True
                 return None
             if is_transient(exc):
                 self.metrics.transaction(what, "transient")
@@ -216,6 +222,17 @@ class OrgNode:
             return None
         self.metrics.transaction(what, "ok")
         return out
+
+    def _settled(self, key: tuple) -> bool:
+        """After a write of this org's own duty (``key``: ("submit" | "vote", round)): is it done? Yes once
+        it committed, or was refused for good; a 409 is sent again (on the next event or tick, up to
+        :data:`CONFLICT_RETRIES` times): an endorser whose peer has not committed the latest block yet
+        says "not yet" ("round 2 is collecting", 9 of 10 submitted) with the status of "done already".
+        Once the org's record is on its own peer, the view says so and the duty is not due again."""
+        if not self._conflict:
+            return True
+        self._conflicts[key] = self._conflicts.get(key, 0) + 1
+        return self._conflicts[key] > CONFLICT_RETRIES
 
     @staticmethod
     def _now() -> int:
@@ -408,6 +425,8 @@ class OrgNode:
         self._doing("submitting the update", round=r)
         onchain = payload if spec.exchange is Exchange.ENDORSED else None
         out = self._try("submit_update", lambda: self.client.submit_update(self.job_id, r, meta, onchain))
+        if not self._settled(("submit", r)):
+            return
         self._done.add(("submit", r))
         if out is not None:
             self.metrics.sent("submission", len(onchain or b""))
@@ -524,6 +543,9 @@ class OrgNode:
     def _vote(self) -> None:
         v, spec = self.view, self.spec
         r = v.round
+        if self._ballot is not None and self._ballot[0] == r:   # a ballot sent again after a 409
+            self._send_ballot(r, self._ballot[1])
+            return
         self._doing("computing and evaluating the aggregate", round=r)
         t0 = time.perf_counter()
         try:
@@ -543,7 +565,14 @@ class OrgNode:
                 j = self.recipe.judge(cand, self._base())
                 ballot = Ballot(j.approve, result, j.metrics, self._next_key(r))
         self.metrics.duties.labels("compute").observe(time.perf_counter() - t0)
+        self._ballot = (r, ballot)
+        self._send_ballot(r, ballot)
+
+    def _send_ballot(self, r: int, ballot: Ballot) -> None:
+        v = self.view
         w = self._try("vote", lambda: self.client.vote(self.job_id, r, ballot))
+        if not self._settled(("vote", r)):
+            return
         self._done.add(("vote", r))
         if w is not None:
             v.votes[self.msp] = {"approve": ballot.approve, "result_key": ballot.result.key if ballot.result else None}
