@@ -32,6 +32,7 @@ CHUNK = 1 << 20
 MAX_MESSAGE = 4 << 20
 DIGEST_RE = re.compile(rb"^[0-9a-f]{64}$")
 OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+FETCH_TIMEOUT_S = 60.0   # a whole fetch, the largest model included
 
 
 class FetchError(Exception):
@@ -101,7 +102,8 @@ class ExchangeServer:
         self._server.stop(grace).wait(grace + 1)
 
 
-def fetch(endpoint: str, digest: str, msp_id: str, tls: NodeTls, max_bytes: int, timeout: float = 60.0) -> bytes:
+def fetch(endpoint: str, digest: str, msp_id: str, tls: NodeTls, max_bytes: int,
+          timeout: float = FETCH_TIMEOUT_S) -> bytes:
     """The blob ``digest`` from ``msp_id``'s node at ``endpoint``, hash-checked (:class:`CorruptBlob`), at
     most ``max_bytes``; :class:`FetchError` when that node cannot give it."""
     root = tls.member_roots.get(msp_id)

@@ -456,9 +456,7 @@ class OrgNode:
         if data is None and self.spec.exchange is Exchange.ENDORSED and m != self.msp and self.net is not None \
                 and v.updates[m].get("endpoint"):
             try:   # straight from that org's node; its peer's copy (authoritative, slower) if that fails
-                data = exchange.fetch(v.updates[m]["endpoint"], digest, m, self.net.tls,
-                                      max_bytes=self.spec.model.num_params * 4, timeout=10.0)
-                self.metrics.received("exchange", len(data))
+                data = self._fetch(v.updates[m]["endpoint"], digest, m, self.spec.model.num_params * 4, timeout=10.0)
             except exchange.FetchError as exc:
                 log.debug("%s: %s; reading it from this peer", self.msp, exc)
         if data is None and self.spec.exchange is Exchange.ENDORSED:
@@ -472,9 +470,7 @@ class OrgNode:
             return None
         elif data is None:
             try:
-                data = exchange.fetch(v.updates[m]["endpoint"], digest, m, self.net.tls,
-                                      max_bytes=self.spec.model.num_params * 4)
-                self.metrics.received("exchange", len(data))
+                data = self._fetch(v.updates[m]["endpoint"], digest, m, self.spec.model.num_params * 4)
             except exchange.CorruptBlob as exc:
                 self._unusable[m] = str(exc)
                 return None
@@ -587,6 +583,13 @@ class OrgNode:
             return None
         return self.keys.create(r + 1).hex()
 
+    def _fetch(self, endpoint: str, digest: str, msp_id: str, max_bytes: int,
+               timeout: float = exchange.FETCH_TIMEOUT_S) -> bytes:
+        """``exchange.fetch`` from ``msp_id``'s node, its bytes counted in the node's metrics."""
+        data = exchange.fetch(endpoint, digest, msp_id, self.net.tls, max_bytes=max_bytes, timeout=timeout)
+        self.metrics.received("exchange", len(data))
+        return data
+
     def _fetch_blob(self, digest: str, report: dict, max_bytes: int) -> bytes:
         """A finalized model or optimizer state from any member node that serves it (for catching up), among
         the nodes known from the version's round and from the current round."""
@@ -599,9 +602,7 @@ class OrgNode:
         for m, ep in sorted(known.items()):
             if ep and m != self.msp:
                 try:
-                    data = exchange.fetch(ep, digest, m, self.net.tls, max_bytes=max_bytes)
-                    self.metrics.received("exchange", len(data))
-                    return data
+                    return self._fetch(ep, digest, m, max_bytes)
                 except exchange.CorruptBlob as exc:
                     self._problem(logging.WARNING, f"{exc}; trying another node")
                     errors.append(str(exc))
