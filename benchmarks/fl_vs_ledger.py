@@ -1,7 +1,7 @@
 """Benchmark: the same federated job in-process (no ledger) and through fedfabric on a real network.
 
     .venv/bin/python benchmarks/fl_vs_ledger.py [--job app/fedfabric/node/jobs/breast_cancer_secure.yaml]
-                                                [--offset 35000] [--rounds N]
+                                                [--offset -3000] [--rounds N]
 
 Both runs follow one recipe (``fedfabric.fl.recipe``): each org's shard and validation split, the
 same initial model, local training seeded by the job and the round, the same fixed-point words and
@@ -138,7 +138,7 @@ def through_ledger(job_file: Path, offset: int, rounds: int | None) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--job", type=Path, default=DEFAULT_JOB)
-    ap.add_argument("--offset", type=int, default=35000)
+    ap.add_argument("--offset", type=int, default=-3000)
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()

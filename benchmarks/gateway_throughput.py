@@ -1,6 +1,6 @@
 """Benchmark: transactions through the Fabric Gateway on a real network on this machine.
 
-    .venv/bin/python benchmarks/gateway_throughput.py [--offset 50000] [--sequential 100]
+    .venv/bin/python benchmarks/gateway_throughput.py [--offset 3000] [--sequential 100]
         [--threads 4,10,32] [--per-thread 30] [--evaluate 1000] [--eval-threads 8] [--policy quorum|any]
 
 Brings up its own network (consortium.yaml with every port moved by --offset, in a temporary run
@@ -172,7 +172,7 @@ def print_table(result: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--offset", type=int, default=50000, help="port shift of the benchmark network")
+    ap.add_argument("--offset", type=int, default=3000, help="port shift of the benchmark network")
     ap.add_argument("--sequential", type=int, default=100, help="sequential submits")
     ap.add_argument("--threads", default="4,10,32",
                     help="comma-separated client thread counts, one concurrent submit phase each")

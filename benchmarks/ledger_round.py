@@ -1,7 +1,7 @@
 """Benchmark: one secure FL round of protocol v2 on the real ledger, by model size.
 
     .venv/bin/python benchmarks/ledger_round.py [--sizes 10000,100000,1000000,10000000] [--repeat 3]
-                                                [--offset 45000]
+                                                [--offset 6000]
 
 Brings up its own network (3 Raft orderers, 3 peers, ports shifted by --offset, temporary run dir;
 always taken down at the end), deploys the product chaincode, initializes the consortium (3 orgs,
@@ -267,7 +267,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000,10000000", help="model sizes (parameters)")
     ap.add_argument("--repeat", type=int, default=3, help="measured rounds per size (after the first)")
-    ap.add_argument("--offset", type=int, default=45000, help="port offset of the benchmark's own network")
+    ap.add_argument("--offset", type=int, default=6000, help="port offset of the benchmark's own network")
     ap.add_argument("--window", type=int, default=300, help="registration/submission/approval windows (s)")
     ap.add_argument("--fetch", default="nodes,peers", help="where orgs read each other's payloads below the threshold: "
                     "nodes (their exchange, what a node prefers), peers (their peer's private data), or both")

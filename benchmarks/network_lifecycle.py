@@ -1,6 +1,6 @@
 """Benchmark: network bring-up and tear-down on this machine, and the running network's memory.
 
-    .venv/bin/python benchmarks/network_lifecycle.py [--repeat 3] [--offset 40000]
+    .venv/bin/python benchmarks/network_lifecycle.py [--repeat 3] [--offset 16000]
 
 Measures (on a fresh run directory each time, ports shifted by --offset):
   warm `up` time (binaries already built), total resident memory (RSS) of the orderer, peer and
@@ -51,7 +51,7 @@ def cold_build() -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--offset", type=int, default=40000)
+    ap.add_argument("--offset", type=int, default=16000)
     ap.add_argument("--cold-build", action="store_true", help="also time a build from empty Go caches")
     args = ap.parse_args()
 

@@ -6,7 +6,6 @@ and its own run directory, so it never collides with a developer's network from 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,7 +21,9 @@ for p in (ROOT / "app", ROOT / "chaincode"):
 from fedfabric.network import paths  # noqa: E402
 from fedfabric.network.config import ConsortiumConfig, parse_config  # noqa: E402
 
-TEST_PORT_OFFSET = int(os.environ.get("FEDFABRIC_TEST_PORT_OFFSET", "10000"))
+from tests.ports import OFFSETS  # noqa: E402
+
+TEST_PORT_OFFSET = OFFSETS["session"]
 
 
 def shift_ports(raw: Any, offset: int) -> Any:

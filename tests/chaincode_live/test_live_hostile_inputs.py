@@ -13,7 +13,7 @@ at most 600 characters, never more than 200 of any argument), and that :func:`wo
 every peer's ledger height, the orgs, the policy, the job, both rounds' reports, versions, aliases, the
 proposals and the keys the cases try to create -- is what it was before.
 
-Run it on ports of its own: ``FEDFABRIC_TEST_PORT_OFFSET=33000``.
+Run it on ports of its own: ``FEDFABRIC_TEST_PORT_OFFSET=16000`` (see tests/ports.py).
 """
 from __future__ import annotations
 

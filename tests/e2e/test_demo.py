@@ -11,12 +11,13 @@ from fedfabric.node.demo import DEFAULT_JOB, run_demo
 from fedfabric.network import nodes
 
 from tests.conftest import TEST_PORT_OFFSET, default_raw, shift_ports
+from tests.ports import OFFSETS
 
 pytestmark = pytest.mark.live
 
 # The demo brings up its own network while the session's live_network (TEST_PORT_OFFSET) may be up:
 # its ports sit just above that network's (every port of consortium.yaml lies in 7050..9993).
-DEMO_PORT_OFFSET = TEST_PORT_OFFSET + 3000
+DEMO_PORT_OFFSET = OFFSETS["demo"]
 
 
 def _ports(raw) -> list[int]:

@@ -19,10 +19,11 @@ from fedfabric_protocol import stakerule
 from tests.chaincode_live.helpers import Party, invalid_transactions
 
 from .many_orgs import job_file, key_policies_written, lifecycle_envelope, many_orgs_network, run_job
+from ..ports import OFFSETS
 
 pytestmark = pytest.mark.live
 
-OFFSET = 21000
+OFFSET = OFFSETS["ten-orgs"]
 N = 10
 ROUNDS = 2
 

@@ -10,11 +10,16 @@ import yaml
 
 from fedfabric.network import paths
 from fedfabric.network.config import ConfigError, load_config, parse_config
+from fedfabric.network import nodes
 from fedfabric.network.layout import Layout
+from fedfabric.network.manager import SiteManager
 from fedfabric.network.material import configtx
 from fedfabric.network.orginit import peer_org_crypto
 
 from ..conftest import default_raw, shift_ports
+from ..e2e.many_orgs import many_orgs_config
+from ..e2e.test_live_ten_orgs import N as TEN
+from ..ports import OFFSETS, org4_entry
 
 
 def test_shipped_config_is_valid() -> None:
@@ -55,21 +60,56 @@ def test_every_org_has_a_ca_on_its_own_ports() -> None:
     assert c.org("org2").ca.host_name == "ca.org2.fedfabric.local"
 
 
-def test_test_offsets_never_collide() -> None:
-    """The networks the suite runs side by side (offsets 0, 10000, 20000, 30000) and the extra chaincode
-    servers of the live tests (chaincode_server_port + 10, + 20) use disjoint ports."""
-    seen: dict[int, str] = {}
-    for offset in (0, 10000, 20000, 30000):
-        c = parse_config(shift_ports(default_raw(), offset))
-        for node, ports in c.node_ports().items():
-            extra = {}
-            if node.startswith("cc."):
-                extra = {f"+{k}": v + k for k in (10, 20) for v in ports.values()}
-            for kind, port in {**ports, **extra}.items():
-                where = f"{offset}:{node}.{kind}"
-                assert port not in seen, f"{where} collides with {seen[port]}"
-                assert port <= 65535
-                seen[port] = where
+def _plan_ports(name: str, offset: int) -> dict[int, str]:
+    """Every port the suite's network ``name`` listens on, with what it is."""
+    if name == "ten-orgs":
+        config = many_orgs_config(TEN, offset)
+    else:
+        raw = shift_ports(default_raw(), offset)
+        if name in ("governance", "netns", "local"):
+            raw["orgs"].append({**org4_entry(offset), "stake": 0})
+        config = parse_config(raw)
+    out: dict[int, str] = {}
+    for node, ports in config.node_ports().items():
+        extra = {}
+        if name == "session" and node.startswith("cc."):   # the live tests' own chaincode servers
+            extra = {f"+{k}": v + k for k in (10, 20, 30, 40) for v in ports.values()}
+        for kind, port in {**ports, **extra}.items():
+            out[port] = f"{name}:{node}.{kind}"
+    return out
+
+
+def test_the_suites_networks_never_collide_and_stay_out_of_the_ephemeral_range() -> None:
+    """tests/ports.py: the networks on 127.0.0.1 (and a developer's, at offset 0) share no port, and no
+    network listens where outgoing connections take their ports (at or above 32768, or this machine's
+    ephemeral floor when lower)."""
+    eph = nodes.ephemeral_ports()
+    floor = min(32768, eph.start if eph else 32768)
+    seen = _plan_ports("developer", 0)
+    for name, offset in OFFSETS.items():
+        ports = _plan_ports(name, offset)
+        for port, what in ports.items():
+            assert 1024 <= port < floor, f"{what} listens on {port}, outside 1024..{floor - 1}"
+            if name != "netns":                              # inside namespaces of its own
+                assert port not in seen, f"{what} collides with {seen[port]}"
+        if name != "netns":
+            seen.update(ports)
+
+
+def test_the_port_taken_error_says_when_the_port_is_ephemeral(tmp_path) -> None:
+    """An orderer's port inside the ephemeral range that something holds: the error says why such a port
+    can be taken with no listener to blame, and where to move it."""
+    eph = nodes.ephemeral_ports()
+    if eph is None:
+        pytest.skip("no /proc/sys/net/ipv4/ip_local_port_range on this machine")
+    port = eph.start + 123
+    raw = default_raw()
+    raw["orderer_org"]["orderers"][0]["port"] = port
+    net = SiteManager(parse_config(raw), tmp_path / "run")
+    spec = net.orderer_specs()[0]
+    msg = net._port_taken(spec, "listen", port)
+    assert f"below {eph.start}" in msg and "ephemeral range" in msg
+    assert "ephemeral" not in net._port_taken(spec, "listen", 7050)
 
 
 def test_port_shift_moves_every_listener() -> None:

@@ -28,8 +28,9 @@ from fedfabric.network.layout import Layout
 from fedfabric.network.manager import SiteManager
 
 from ..conftest import test_config
+from ..ports import OFFSETS
 
-OFFSET = 20000
+OFFSET = OFFSETS["local"]
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 CA = replace(certs.CA, subject_key_id=True)   # like cryptogen's CAs: what they issue names them (AKI)
 

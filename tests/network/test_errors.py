@@ -19,9 +19,10 @@ from fedfabric.network.manager import SiteManager
 from fedfabric.network.nodes import NodeError
 
 from ..conftest import test_config
+from ..ports import OFFSETS
 from .procs import run_dir_processes
 
-OFFSET = 20000   # away from the live-test network's ports
+OFFSET = OFFSETS["local"]   # away from the live-test network's ports
 
 
 def _fake_bin(tmp_path: Path, fake: str, script: str) -> FabricInstall:

@@ -9,7 +9,7 @@ running (as with containers), joins them to the channel and deploys the chaincod
 natively, and the consortium is recorded across the sites. Proves that a file's mounts and environment
 are all a node needs, read-only where they say so.
 
-Ports shifted by 24000; every process is stopped and every site taken down at the end, also on failure.
+Ports of its own (tests/ports.py); every process is stopped and every site taken down at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from fedfabric.network.manager import SiteManager
 from fedfabric.node.bootstrap import init_consortium
 
 from ..conftest import default_raw, shift_ports
+from ..ports import OFFSETS
 from . import composerun
 from .keyscan import key_files
 from .procs import run_dir_processes
@@ -40,7 +41,7 @@ from .procs import run_dir_processes
 pytestmark = [pytest.mark.live,
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                                  reason="needs root and unshare (mount namespaces)")]
-OFFSET = 24000
+OFFSET = OFFSETS["compose"]
 SITES = ("orderer", "org1", "org2", "org3")
 
 

@@ -9,7 +9,7 @@ org4 into its collection; org4 gets stake through the stake governance and write
 removing it, org3 and org2 sign, org3 submits, and org4's writes are refused.
 (With stake, org4 counts: removing it takes org1, org2 and org3, where admitting it took two.)
 
-Ports shifted by 44000; both sites are taken down at the end, also when a test fails.
+Ports of its own (tests/ports.py); both sites are taken down at the end, also when a test fails.
 """
 
 from __future__ import annotations
@@ -34,16 +34,13 @@ from fedfabric_protocol import stakerule
 
 from ..conftest import default_raw, shift_ports, test_config
 from ..polling import wait_until
+from ..ports import OFFSETS, org4_entry
 from .keyscan import key_files
 from .procs import run_dir_processes
 
 pytestmark = pytest.mark.live
-OFFSET = 44000
-ORG4 = {"name": "org4", "msp_id": "Org4MSP", "host": "127.0.0.1",
-        "peer": {"name": "peer0", "port": 10051 + OFFSET, "chaincode_port": 10052 + OFFSET,
-                 "operations_port": 9447 + OFFSET},
-        "chaincode_server_port": 9994 + OFFSET, "node_port": 9964 + OFFSET,
-        "ca": {"port": 10054 + OFFSET, "operations_port": 9457 + OFFSET}}
+OFFSET = OFFSETS["governance"]
+ORG4 = org4_entry(OFFSET, host="127.0.0.1")
 TIMES: dict[str, float] = {}
 
 

@@ -8,7 +8,7 @@ CCaaS package tarballs (their connection.json holds the peer's client key), the 
 installed and its external builder's connection.json. Each must be 0600 or stricter, and every
 directory from it up to the run root must be 0700 or stricter; each must be under ``orgs/<org>/``.
 
-Run it on a network of its own ports: ``FEDFABRIC_TEST_PORT_OFFSET=33000``.
+Run it on a network of its own ports: ``FEDFABRIC_TEST_PORT_OFFSET=16000`` (see tests/ports.py).
 """
 from __future__ import annotations
 

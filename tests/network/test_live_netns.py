@@ -10,7 +10,7 @@ the round open by then. Then a fourth org, on a fifth host, is
 admitted live by governance (channel update signed by org1 and org2, chaincode's next sequence, stake
 granted) and contributes to a second job.
 
-Needs root (namespaces, veths, a bridge); skipped otherwise. Ports shifted by 45000 inside the
+Needs root (namespaces, veths, a bridge); skipped otherwise. Ports of its own (tests/ports.py) inside the
 namespaces. Every namespace, link and process is removed at the end, also when a test fails.
 """
 
@@ -42,12 +42,13 @@ from fedfabric.orgs import MembershipClient, Site
 from fedfabric import orgs as governance
 
 from ..conftest import default_raw, shift_ports
+from ..ports import OFFSETS, org4_entry
 from .netns import Hosts
 from .procs import run_dir_processes
 
 pytestmark = [pytest.mark.live,
               pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")]
-OFFSET = 45000
+OFFSET = OFFSETS["netns"]
 PREFIX, SUBNET = "ff12", "10.231.12.0/24"
 HOSTS = ["orderer", "org1", "org2", "org3", "org4"]
 ORGS = ["org1", "org2", "org3"]
@@ -59,14 +60,6 @@ JOB1 = {"job_id": "netns-1", "dataset": "breast_cancer", "model": {"arch": "logr
 # keepalive timeout) before the client falls back to the orgs still reachable: round 2's window allows it
 JOB2 = {**JOB1, "job_id": "netns-2", "rounds": 2, "partition": {"kind": "iid"}, "participants": ORGS + ["org4"]}
 TIMES: dict[str, float] = {}
-
-
-def _org4_entry(hosts: Hosts) -> dict:
-    return {"name": "org4", "msp_id": "Org4MSP", "host": hosts.address["org4"],
-            "peer": {"name": "peer0", "port": 10051 + OFFSET, "chaincode_port": 10052 + OFFSET,
-                     "operations_port": 9447 + OFFSET},
-            "chaincode_server_port": 9994 + OFFSET, "node_port": 9964 + OFFSET,
-            "ca": {"port": 10054 + OFFSET, "operations_port": 9457 + OFFSET}}
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +263,8 @@ def test_a_fourth_org_on_its_own_host_is_admitted_live_and_contributes(world) ->
     sites, hosts, base = world["sites"], world["hosts"], world["base"]
     org4 = sites["org4"]
     t0 = time.monotonic()
-    d4 = org4.init_new_org(parse_org({**_org4_entry(hosts), "stake": 0}, "org4", org4.config.domain))
+    entry = {**org4_entry(OFFSET, hosts.address["org4"]), "stake": 0}
+    d4 = org4.init_new_org(parse_org(entry, "org4", org4.config.domain))
     shared = base / "org4.json"
     shutil.copyfile(org4.layout.own_definition("org4"), shared)
     TIMES["definition_bytes"] = shared.stat().st_size

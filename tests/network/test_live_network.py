@@ -1,6 +1,6 @@
 """Live: a real Fabric network on this machine, checked with the Fabric CLIs, then torn down.
 
-One network (ports shifted by 30000, its own run dir) for the whole module; the tests run in order:
+One network (ports of its own from tests/ports.py, its own run dir) for the whole module; the tests run in order:
 bring-up and listeners, a config transaction every node must reach, a deploy retried after a partial
 approval, a redeploy at a new sequence, and down leaving no process behind.
 """
@@ -27,10 +27,11 @@ from fedfabric.network.deploy import ChaincodeDeployment
 from fedfabric.network.manager import SiteManager
 
 from ..conftest import default_raw, shift_ports, test_config
+from ..ports import OFFSETS
 from .procs import run_dir_processes
 
 pytestmark = pytest.mark.live
-OFFSET = 30000   # its own ports: this module owns its network's whole life cycle
+OFFSET = OFFSETS["live-network"]   # its own ports: this module owns its network's whole life cycle
 ECHO = (sys.executable, "-m", "tests.ledger.echo_chaincode")
 ORDERERS = {"orderer1", "orderer2", "orderer3"}
 PEERS = {"peer0.org1", "peer0.org2", "peer0.org3"}

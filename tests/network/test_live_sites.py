@@ -3,7 +3,7 @@ set up the way separate machines would: every org initializes its own home, the 
 exchanged, the orderer org creates the channel from them, each org brings its own nodes up and joins
 with block 0 fetched from an orderer, and each site approves the chaincode for its own org.
 
-Ports shifted by 42000; every site is taken down at the end, also when a test fails.
+Ports of its own (tests/ports.py); every site is taken down at the end, also when a test fails.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from fedfabric.network.manager import SiteManager
 from fedfabric.node.bootstrap import init_consortium
 
 from ..conftest import test_config
+from ..ports import OFFSETS
 from .keyscan import key_files
 from .procs import run_dir_processes
 
 pytestmark = pytest.mark.live
-OFFSET = 42000
+OFFSET = OFFSETS["sites"]
 ORGS = ("org1", "org2", "org3")
 TIMES: dict[str, float] = {}
 

@@ -24,13 +24,12 @@ from fedfabric.network.fabricbin import FabricBinaryError
 from fedfabric.network.manager import SiteManager
 
 from ..conftest import default_raw, shift_ports, test_config
+from ..ports import OFFSETS, org4_entry
 from .keyscan import exposures, key_files
 
-OFFSET = 20000
+OFFSET = OFFSETS["local"]
 CONFIG = test_config(OFFSET)
-ORG4 = {"name": "org4", "msp_id": "Org4MSP", "host": "127.0.0.1",
-        "peer": {"name": "peer0", "port": 30051, "chaincode_port": 30052, "operations_port": 29447},
-        "chaincode_server_port": 29994, "node_port": 29964, "ca": {"port": 30054, "operations_port": 29457}}
+ORG4 = org4_entry(OFFSET, host="127.0.0.1")
 
 
 def site(root: Path, orgs: list[str], orderer: bool = False, config=CONFIG) -> SiteManager:

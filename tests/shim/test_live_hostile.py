@@ -8,7 +8,7 @@ more streams sit idle; meanwhile transactions through each org's peer must keep 
 stream must get its REGISTER at once, and huge function names must come back as the contract's short
 error, not as a broken stream.
 
-Run it on a network of its own ports: ``FEDFABRIC_TEST_PORT_OFFSET=33000``.
+Run it on a network of its own ports: ``FEDFABRIC_TEST_PORT_OFFSET=16000`` (see tests/ports.py).
 """
 from __future__ import annotations
 

@@ -199,6 +199,16 @@ _PORT_ROLES = {
 }
 
 
+def ephemeral_ports() -> range | None:
+    """The kernel's ephemeral port range (``net.ipv4.ip_local_port_range``), from which every outgoing
+    connection takes its local port: a listener placed there can find its port taken at any moment."""
+    try:
+        lo, hi = (int(v) for v in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return None
+    return range(lo, hi + 1)
+
+
 def port_role(kind: str, port_kind: str) -> str:
     """What a node's port is for, in words (``operations`` ports serve /healthz and /metrics)."""
     if port_kind == "operations":
