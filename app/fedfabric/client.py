@@ -63,7 +63,7 @@ class Written:
 
 def smallest_coalition(me: str, *rules: Mapping[str, Any]) -> Optional[list[str]]:
     """The fewest orgs, including ``me``, that every rule in ``rules`` accepts (each a policy record or
-    its ``lifecycle`` entry: stake classes and threshold, or a list of coalitions); None if there is none."""
+    its ``lifecycle`` entry: stake classes and threshold); None if there is none."""
     return stakerule.smallest_endorsing_set(me, *rules)
 
 

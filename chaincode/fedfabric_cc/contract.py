@@ -75,7 +75,7 @@ class FedFabricContract(Contract):
 
     @transaction(evaluate=True)
     def get_policy(self, ctx: Context) -> dict:
-        """The stake-weighted endorsement policy in force (coalitions, policy string, envelope)."""
+        """The stake-weighted endorsement policy in force (threshold, stake classes, minimal count vectors, policy string, envelope)."""
         return members.get_policy(ctx)
 
     # ---- admitting and removing orgs (channel config updates decided by stake)

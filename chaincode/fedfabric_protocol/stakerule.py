@@ -4,9 +4,6 @@ The contract compiles the rule into a Fabric signature policy (``fedfabric_cc.po
 record of it on the ledger: the threshold, the stake classes (orgs of equal stake, largest stake
 first) and the minimal count vectors. A client reads that record to choose its endorsers: any set
 of orgs the rule accepts, the fewest it can find, containing its own org. Integer arithmetic only.
-
-Records written before stake classes existed list the minimal winning coalitions instead
-(``coalitions`` / ``lifecycle_coalitions``); they are still read.
 """
 from __future__ import annotations
 
@@ -34,43 +31,34 @@ def wins(stakes: Mapping[str, int], num: int, den: int, orgs: Iterable[str]) -> 
 
 def accepts(rule: Mapping[str, Any], orgs: Iterable[str]) -> bool:
     """Does the rule (a policy record, or its ``lifecycle`` entry) accept endorsements from ``orgs``?"""
-    s = set(orgs)
-    if "classes" in rule:
-        num, den = rule["threshold"]
-        stakes = {m: int(c["stake"]) for c in rule["classes"] for m in c["orgs"]}
-        return wins(stakes, int(num), int(den), s)
-    return any(set(c) <= s for c in rule.get("coalitions", ()))   # a record from before stake classes
+    num, den = rule["threshold"]
+    return wins(_stakes(rule), int(num), int(den), orgs)
 
 
 def lifecycle_rule(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The rule of the chaincode's lifecycle policy from a policy record: its ``lifecycle`` entry
-    (``lifecycle_coalitions`` in a record from before stake classes), else the record's own rule."""
-    if "lifecycle" in record:
-        return record["lifecycle"]
-    if "lifecycle_coalitions" in record:
-        return {"coalitions": record["lifecycle_coalitions"]}
-    return own_rule(record)
+    """The rule of the chaincode's lifecycle policy from a policy record: its ``lifecycle`` entry, else
+    the record's own rule."""
+    return record["lifecycle"] if "lifecycle" in record else own_rule(record)
 
 
 def own_rule(record: Mapping[str, Any]) -> dict:
-    """The part of a policy record that says which sets win: threshold and classes (or coalitions)."""
-    if "classes" in record:
-        return {"threshold": list(record["threshold"]), "classes": record["classes"]}
-    return {"coalitions": record.get("coalitions", [])}
+    """The part of a policy record that says which sets win: its threshold and stake classes."""
+    return {"threshold": list(record["threshold"]), "classes": record["classes"]}
 
 
 def rule_orgs(rule: Mapping[str, Any]) -> list[str]:
     """Every org the rule gives weight to."""
-    if "classes" in rule:
-        return sorted(m for c in rule["classes"] for m in c["orgs"])
-    return sorted({m for c in rule.get("coalitions", ()) for m in c})
+    return sorted(_stakes(rule))
+
+
+def _stakes(rule: Mapping[str, Any]) -> dict[str, int]:
+    """Each org's stake under the rule, from its stake classes."""
+    return {m: int(c["stake"]) for c in rule["classes"] for m in c["orgs"]}
 
 
 def _weights(rule: Mapping[str, Any]) -> tuple[dict[str, int], int]:
     """Each org's share of the rule's threshold in comparable integers: (weights, total weight)."""
-    if "classes" not in rule:
-        return {}, 1
-    stakes = {m: int(c["stake"]) for c in rule["classes"] for m in c["orgs"]}
+    stakes = _stakes(rule)
     return stakes, max(1, sum(stakes.values()))
 
 

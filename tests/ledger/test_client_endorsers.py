@@ -15,9 +15,6 @@ from fedfabric.ledger.errors import ErrorDetail
 CLASSES = [{"stake": 100, "orgs": ["Org1MSP", "Org2MSP", "Org3MSP"]}]
 POLICY = {"threshold": [2, 3], "classes": CLASSES, "vectors": [[2]],
           "lifecycle": {"threshold": [2, 3], "classes": CLASSES}}
-# a record written before stake classes: the minimal winning coalitions
-OLD_POLICY = {"coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]],
-              "lifecycle_coalitions": [["Org1MSP", "Org2MSP"], ["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]]}
 
 
 class Contract:
@@ -46,9 +43,8 @@ class Contract:
 META = {"sha256": "0" * 64}
 
 
-@pytest.mark.parametrize("policy", [POLICY, OLD_POLICY], ids=["classes", "coalitions"])
-def test_a_payload_is_endorsed_by_every_org_and_other_writes_by_the_smallest_coalition(policy):
-    c = Contract(policy=policy)
+def test_a_payload_is_endorsed_by_every_org_and_other_writes_by_the_smallest_coalition():
+    c = Contract()
     cl = FedFabricClient(c, "Org1MSP")
     cl.submit_update("j", 1, META, b"\0" * 8)
     cl.submit_update("j", 1, META, None)        # payload node to node: nothing for the peers to store

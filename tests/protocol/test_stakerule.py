@@ -15,12 +15,11 @@ def test_stake_classes_are_canonical():
     assert stakerule.stake_classes({"B": 5, "A": 5, "C": 9, "D": 0}) == [(9, ("C",)), (5, ("A", "B"))]
 
 
-def test_accepts_reads_classes_and_old_coalition_records():
+def test_accepts_reads_the_stake_classes():
     r = rec({"A": 50, "B": 30, "C": 20})
     assert stakerule.accepts(r, ["A", "B"]) and stakerule.accepts(r, ["C", "A"]) and not stakerule.accepts(r, ["B", "C"])
-    old = {"coalitions": [["A", "B"], ["A", "C"]], "lifecycle_coalitions": [["A", "B"]]}
-    assert stakerule.accepts(old, ["A", "C"]) and not stakerule.accepts(stakerule.lifecycle_rule(old), ["A", "C"])
-    assert stakerule.rule_orgs(old) == ["A", "B", "C"] and stakerule.rule_orgs(r) == ["A", "B", "C"]
+    assert stakerule.accepts(r, ["A", "B", "Z"]) and not stakerule.accepts(r, ["B", "Z"])   # Z holds no stake
+    assert stakerule.rule_orgs(r) == ["A", "B", "C"]
 
 
 def test_lifecycle_rule():
@@ -59,5 +58,7 @@ def test_smallest_set_satisfies_both_rules_at_any_size(n):
 
 
 def test_no_set_when_the_rule_cannot_be_met():
-    assert stakerule.smallest_endorsing_set("X", {"coalitions": [["A", "B"]]}) == ["A", "B", "X"]
-    assert stakerule.smallest_endorsing_set("X", {"coalitions": []}) is None
+    r = rec({"A": 60, "B": 40})
+    assert stakerule.smallest_endorsing_set("X", r) == ["A", "B", "X"]      # X holds nothing: 60 < 2/3
+    assert stakerule.smallest_endorsing_set("X", rec({"A": 60, "B": 40}, 1, 2)) == ["A", "X"]
+    assert stakerule.smallest_endorsing_set("X", {"threshold": [1, 1], "classes": []}) is None
