@@ -29,7 +29,6 @@ import base64
 import json
 import re
 import secrets
-import shutil
 import socket
 import ssl
 from dataclasses import dataclass
@@ -42,8 +41,8 @@ from cryptography.x509.oid import NameOID
 
 from . import ca as fabricca, paths
 from .certs import ATTRIBUTE_OID, key_pem
-from .private import private_tree, write_private
 from .config import ConfigError, ConsortiumConfig, PeerOrg, load_config
+from .identities import write_client_msp
 from .layout import Layout
 
 ROLES = ("auditor", "trainer", "admin")
@@ -282,7 +281,7 @@ def enroll(org: str, name: str, role: str, *, config: ConsortiumConfig | None = 
         raise EnrollError(f"cannot talk to {ca_id} at {layout.ca_endpoint(o)}: {exc}") from None
 
     _check_issued(layout, o, eid, role, user.cert, user.caCert)
-    _write_msp(msp, template, user.cert, user.private_key)
+    write_client_msp(msp, template, user.cert, key_pem(user.private_key))
     return Enrolled(o.name, name, eid, role, msp, created=True, ca=ca_id)
 
 
@@ -299,18 +298,3 @@ def _check_issued(layout: Layout, org: PeerOrg, eid: str, role: str, cert_pem: b
         raise EnrollError(f"{org.ca_node_id} issued a certificate for {eid} without OU {IDENTITY_TYPE!r} "
                           f"and {ROLE_ATTR}={role} (OUs {ous}, role {cert_role(cert_pem)!r})")
 
-
-def _write_msp(msp: Path, template: Path, cert_pem: bytes, key: Any) -> None:
-    """signcerts, keystore (key 0600), cacerts, tlscacerts and NodeOUs config.yaml, atomically; every
-    directory of the user's tree 0700."""
-    tmp = msp.parent.with_name(msp.parent.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    t = tmp / "msp"
-    for sub in ("cacerts", "tlscacerts"):
-        shutil.copytree(template / sub, t / sub)
-    shutil.copyfile(template / "config.yaml", t / "config.yaml")
-    (t / "signcerts").mkdir()
-    (t / "signcerts" / "cert.pem").write_bytes(cert_pem)
-    write_private(t / "keystore" / "priv_sk", key_pem(key))
-    private_tree(tmp)
-    tmp.rename(msp.parent)

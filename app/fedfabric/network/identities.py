@@ -13,7 +13,7 @@ from pathlib import Path
 from . import certs
 from .config import PeerOrg
 from .layout import Layout
-from .private import private_dir, private_tree
+from .private import private_dir, private_tree, write_private
 
 ROLE_USERS = {"Auditor": "auditor"}   # user name -> fedfabric.role
 
@@ -29,14 +29,24 @@ def issue_role_identity(layout: Layout, org: PeerOrg, user: str, role: str) -> P
     identity = certs.issue(certs.subject(cn, units=["client"], cryptogen_place=True), certs.IDENTITY,
                            certs.Credential.load(layout.org_ca_cert(org), layout.org_ca_key(org)),
                            attributes={"hf.EnrollmentID": cn, "hf.Type": "client", "fedfabric.role": role})
-    tmp = msp.with_name("msp.tmp")
+    write_client_msp(msp, template, identity.cert_pem, identity.key_pem)
+    return msp
+
+
+def write_client_msp(msp: Path, template: Path, cert_pem: bytes, key_pem: bytes) -> None:
+    """A client's MSP directory beside the org's template user's: its signcerts and keystore (the key
+    0600), the template's cacerts, tlscacerts and NodeOUs config.yaml. Written aside and renamed into
+    place (an MSP is complete or absent; one without a certificate is replaced); every directory of the
+    user's tree 0700."""
+    tmp = msp.with_name(msp.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     private_dir(tmp)
     for sub in ("cacerts", "tlscacerts"):
         shutil.copytree(template / sub, tmp / sub)
     shutil.copyfile(template / "config.yaml", tmp / "config.yaml")
-    (tmp / "signcerts").mkdir(parents=True)
-    identity.write(tmp / "signcerts" / "cert.pem", tmp / "keystore" / "priv_sk")
+    (tmp / "signcerts").mkdir()
+    (tmp / "signcerts" / "cert.pem").write_bytes(cert_pem)
+    write_private(tmp / "keystore" / "priv_sk", key_pem)
     private_tree(tmp)
+    shutil.rmtree(msp, ignore_errors=True)
     tmp.rename(msp)
-    return msp
