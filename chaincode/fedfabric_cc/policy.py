@@ -12,15 +12,17 @@ stakes collapse to one ``OutOf``; for 3 equal orgs at 2/3 it is ``OutOf(2,'A.pee
 It is exactly the stake rule: every remainder is monotone, so a set of orgs satisfies the branch of
 its own count in class j iff its other orgs hold the remainder, and fails every branch otherwise.
 Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) the
-smallest policy string is kept, ties by envelope size then by order: deterministic for a given stake
+smallest envelope is kept, ties by policy string size then by order: deterministic for a given stake
 vector. Fabric evaluates a gate by trying each rule on the identities not yet used and keeping the
 identities of the rules that passed; an AND here only joins gates over disjoint classes, so that
 greedy evaluation gives the boolean answer (``envelope_satisfied`` follows Fabric's evaluator).
 
-It is emitted as the lifecycle policy string (``OutOf(k, 'A.peer', ...)``, ``AND``/``OR`` where k is
-all or one) and as SignaturePolicyEnvelope bytes for key-level (state-based) endorsement; both must
-stay under :data:`MAX_POLICY_BYTES`. Where no such form fits (many distinct stakes), compiling
-refuses with :class:`PolicyError` and the contract refuses the stake change that asked for it.
+It is emitted as SignaturePolicyEnvelope bytes -- the policy Fabric keeps and evaluates, both as the
+chaincode definition's validation parameter and as key-level (state-based) endorsement -- which must
+stay under :data:`MAX_POLICY_BYTES`, and as the same policy in Fabric's text syntax (``OutOf(k,
+'A.peer', ...)``, ``AND``/``OR`` where k is all or one), for people and for ``policydsl``, about 3.5
+times longer. Where no form fits (many distinct stakes), compiling refuses with :class:`PolicyError`
+and the contract refuses the stake change that asked for it.
 Integer arithmetic only; identities, classes and vectors in canonical order.
 
 The minimal-winning-coalition form (:func:`minimal_winning_coalitions`) stays as the reference the
@@ -36,7 +38,8 @@ from fabric_protos.msp import msp_principal_pb2
 
 from fedfabric_protocol.stakerule import stake_classes, wins
 
-MAX_POLICY_BYTES = 64 * 1024   # lifecycle string and envelope bytes, each
+MAX_POLICY_BYTES = 64 * 1024   # SignaturePolicyEnvelope bytes
+ENVELOPE_REF_BYTES = 4         # the least one SignedBy rule costs in an envelope (tag, length, tag, index)
 REFERENCE_MAX_ORGS = 16        # the coalition reference enumerates 2^n subsets
 ALL_ORDERS_MAX_CLASSES = 4     # up to this many stake classes every nesting order is tried
 ROLE = "peer"
@@ -302,8 +305,7 @@ def compact_policy(stakes: dict[str, int], num: int, den: int,
     total = _check(stakes, num, den)
     classes = stake_classes(stakes)
     need = num * total
-    min_ref = min(len(m) for _, orgs in classes for m in orgs) + len(f"'.{ROLE}',")
-    refs = limit // min_ref + 1          # more principal references than this cannot fit in ``limit`` bytes
+    refs = limit // ENVELOPE_REF_BYTES + 1    # more principal references than this cannot fit in ``limit``
     best = None
     for order in _orders(len(classes)):
         try:
@@ -311,10 +313,10 @@ def compact_policy(stakes: dict[str, int], num: int, den: int,
             term = _expand(root, classes, refs)
         except _TooLarge:
             continue
-        text, env = to_string(term), to_envelope(term)
-        if len(text.encode()) > limit or len(env) > limit:
+        env = to_envelope(term)
+        if len(env) > limit:
             continue
-        key = (len(text), len(env), order)
+        key = (len(env), len(to_string(term)), order)
         if best is None or key < best[0]:
             best = (key, term, root)
     if best is None:

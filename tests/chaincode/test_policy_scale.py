@@ -12,6 +12,7 @@ from .harness import Ledger, init, job_spec
 
 FIFTY = [f"Org{i + 1}MSP" for i in range(50)]
 THREE_CLASSES = tuple((100, 200, 300)[i % 3] for i in range(50))   # Org1 100, Org2 200, Org3 300, Org4 100, ...
+FOUR_CLASSES = tuple((100, 200, 300, 400)[i % 4] for i in range(50))  # four stake values in groups of 12-13
 REFUSED = "cannot compile endorsement policy: no exact endorsement policy of at most 65536 bytes"
 
 
@@ -42,6 +43,20 @@ def test_fifty_orgs_in_three_stake_classes_fit():
     assert pol == {**policy.compile_policy(dict(zip(FIFTY, THREE_CLASSES)), 2, 3), "lifecycle": pol["lifecycle"]}
 
 
+def test_fifty_orgs_in_four_equal_stake_groups_fit_in_the_envelope():
+    """The envelope -- what Fabric keeps and evaluates -- stays under 64 KB; its text form is longer than
+    one command-line argument, which is why the lifecycle takes the envelope (network/lifecycle.py)."""
+    led = _fifty(FOUR_CLASSES)
+    pol = led.call(ids.auditor("Org1MSP"), "get_policy")
+    assert [c["stake"] for c in pol["classes"]] == [400, 300, 200, 100]
+    assert pol["size"]["envelope_bytes"] <= policy.MAX_POLICY_BYTES < pol["size"]["policy_bytes"]
+    env = bytes.fromhex(pol["envelope_hex"])
+    stakes = dict(zip(FIFTY, FOUR_CLASSES))
+    heavy = sorted(FIFTY, key=lambda m: (-stakes[m], m))
+    for k in range(15, 30):                               # the first k by stake: wins exactly at 2/3
+        assert policy.envelope_satisfied(env, heavy[:k]) == stakerule.wins(stakes, 2, 3, heavy[:k])
+
+
 def test_init_with_too_many_distinct_stakes_is_refused():
     stakes = tuple(100 + i for i in range(20))
     err = Ledger().reject(ids.admin("Org1MSP"), "init_consortium",
@@ -50,14 +65,14 @@ def test_init_with_too_many_distinct_stakes_is_refused():
 
 
 def test_a_transfer_that_breaks_compactness_is_refused_and_changes_nothing():
-    led = _fifty()
+    led = _fifty(FOUR_CLASSES)
     led.call(ids.admin("Org1MSP"), "create_job", job_spec(participants=FIFTY[:3]))
     before = led.call(ids.auditor("Org1MSP"), "get_policy")
-    # 100 -> 90 and 200 -> 210: five stake classes, no exact policy under 64 KB
+    # 100 -> 90 and 200 -> 210: six stake classes, no exact policy under 64 KB
     led.reject(ids.admin("Org1MSP"), "transfer_stake", "Org2MSP", 10, match=REFUSED)   # ledger unchanged
     assert led.call(ids.auditor("Org1MSP"), "get_policy") == before
     assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 100
-    # moving a whole class step keeps three classes: applied, policy recompiled and set on the job key
+    # moving a whole class step keeps four classes: applied, policy recompiled and set on the job key
     out = led.call(ids.admin("Org1MSP"), "transfer_stake", "Org2MSP", 100)
     assert (out["from"]["stake"], out["to"]["stake"]) == (0, 300)
     after = led.call(ids.auditor("Org1MSP"), "get_policy")
@@ -68,16 +83,16 @@ def test_a_transfer_that_breaks_compactness_is_refused_and_changes_nothing():
 
 
 def test_a_stake_proposal_that_breaks_compactness_is_refused_when_proposed():
-    led = _fifty()
+    led = _fifty(FOUR_CLASSES)
     led.reject(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", 1, "one more", match=REFUSED)
     p = led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", 100, "one class up")
     assert p["status"] == "pending"
 
 
 def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_stays_pending():
-    led = _fifty()
-    p = led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", 200, "a larger study")
-    assert p["status"] == "pending"                        # Org1 100 -> 300: three classes still
+    led = _fifty(FOUR_CLASSES)
+    p = led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", -10, "a smaller study")
+    assert p["status"] == "pending"                        # Org1 100 -> 90: fits, one org in a class of its own
     led.call(ids.admin("Org2MSP"), "transfer_stake", "Org1MSP", 100)   # meanwhile: Org1 200, Org2 100
     stakes = {o["msp_id"]: o["stake"] for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
     approvers = ["Org1MSP"]
@@ -85,7 +100,7 @@ def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_sta
         if m == "Org1MSP":
             continue
         approvers.append(m)
-        if stakerule.wins(stakes, 2, 3, approvers):       # this approval would apply Org1 200 -> 400
+        if stakerule.wins(stakes, 2, 3, approvers):       # this approval would apply Org1 200 -> 190
             led.reject(ids.admin(m), "approve_stake_adjustment", "p1", match=REFUSED)
             break
         assert led.call(ids.admin(m), "approve_stake_adjustment", "p1")["status"] == "pending"
@@ -97,7 +112,7 @@ def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_sta
 
 
 def test_slashing_that_breaks_compactness_is_skipped_so_the_round_still_closes():
-    led = _fifty()
+    led = _fifty(FOUR_CLASSES)
     inc = Incentives(reward_per_round=100, slash_absent=10)
     orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
     with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
@@ -105,7 +120,7 @@ def test_slashing_that_breaks_compactness_is_skipped_so_the_round_still_closes()
     assert out["slashed"] == {} and "distinct stake classes" in out["slash_skipped"]
     assert out["orgs"]["Org3MSP"]["stake"] == 300 and out["orgs"]["Org1MSP"]["balance"] == 100
     assert led.call(ids.auditor("Org1MSP"), "get_org", "Org3MSP")["stake"] == 300
-    # a slash that keeps a compact policy is applied (Org1 100 -> 90: four classes, one of them small)
+    # a slash that keeps a compact policy is applied (Org1 100 -> 90: five classes, one of them small)
     orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
     with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
         out = incentives.settle(Context(led.stub), inc, "job1", 2, orgs, {"Org2MSP": 1}, ["Org1MSP"])

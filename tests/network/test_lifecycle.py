@@ -5,14 +5,22 @@ majority of the channel's orgs approved."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
+import grpc
 import pytest
+from fabric_protos.peer import policy_pb2
+from fabric_protos.peer.lifecycle import lifecycle_pb2
 
-from fedfabric.network import deploy, lifecycle
+from fedfabric.ledger import EndorseError, ErrorDetail
+from fedfabric.network import deploy, lifecycle, policydsl
 from fedfabric.network.deploy import ChaincodeDeployment
 from fedfabric.network.fabricbin import FabricBinaryError, FabricInstall
 from fedfabric.network.layout import Layout
+
+from fedfabric_cc import policy
+from fedfabric_cc.policy import envelope_satisfied
 
 from ..conftest import test_config
 
@@ -49,10 +57,11 @@ class FakeLifecycle:
     def approve(self, fabric, config, layout, org, **kw) -> bool:
         committed = self.committed_def and kw["sequence"] == self.committed_def["sequence"]
         if committed and self.refuse_committed:
-            raise FabricBinaryError("approveformyorg failed (exit 1): Error: proposal failed with status: 500 - "
-                                    "failed to invoke backing implementation of 'ApproveChaincodeDefinitionForMyOrg': "
-                                    "attempted to redefine the current committed sequence (2) for namespace echo "
-                                    "with different parameters: expected Collections 'a' does not match passed 'b'")
+            raise lifecycle.LifecycleError("approveformyorg as org1's admin failed: failed to endorse: "
+                                           "failed to invoke backing implementation of "
+                                           "'ApproveChaincodeDefinitionForMyOrg': attempted to redefine the current "
+                                           "committed sequence (2) for namespace echo with different parameters: "
+                                           "expected Collections 'a' does not match passed 'b'")
         self.calls.append(("approve", org.name, kw["sequence"], kw["pkg_id"]))
         if not committed:
             self.ready[org.msp_id] = True
@@ -151,25 +160,120 @@ class FailingFabric(FabricInstall):
         raise FabricBinaryError(f"{what} failed (exit 1): " + self.message)
 
 
-def test_unchanged_reapproval_counts_as_approved(tmp_path) -> None:
-    FailingFabric.message = ("Error: proposal failed with status: 500 - failed to invoke backing implementation "
-                             "of 'ApproveChaincodeDefinitionForMyOrg': attempted to redefine uncommitted sequence "
-                             "(2) for namespace echo with unchanged content")
-    assert lifecycle.approve(FailingFabric(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), CONFIG.orgs[0],
-                             name="echo", version="1", sequence=2, policy="OR('Org1MSP.peer')",
-                             pkg_id="echo_1:aaa", collections=None) is False
+class FakeLifecycleContract:
+    """``_lifecycle`` as the Gateway shows it: records each call's function, argument bytes and endorsing
+    orgs; ``refuse`` is the peer's answer to every submit."""
+
+    def __init__(self, refuse: str | None = None, readiness: dict[str, bool] | None = None,
+                 refusals: int = 1_000_000) -> None:
+        self.refuse, self.readiness, self.calls, self.refusals = refuse, readiness or {}, [], refusals
+
+    def submit(self, function, args=(), endorsing_orgs=None, **kw):
+        self.calls.append((function, list(args), endorsing_orgs))
+        if self.refuse and self.refusals > 0:
+            self.refusals -= 1
+            raise EndorseError("failed to endorse", grpc.StatusCode.ABORTED,
+                               [ErrorDetail("127.0.0.1:17051", "Org1MSP", f"chaincode response 500, {self.refuse}")],
+                               tx_id="tx9")
+
+    def evaluate(self, function, args=(), **kw):
+        self.calls.append((function, list(args), None))
+        return lifecycle_pb2.CheckCommitReadinessResult(approvals=self.readiness).SerializeToString()
+
+
+@pytest.fixture
+def lc(monkeypatch: pytest.MonkeyPatch):
+    def use(fake: FakeLifecycleContract) -> FakeLifecycleContract:
+        monkeypatch.setattr(lifecycle, "_lifecycle_contract", lambda layout, org: nullcontext(fake))
+        return fake
+    return use
+
+
+def _approve(tmp_path, **kw) -> bool:
+    args = dict(name="echo", version="1", sequence=2, policy="OR('Org1MSP.peer')", pkg_id="echo_1:aaa")
+    return lifecycle.approve(FabricInstall(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), CONFIG.orgs[0],
+                             **{**args, **kw})
+
+
+def test_an_approval_carries_the_policy_as_an_envelope_and_the_collections_as_protos(tmp_path, lc) -> None:
+    fake = lc(FakeLifecycleContract())
+    coll = deploy.members_collection(CONFIG, "updates", 5)
+    policy = "OutOf(2,'Org1MSP.peer','Org2MSP.peer','Org3MSP.peer')"
+    assert _approve(tmp_path, policy=policy, collections=[coll]) is True
+    [(function, [raw], orgs)] = fake.calls
+    assert function == "ApproveChaincodeDefinitionForMyOrg" and orgs == ["Org1MSP"]
+    a = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs.FromString(raw)
+    assert (a.name, a.version, a.sequence, a.endorsement_plugin, a.validation_plugin, a.init_required) == (
+        "echo", "1", 2, "escc", "vscc", False)
+    assert a.source.local_package.package_id == "echo_1:aaa"
+    vp = policy_pb2.ApplicationPolicy.FromString(a.validation_parameter)
+    env = vp.signature_policy.SerializeToString(deterministic=True)
+    assert env == policydsl.envelope(policy)
+    assert envelope_satisfied(env, ["Org1MSP", "Org3MSP"]) and not envelope_satisfied(env, ["Org2MSP"])
+    [c] = a.collections.config
+    s = c.static_collection_config
+    assert (s.name, s.block_to_live, s.required_peer_count, s.maximum_peer_count, s.member_only_read,
+            s.member_only_write) == ("updates", 5, 0, 0, True, True)
+    members = s.member_orgs_policy.signature_policy.SerializeToString(deterministic=True)
+    assert all(envelope_satisfied(members, [m]) for m in ("Org1MSP", "Org2MSP", "Org3MSP"))
+
+
+def test_a_policy_longer_than_a_command_line_argument_is_approved(tmp_path, lc) -> None:
+    fake = lc(FakeLifecycleContract())
+    stakes = {f"Org{i}MSP": 100 + 100 * (i % 4) for i in range(1, 51)}      # 4 values in groups of 12-13
+    compiled = policy.compile_policy(stakes, 2, 3)
+    assert len(compiled["policy"]) > 128 * 1024                              # the peer CLI's per-argument cap
+    assert _approve(tmp_path, policy=compiled["policy"]) is True
+    a = lifecycle_pb2.ApproveChaincodeDefinitionForMyOrgArgs.FromString(fake.calls[0][1][0])
+    env = policy_pb2.ApplicationPolicy.FromString(a.validation_parameter).signature_policy
+    assert policy.decode_envelope(env.SerializeToString()) == policy.decode_envelope(bytes.fromhex(compiled["envelope_hex"]))
+
+
+def test_unchanged_reapproval_counts_as_approved(tmp_path, lc) -> None:
+    lc(FakeLifecycleContract(refuse="failed to invoke backing implementation of 'ApproveChaincodeDefinitionForMyOrg': "
+                                    "attempted to redefine uncommitted sequence (2) for namespace echo with unchanged "
+                                    "content"))
+    assert _approve(tmp_path) is False
 
 
 @pytest.mark.parametrize("message", [
-    "Error: proposal failed with status: 500 - attempted to redefine the current committed sequence (1) for "
-    "namespace echo with different parameters",
-    "Error: failed to connect to peer: context deadline exceeded",
+    "failed to invoke backing implementation of 'ApproveChaincodeDefinitionForMyOrg': attempted to redefine the "
+    "current committed sequence (1) for namespace echo with different parameters",
+    "access denied: channel [fl] creator org [Org1MSP]",
 ])
-def test_other_approval_errors_still_fail(tmp_path, message) -> None:
-    FailingFabric.message = message
-    with pytest.raises(FabricBinaryError, match="approveformyorg"):
-        lifecycle.approve(FailingFabric(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), CONFIG.orgs[0],
-                          name="echo", version="1", sequence=2, policy="p", pkg_id="x", collections=None)
+def test_other_approval_errors_still_fail(tmp_path, lc, message) -> None:
+    lc(FakeLifecycleContract(refuse=message))
+    with pytest.raises(lifecycle.LifecycleError, match="approveformyorg as org1's admin failed") as ei:
+        _approve(tmp_path)
+    assert "tx9" in str(ei.value) and "Org1MSP" in str(ei.value) and message[:30] in str(ei.value)
+
+
+def test_a_commit_waits_until_the_gateway_knows_a_peer_of_every_endorsing_org(tmp_path, lc, monkeypatch) -> None:
+    monkeypatch.setattr(lifecycle.time, "sleep", lambda s: None)
+    args = dict(name="echo", version="1", sequence=1, policy="OR('Org1MSP.peer')")
+    fake = lc(FakeLifecycleContract(refuse="failed to find any endorsing peers for org(s): Org3MSP", refusals=3))
+    lifecycle.commit(FabricInstall(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG), committer=CONFIG.orgs[0],
+                     endorsers=list(CONFIG.orgs), **args)
+    assert len(fake.calls) == 4                        # three times not yet known, then committed
+    lc(FakeLifecycleContract(refuse="failed to find any endorsing peers for org(s): Org3MSP"))
+    monkeypatch.setattr(lifecycle, "PEERS_KNOWN_WAIT_S", 0.0)
+    with pytest.raises(lifecycle.LifecycleError, match="chaincode commit as org1's admin failed.*Org3MSP"):
+        lifecycle.commit(FabricInstall(tmp_path, tmp_path), CONFIG, Layout(tmp_path, CONFIG),
+                         committer=CONFIG.orgs[0], endorsers=list(CONFIG.orgs), **args)
+
+
+def test_readiness_and_commit_go_to_the_lifecycle_chaincode(tmp_path, lc) -> None:
+    fake = lc(FakeLifecycleContract(readiness={"Org2MSP": False, "Org1MSP": True}))
+    args = dict(name="echo", version="1", sequence=1, policy="OR('Org1MSP.peer')")
+    layout = Layout(tmp_path, CONFIG)
+    fabric = FabricInstall(tmp_path, tmp_path)
+    assert lifecycle.commit_readiness(fabric, CONFIG, layout, CONFIG.orgs[0], **args) == {
+        "Org1MSP": True, "Org2MSP": False}
+    lifecycle.commit(fabric, CONFIG, layout, committer=CONFIG.orgs[0], endorsers=list(CONFIG.orgs[:2]), **args)
+    (f1, [r1], _), (f2, [r2], orgs) = fake.calls
+    assert f1 == "CheckCommitReadiness" and f2 == "CommitChaincodeDefinition" and orgs == ["Org1MSP", "Org2MSP"]
+    ready, com = lifecycle_pb2.CheckCommitReadinessArgs.FromString(r1), lifecycle_pb2.CommitChaincodeDefinitionArgs.FromString(r2)
+    assert ready.validation_parameter == com.validation_parameter and not com.HasField("collections")
 
 
 def test_nothing_approved_yet_is_none(tmp_path) -> None:

@@ -2,7 +2,8 @@
 
 One network (ports of its own from tests/ports.py, its own run dir) for the whole module; the tests run in order:
 bring-up and listeners, a config transaction every node must reach, a deploy retried after a partial
-approval, a redeploy at a new sequence, and down leaving no process behind.
+approval, a redeploy at a new sequence, a definition whose policy text no command line could carry,
+and down leaving no process behind.
 """
 
 from __future__ import annotations
@@ -211,6 +212,41 @@ def test_redeploy_at_a_new_sequence_restarts_the_servers(net: SiteManager) -> No
     assert _echo_round_trip(net, "k2", "v2") == b"v2"
     cli = _cli(net, "status")
     assert cli.returncode == 0 and all(n in cli.stdout for n in SERVERS), cli.stdout
+
+
+def test_a_policy_longer_than_a_command_line_argument_is_deployed_and_enforced(net: SiteManager) -> None:
+    """The definition goes to _lifecycle as envelope bytes: a policy text over the peer CLI's 128 KiB
+    argument cap (org1 alone, or 7,000 orgs together) is committed and the peers enforce it."""
+    from fedfabric.ledger import CommitError, EndorseError
+    from tests.ledger.live_helpers import connect_org
+
+    others = ",".join(f"'Member{i:04d}MSP.peer'" for i in range(7000))
+    text = f"OR('Org1MSP.peer',AND({others}))"
+    assert len(text) > 128 * 1024
+    t0 = time.monotonic()
+    assert net.deploy(ChaincodeDeployment(name="echo", version="2", command=ECHO, policy=text)) == 3
+    TIMES["redeploy, 140 KB policy"] = time.monotonic() - t0
+    committed = lifecycle.committed(net.fabric, net.config, net.layout, net.config.orgs[1], "echo")
+    assert committed["sequence"] == 3
+    def put(contract, value: str, orgs: list[str]):
+        deadline = time.monotonic() + 60
+        while True:                                  # the servers restart with the new definition
+            try:
+                return contract.submit("put", args=["k3", value], endorsing_orgs=orgs)
+            except EndorseError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    with connect_org(net, "org2") as gw:
+        contract = gw.get_network(net.config.channel).get_contract("echo")
+        with pytest.raises(CommitError) as ei:      # org2 and org3 endorse: not what the policy asks
+            put(contract, "no", ["Org2MSP", "Org3MSP"])
+        assert ei.value.code == "ENDORSEMENT_POLICY_FAILURE"
+    with connect_org(net, "org1") as gw:
+        contract = gw.get_network(net.config.channel).get_contract("echo")
+        assert put(contract, "v3", ["Org1MSP"]).status == "VALID"
+        assert contract.evaluate("get", args=["k3"]) == b"v3"
 
 
 def test_down_stops_everything(net: SiteManager) -> None:

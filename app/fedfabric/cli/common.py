@@ -88,6 +88,7 @@ def _explain(exc: Exception, unreachable: int) -> tuple[int, str, str] | None:
     from ..network.config import ConfigError
     from ..network.definition import DefinitionError
     from ..network.fabricbin import FabricBinaryError
+    from ..network.lifecycle import LifecycleError
     from ..network.orgchange import OrgChangeError
 
     if isinstance(exc, AuditError):
@@ -97,7 +98,7 @@ def _explain(exc: Exception, unreachable: int) -> tuple[int, str, str] | None:
     if isinstance(exc, GatewayError):
         down = exc.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         return unreachable, "error", f"{exc}" + (" (is the network up? network/network.sh status)" if down else "")
-    if isinstance(exc, FabricBinaryError):
+    if isinstance(exc, (FabricBinaryError, LifecycleError)):
         return EXIT_FAILED, "error", str(exc)
     if isinstance(exc, (BadInput, ArtifactError, ConfigError, DefinitionError, OrgChangeError, FileNotFoundError)):
         return EXIT_BAD_INPUT, "error", str(exc)

@@ -30,10 +30,11 @@ def _expected() -> tuple[type[Exception], ...]:
     from ..network.definition import DefinitionError
     from ..network.enroll import EnrollError
     from ..network.fabricbin import FabricBinaryError
+    from ..network.lifecycle import LifecycleError
     from ..network.nodes import NodeError
     from ..network.profile import ProfileError
 
-    return ConfigError, DefinitionError, FabricBinaryError, NodeError, EnrollError, ProfileError
+    return ConfigError, DefinitionError, FabricBinaryError, LifecycleError, NodeError, EnrollError, ProfileError
 
 
 class _Reported(TyperGroup):

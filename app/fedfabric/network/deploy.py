@@ -15,7 +15,7 @@ from typing import Callable
 
 from . import ccmaterial, lifecycle, paths
 from .config import ConsortiumConfig, PeerOrg
-from .fabricbin import FabricBinaryError, FabricInstall
+from .fabricbin import FabricInstall
 from .layout import Layout
 from .nodes import NodeSpec
 from fedfabric_cc.policy import compile_policy
@@ -103,15 +103,6 @@ def prepare_package(config: ConsortiumConfig, layout: Layout, dep: ChaincodeDepl
     return pkg, tls
 
 
-def collections_file(layout: Layout, dep: ChaincodeDeployment) -> Path | None:
-    if not dep.collections:
-        return None
-    path = layout.root / "chaincode" / dep.name / "collections.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(list(dep.collections), indent=2, sort_keys=True))
-    return path
-
-
 def definition_fingerprint(dep: ChaincodeDeployment, policy: str, package_ids: dict[str, str]) -> str:
     doc = {"version": dep.version, "policy": policy, "collections": list(dep.collections),
            "packages": package_ids}
@@ -163,7 +154,7 @@ def run_lifecycle(fabric: FabricInstall, config: ConsortiumConfig, layout: Layou
     if current and previous_fingerprint == fingerprint:
         return sequence, fingerprint, False
     definition = dict(name=dep.name, version=dep.version, sequence=sequence, policy=policy,
-                      collections=collections_file(layout, dep))
+                      collections=dep.collections)
     if current and _join_committed(fabric, config, layout, definition, package_ids, current, local, report):
         return sequence, fingerprint, True
     definition["sequence"] = sequence = sequence + 1
@@ -195,7 +186,7 @@ def _join_committed(fabric: FabricInstall, config: ConsortiumConfig, layout: Lay
     for org in missing:
         try:
             lifecycle.approve(fabric, config, layout, org, pkg_id=package_ids[org.name], **definition)
-        except FabricBinaryError as exc:
+        except lifecycle.LifecycleError as exc:
             if lifecycle.DIFFERENT_COMMITTED.search(str(exc)):
                 return False
             raise
