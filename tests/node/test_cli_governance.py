@@ -155,3 +155,23 @@ def test_an_unreachable_ledger_is_one_line_and_its_exit_status(monkeypatch, args
     assert res.exit_code == code, res.output
     assert "UNAVAILABLE: failed to connect to all addresses [peer 127.0.0.1:7051]" in res.output
     assert "is the network up? network/network.sh status" in res.output and "Traceback" not in res.output
+
+
+def test_show_lists_members_and_sums_up_the_policy(led) -> None:
+    res = runner.invoke(app, ["consortium", "show"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert all(m in res.output for m in ORGS)
+    assert "orgs holding ≥ 2/3 of the stake; 1 stake class(es), 1 OutOf gate(s), 3 principal reference(s)" in res.output
+    assert "OutOf(2,'Org1MSP.peer','Org2MSP.peer','Org3MSP.peer')" in res.output
+
+
+def test_show_cuts_a_long_policy_text(monkeypatch) -> None:
+    fifty = [f"Org{i}MSP" for i in range(1, 51)]
+    ledger = Ledger()
+    init(ledger, stakes=tuple((100, 200, 300, 400)[i % 4] for i in range(50)), balances=(0,) * 50, orgs=fifty)
+    serve(monkeypatch, lambda org, user: MemClient(ledger, "Org1MSP"))
+    res = runner.invoke(app, ["consortium", "show"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "4 stake class(es)" in res.output and "envelope 54,871 bytes" in res.output
+    assert re.search(r"… \(1\d\d,\d{3} characters in all: get_policy has the whole text\)", res.output)
+    assert len(res.output) < 10_000

@@ -49,6 +49,9 @@ def consortium_init(config: Config = None, run_dir: RunDir = None, org: Org = "o
     typer.echo("consortium initialized" if done else "consortium was already initialized; nothing changed")
 
 
+SHOWN_POLICY_CHARS = 400   # a longer policy text is cut, with its length
+
+
 @app.command("show")
 def consortium_show(org: Org = "org1", user: User = "User1", config: Config = None, run_dir: RunDir = None) -> None:
     """Members, stake, balances and the stake-weighted endorsement policy in force."""
@@ -63,7 +66,14 @@ def consortium_show(org: Org = "org1", user: User = "User1", config: Config = No
         t.add_row(o["name"], o["msp_id"], o["status"], str(o["stake"]), str(o["balance"]))
     con = console()
     con.print(t)
-    con.print(f"endorsement policy: {policy['policy']}")
+    num, den = policy["threshold"]
+    size = policy["size"]
+    con.print(f"endorsement policy: orgs holding ≥ {num}/{den} of the stake; {len(policy['classes'])} stake "
+              f"class(es), {size['gates']} OutOf gate(s), {size['signed_by']} principal reference(s), "
+              f"envelope {size['envelope_bytes']:,} bytes")
+    text = policy["policy"]
+    con.print(text if len(text) <= SHOWN_POLICY_CHARS else
+              f"{text[:SHOWN_POLICY_CHARS]}… ({len(text):,} characters in all: get_policy has the whole text)")
 
 
 @app.command("transfer")
