@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import sys
 import time
 from fractions import Fraction
@@ -177,10 +178,36 @@ def row(n: int, label: str, stakes: dict[str, int], num: int, den: int) -> dict:
     return out
 
 
+def random_four_values(tried: int, num: int, den: int, n: int = 50, seed: int = 5) -> dict:
+    """How many random stake vectors of ``n`` orgs taking 4 distinct values (each 1..999; equal groups
+    for a third of them, random group sizes otherwise) have an exact policy under the limit."""
+    rng = random.Random(seed)
+    names = org_names(n)
+    sizes, refused = [], []
+    for t in range(tried):
+        values = sorted(rng.sample(range(1, 1000), 4))
+        if t % 3 == 0:
+            counts = [n // 4 + (1 if i < n % 4 else 0) for i in range(4)]
+        else:
+            cuts = sorted(rng.sample(range(1, n), 3))
+            counts = [cuts[0], cuts[1] - cuts[0], cuts[2] - cuts[1], n - cuts[2]]
+        it = iter(names)
+        stakes = {next(it): v for v, c in zip(values, counts) for _ in range(c)}
+        try:
+            sizes.append(policy.compile_policy(stakes, num, den)["size"]["envelope_bytes"])
+        except policy.PolicyError:
+            refused.append({"values": values, "counts": counts})
+    sizes.sort()
+    return {"orgs": n, "seed": seed, "tried": tried, "fit": len(sizes), "refused": refused,
+            "largest_envelope": sizes[-1] if sizes else 0, "median_envelope": sizes[len(sizes) // 2] if sizes else 0}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orgs", default="10,20,50", help="comma-separated consortium sizes")
     ap.add_argument("--quorum", default="2/3")
+    ap.add_argument("--random", type=int, default=100, metavar="N",
+                    help="also compile N random 50-org stake vectors of 4 distinct values (0: skip)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "policy_size.json")
     args = ap.parse_args()
     q = Fraction(args.quorum)
@@ -202,6 +229,12 @@ def main() -> int:
     for r in rows:
         if not r["compiled"]:
             console.print(f"refused, {r['orgs']} orgs, {r['mix']}: {r['error']}")
+    sample = random_four_values(args.random, num, den) if args.random else None
+    if sample:
+        console.print(f"{sample['orgs']} orgs, {sample['tried']} random stake vectors of 4 distinct values "
+                      f"(1..999, random group sizes, seed {sample['seed']}): {sample['fit']} fit under "
+                      f"{policy.MAX_POLICY_BYTES:,} bytes, largest envelope {sample['largest_envelope']:,} B, "
+                      f"median {sample['median_envelope']:,} B; refused e.g. {sample['refused'][:2]}")
 
     doc = {"host": {"cpus": os.cpu_count(), "python": platform.python_version()},
            "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "quorum": [num, den],
@@ -211,7 +244,7 @@ def main() -> int:
                      "exactly without building it; checked against the built form up to 12 orgs",
                      "envelope_bytes: the SignaturePolicyEnvelope Fabric keeps (chaincode definition and key-level "
                      "policies), limited to limit_bytes; policy_bytes: the same policy as text, not limited"],
-           "results": rows}
+           "results": rows, "random_four_values": sample}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     console.print(f"wrote {args.out}")

@@ -7,8 +7,11 @@ nested in some order, the policy of classes j.. needing stake R is
     OR over c = 0..n_j of  AND( OutOf(c, class j), policy of classes j+1.. needing R - c*s_j )
 
 keeping only the counts c whose remainder is a different rule than for c - 1 and stopping at the
-first c that needs nothing more (the last class is a single ``OutOf(ceil(R/s), class)``). Equal
-stakes collapse to one ``OutOf``; for 3 equal orgs at 2/3 it is ``OutOf(2,'A.peer','B.peer','C.peer')``.
+first c that needs nothing more. Where only *how many* orgs of classes j.. sign decides whether they
+hold R -- no count s reaches R with the s heaviest of their orgs and misses it with the s lightest --
+the whole rest is one ``OutOf(k, classes j..)`` (the last class always is: ``OutOf(ceil(R/s), class)``);
+close stakes (97/101/103/107) fold most of the nesting away that way. Equal stakes collapse to one
+``OutOf``; for 3 equal orgs at 2/3 it is ``OutOf(2,'A.peer','B.peer','C.peer')``.
 It is exactly the stake rule: every remainder is monotone, so a set of orgs satisfies the branch of
 its own count in class j iff its other orgs hold the remainder, and fails every branch otherwise.
 Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) the
@@ -31,7 +34,7 @@ tests compare against; it grows as C(n, k) and is not what the ledger uses.
 from __future__ import annotations
 
 from itertools import combinations, permutations
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Iterator, Sequence, Union
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
@@ -42,6 +45,8 @@ MAX_POLICY_BYTES = 64 * 1024   # SignaturePolicyEnvelope bytes
 ENVELOPE_REF_BYTES = 4         # the least one SignedBy rule costs in an envelope (tag, length, tag, index)
 REFERENCE_MAX_ORGS = 16        # the coalition reference enumerates 2^n subsets
 ALL_ORDERS_MAX_CLASSES = 4     # up to this many stake classes every nesting order is tried
+MAX_VECTORS = 1024             # minimal count vectors listed in the record
+MAX_PATHS = 65536              # nested-form paths read to find them
 ROLE = "peer"
 
 # A policy term: an MSP id (a signature of that org's peer) or (n, children): at least n of children.
@@ -213,7 +218,8 @@ def count_gates(term: Term) -> tuple[int, int]:
 def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], need: int, den: int,
             refs: int) -> object:
     """The rule over ``classes`` nested in ``order`` as a DAG of nodes: True (nothing needed), None
-    (unreachable), ("k", j, k) (at least k of class j, the last level) or ("or", j, ((c, sub), ...)).
+    (unreachable), ("k", (j, ...), k) (at least k orgs of classes j, ...: the last level, or every level
+    left once only how many of their orgs sign matters) or ("or", j, ((c, sub), ...)).
     Raises _TooLarge once more than ``refs`` distinct gates exist (each lists a principal at least once
     in the expanded policy), or more than ``refs`` times min(classes, 8) (residual, level) pairs."""
     w = [classes[j][0] * den for j in order]
@@ -224,6 +230,23 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
     memo: dict[tuple[int, int], object] = {}
     made = [0]
     cap = refs * min(len(order), 8)
+    # per level: the weights of the orgs of that level and below, lightest first (s lightest / heaviest)
+    ladder = [sorted(w[k] for k in range(i, len(order)) for _ in range(n[k])) for i in range(len(order))]
+
+    def by_count(i: int, r: int) -> int | None:
+        """The count k when "classes i.. hold r" only depends on how many of their orgs sign (at least
+        k of them), else None: no count s reaches r with some orgs and misses it with others."""
+        lw = ladder[i]
+        light = heavy = 0
+        k = None
+        for s in range(1, len(lw) + 1):
+            light += lw[s - 1]
+            heavy += lw[-s]
+            if light < r <= heavy:
+                return None
+            if k is None and light >= r:
+                k = s
+        return k
 
     def node(i: int, r: int) -> object:
         if r <= 0:
@@ -233,8 +256,9 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
         key = (i, r)
         if key in memo:
             return memo[key]
-        if i == len(order) - 1:
-            out: object = ("k", order[i], -(-r // w[i]))
+        k = by_count(i, r)
+        if k is not None:
+            out: object = ("k", tuple(sorted(order[i:])), k)
             made[0] += 1
         else:
             branches, prev = [], object()
@@ -261,8 +285,8 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
 def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs: int) -> Term:
     refs = [0]
 
-    def of(j: int, k: int) -> Term:
-        orgs = classes[j][1]
+    def of(js: tuple[int, ...], k: int) -> Term:
+        orgs = sorted(m for j in js for m in classes[j][1])
         refs[0] += len(orgs)
         if refs[0] > limit_refs:
             raise _TooLarge
@@ -273,23 +297,37 @@ def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs
             return of(x[1], x[2])
         alts = []
         for c, sub in x[2]:
-            parts = ([of(x[1], c)] if c else []) + ([] if sub is True else [term(sub)])
+            parts = ([of((x[1],), c)] if c else []) + ([] if sub is True else [term(sub)])
             alts.append(gate(len(parts), parts))
         return gate(1, alts)
 
     return term(root)
 
 
-def _paths(x: object) -> list[dict[int, int]]:
+def _paths(x: object, classes: list[tuple[int, tuple[str, ...]]]) -> Iterator[dict[int, int]]:
+    """The count vectors (class -> count) of the nested form's branches, one at a time."""
     if x is True:
-        return [{}]
+        yield {}
+        return
     if x[0] == "k":
-        return [{x[1]: x[2]}]
-    out = []
+        for split in _splits(x[1], x[2], classes):
+            yield dict(zip(x[1], split))
+        return
     for c, sub in x[2]:
-        for p in _paths(sub):
-            out.append({**p, x[1]: c} if c else p)
-    return out
+        for p in _paths(sub, classes):
+            yield {**p, x[1]: c} if c else p
+
+
+def _splits(js: tuple[int, ...], k: int, classes) -> Iterator[tuple[int, ...]]:
+    """Every way of taking exactly ``k`` orgs from classes ``js`` (a count per class, in that order)."""
+    if len(js) == 1:
+        if k <= len(classes[js[0]][1]):
+            yield (k,)
+        return
+    room = sum(len(classes[j][1]) for j in js[1:])
+    for c in range(max(0, k - room), min(k, len(classes[js[0]][1])) + 1):
+        for rest in _splits(js[1:], k - c, classes):
+            yield (c, *rest)
 
 
 def _orders(m: int) -> list[tuple[int, ...]]:
@@ -328,30 +366,37 @@ def compact_policy(stakes: dict[str, int], num: int, den: int,
     return best[1], classes, best[2]
 
 
-def _minimal_count_vectors(classes, num: int, den: int, root: object) -> list[list[int]]:
+def _minimal_count_vectors(classes, num: int, den: int, root: object) -> tuple[list[list[int]], bool]:
     """The minimal winning vectors of per-class counts (canonical class order), largest counts of the
-    largest stakes first: the count vectors of the nested form's paths that lose when any count drops
-    (every minimal vector is a path: a branch is only left out when a smaller count does as well)."""
+    largest stakes first, and whether that is all of them: the count vectors of the nested form's
+    paths that lose when any count drops (every minimal vector is a path: a branch is only left out
+    when a smaller count does as well). At most :data:`MAX_VECTORS` are listed, and at most
+    :data:`MAX_PATHS` paths read: an ``OutOf`` over many classes stands for every way of splitting
+    its count among them (50 orgs of 50 close stakes: C(50, 34) ways)."""
     total = sum(s * len(o) for s, o in classes)
     out = set()
-    for p in _paths(root):
+    for read, p in enumerate(_paths(root, classes)):
+        if read >= MAX_PATHS or len(out) > MAX_VECTORS:
+            return [list(v) for v in sorted(out, reverse=True)[:MAX_VECTORS]], False
         v = tuple(p.get(j, 0) for j in range(len(classes)))
         held = sum(c * classes[j][0] for j, c in enumerate(v))
         if all(c == 0 or (held - classes[j][0]) * den < num * total for j, c in enumerate(v)):
             out.add(v)
-    return [list(v) for v in sorted(out, reverse=True)]
+    return [list(v) for v in sorted(out, reverse=True)], True
 
 
 def compile_policy(stakes: dict[str, int], num: int, den: int) -> dict:
     """Everything the ledger keeps about the current stake rule: the threshold, the stake classes,
-    the minimal count vectors (one count per class: any that many orgs of each class), the policy
-    string, the envelope and their sizes."""
+    the minimal count vectors (one count per class: any that many orgs of each class; the first
+    :data:`MAX_VECTORS` when ``vectors_complete`` is false), the policy string, the envelope and their
+    sizes."""
     term, classes, root = compact_policy(stakes, num, den)
     text, env = to_string(term), to_envelope(term)
     gates, refs = count_gates(term)
+    vectors, complete = _minimal_count_vectors(classes, num, den, root)
     return {"threshold": [num, den],
             "classes": [{"stake": s, "orgs": list(o)} for s, o in classes],
-            "vectors": _minimal_count_vectors(classes, num, den, root),
+            "vectors": vectors, "vectors_complete": complete,
             "policy": text, "envelope_hex": env.hex(),
             "size": {"policy_bytes": len(text.encode()), "envelope_bytes": len(env), "gates": gates,
                      "signed_by": refs}}

@@ -1,5 +1,7 @@
 """Consortia of many orgs on the contract: the compact stake policy is what the ledger keeps and sets on
 keys; a stake change that would leave no compact exact policy is refused and changes nothing."""
+import random
+
 import pytest
 
 from fabshim.contract import Context
@@ -57,8 +59,37 @@ def test_fifty_orgs_in_four_equal_stake_groups_fit_in_the_envelope():
         assert policy.envelope_satisfied(env, heavy[:k]) == stakerule.wins(stakes, 2, 3, heavy[:k])
 
 
+def test_fifty_orgs_of_four_close_stakes_fold_into_counts():
+    """97/101/103/107: most remainders depend only on how many orgs sign, each one OutOf over the classes
+    left; exact (every prefix by stake, and random sets in random order, against the stake sum)."""
+    stakes = dict(zip(FIFTY, ((97, 101, 103, 107)[i % 4] for i in range(50))))
+    pol = policy.compile_policy(stakes, 2, 3)
+    assert pol["size"]["envelope_bytes"] < 32 * 1024 and len(pol["classes"]) == 4
+    env = bytes.fromhex(pol["envelope_hex"])
+    heavy = sorted(FIFTY, key=lambda m: (-stakes[m], m))
+    light = heavy[::-1]
+    for k in range(30, 38):
+        for orgs in (heavy[:k], light[:k]):
+            assert policy.envelope_satisfied(env, orgs) == stakerule.wins(stakes, 2, 3, orgs)
+    rng = random.Random(3)
+    for _ in range(500):
+        orgs = rng.sample(FIFTY, rng.randint(30, 38))
+        assert policy.envelope_satisfied(env, orgs) == stakerule.wins(stakes, 2, 3, orgs)
+
+
+def test_fifty_distinct_but_close_stakes_are_one_outof_and_their_vectors_are_bounded():
+    """10000..10049: any 34 orgs hold 2/3, no 33 do, so the policy is OutOf(34, all 50) -- which stands
+    for C(50, 34) = 4.9e12 count vectors; the record lists the first MAX_VECTORS and says so."""
+    stakes = {m: 10000 + i for i, m in enumerate(FIFTY)}
+    pol = policy.compile_policy(stakes, 2, 3)
+    assert pol["policy"].startswith("OutOf(34,") and pol["size"]["gates"] == 1
+    assert len(pol["vectors"]) == policy.MAX_VECTORS and pol["vectors_complete"] is False
+    assert all(sum(v) == 34 for v in pol["vectors"])
+    assert policy.compile_policy(dict(zip(FIFTY, FOUR_CLASSES)), 2, 3)["vectors_complete"] is True
+
+
 def test_init_with_too_many_distinct_stakes_is_refused():
-    stakes = tuple(100 + i for i in range(20))
+    stakes = tuple(100 * (i + 1) for i in range(20))
     err = Ledger().reject(ids.admin("Org1MSP"), "init_consortium",
                           [{"msp_id": m, "stake": s} for m, s in zip(FIFTY, stakes)], "2/3", match=REFUSED)
     assert "20 staked orgs in 20 distinct stake classes" in err.message and "fewer distinct stake values" in err.message
@@ -89,26 +120,33 @@ def test_a_stake_proposal_that_breaks_compactness_is_refused_when_proposed():
     assert p["status"] == "pending"
 
 
-def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_stays_pending():
-    led = _fifty(FOUR_CLASSES)
-    p = led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org1MSP", -10, "a smaller study")
-    assert p["status"] == "pending"                        # Org1 100 -> 90: fits, one org in a class of its own
-    led.call(ids.admin("Org2MSP"), "transfer_stake", "Org1MSP", 100)   # meanwhile: Org1 200, Org2 100
-    stakes = {o["msp_id"]: o["stake"] for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
-    approvers = ["Org1MSP"]
+def _approve_to_quorum(led: Ledger, pid: str, proposer: str) -> str:
+    """Admins approve ``pid`` in stake order until the quorum; the last approver (whose approval applies
+    it, or is refused). Every approval before it leaves the proposal pending."""
+    stakes = {o["msp_id"]: o["stake"] for o in led.call(ids.auditor(proposer), "list_orgs")}
+    approvers = [proposer]
     for m in sorted(stakes, key=lambda m: (-stakes[m], m)):
-        if m == "Org1MSP":
+        if m == proposer:
             continue
         approvers.append(m)
-        if stakerule.wins(stakes, 2, 3, approvers):       # this approval would apply Org1 200 -> 190
-            led.reject(ids.admin(m), "approve_stake_adjustment", "p1", match=REFUSED)
-            break
-        assert led.call(ids.admin(m), "approve_stake_adjustment", "p1")["status"] == "pending"
-    else:
-        pytest.fail("never reached the quorum")
+        if stakerule.wins(stakes, 2, 3, approvers):
+            return m
+        assert led.call(ids.admin(m), "approve_stake_adjustment", pid)["status"] == "pending"
+    pytest.fail("never reached the quorum")
+
+
+def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_stays_pending():
+    led = _fifty(FOUR_CLASSES)
+    p = led.call(ids.admin("Org2MSP"), "propose_stake_adjustment", "p1", "Org2MSP", -10, "a smaller study")
+    assert p["status"] == "pending"                        # Org2 200 -> 190 alone: fits
+    led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p0", "Org1MSP", -10, "another one")
+    last = _approve_to_quorum(led, "p0", "Org1MSP")        # meanwhile Org1 100 -> 90: fits, applied
+    assert led.call(ids.admin(last), "approve_stake_adjustment", "p0")["status"] == "applied"
+    last = _approve_to_quorum(led, "p1", "Org2MSP")        # Org1 90 and Org2 190: six classes, no fit
+    led.reject(ids.admin(last), "approve_stake_adjustment", "p1", match=REFUSED)
     prop = led.call(ids.auditor("Org1MSP"), "key_history", "stakeprop", ["p1"])[0]["value"]
-    assert prop["status"] == "pending" and m not in prop["approvals"]
-    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 200
+    assert prop["status"] == "pending" and last not in prop["approvals"]
+    assert [led.call(ids.auditor("Org1MSP"), "get_org", m)["stake"] for m in ("Org1MSP", "Org2MSP")] == [90, 200]
 
 
 def test_slashing_that_breaks_compactness_is_skipped_so_the_round_still_closes():
