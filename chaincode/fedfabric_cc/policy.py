@@ -10,7 +10,9 @@ keeping only the counts c whose remainder is a different rule than for c - 1 and
 first c that needs nothing more. Where only *how many* orgs of classes j.. sign decides whether they
 hold R -- no count s reaches R with the s heaviest of their orgs and misses it with the s lightest --
 the whole rest is one ``OutOf(k, classes j..)`` (the last class always is: ``OutOf(ceil(R/s), class)``);
-close stakes (97/101/103/107) fold most of the nesting away that way. Equal stakes collapse to one
+close stakes (97/101/103/107) fold most of the nesting away that way. Where any k of their orgs hold
+R but fewer may too, ``OutOf(k, classes j..)`` is added as a cover when that is smaller, and the
+branches under it need only be exact for sets of fewer than k orgs. Equal stakes collapse to one
 ``OutOf``; for 3 equal orgs at 2/3 it is ``OutOf(2,'A.peer','B.peer','C.peer')``.
 It is exactly the stake rule: every remainder is monotone, so a set of orgs satisfies the branch of
 its own count in class j iff its other orgs hold the remainder, and fails every branch otherwise.
@@ -218,68 +220,86 @@ def count_gates(term: Term) -> tuple[int, int]:
 def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], need: int, den: int,
             refs: int) -> object:
     """The rule over ``classes`` nested in ``order`` as a DAG of nodes: True (nothing needed), None
-    (unreachable), ("k", (j, ...), k) (at least k orgs of classes j, ...: the last level, or every level
-    left once only how many of their orgs sign matters) or ("or", j, ((c, sub), ...)).
-    Raises _TooLarge once more than ``refs`` distinct gates exist (each lists a principal at least once
-    in the expanded policy), or more than ``refs`` times min(classes, 8) (residual, level) pairs."""
+    (nothing to cover), ("k", (j, ...), k) (at least k orgs of classes j, ...) or
+    ("or", j, ((c, sub), ...), cover) where ``cover`` is None or a ("k", ...) node over every class
+    from j on.
+
+    A node (i, r, d) stands for a policy G over the classes from level i on with
+    "they hold r" AND "fewer than d of their orgs sign"  <=  G  <=  "they hold r": sets of d or more
+    orgs are covered higher up. When any k of the classes' orgs hold r (k = the fewest of the lightest
+    that do), "at least k of them" is a sound cover: a node may add it and then its branches need only
+    be exact below k orgs. Each node keeps whichever of the two is smaller; when k is also the fewest of
+    the heaviest that reach r, the cover alone is exact. Raises _TooLarge once the smallest form of a
+    node exceeds ``refs`` principal references, or more than ``refs`` times min(classes, 8) nodes exist."""
     w = [classes[j][0] * den for j in order]
     n = [len(classes[j][1]) for j in order]
-    suffix = [0] * (len(order) + 1)
-    for i in range(len(order) - 1, -1, -1):
+    m = len(order)
+    suffix = [0] * (m + 1)
+    for i in range(m - 1, -1, -1):
         suffix[i] = suffix[i + 1] + w[i] * n[i]
-    memo: dict[tuple[int, int], object] = {}
-    made = [0]
-    cap = refs * min(len(order), 8)
-    # per level: the weights of the orgs of that level and below, lightest first (s lightest / heaviest)
-    ladder = [sorted(w[k] for k in range(i, len(order)) for _ in range(n[k])) for i in range(len(order))]
+    heads = [sum(n[i:]) for i in range(m)]
+    # per level: the weights of the orgs of that level and below, lightest first
+    ladder = [sorted(w[k] for k in range(i, m) for _ in range(n[k])) for i in range(m)]
+    memo: dict[tuple[int, int, int], tuple[object, int]] = {}
+    cap = refs * min(m, 8)
 
-    def by_count(i: int, r: int) -> int | None:
-        """The count k when "classes i.. hold r" only depends on how many of their orgs sign (at least
-        k of them), else None: no count s reaches r with some orgs and misses it with others."""
+    def fewest(i: int, r: int) -> tuple[int | None, int | None]:
+        """(the fewest of the lightest orgs that reach r, the fewest of the heaviest that do)."""
         lw = ladder[i]
         light = heavy = 0
-        k = None
+        k = h = None
         for s in range(1, len(lw) + 1):
             light += lw[s - 1]
             heavy += lw[-s]
-            if light < r <= heavy:
-                return None
-            if k is None and light >= r:
+            if h is None and heavy >= r:
+                h = s
+            if light >= r:
                 k = s
-        return k
+                break
+        return k, h
 
-    def node(i: int, r: int) -> object:
+    def node(i: int, r: int, d: int) -> tuple[object, int]:
+        """(node, principal references of its expanded policy)."""
         if r <= 0:
-            return True
+            return True, 0
         if r > suffix[i]:
-            return None
-        key = (i, r)
+            return None, 0
+        d = min(d, heads[i] + 1)
+        key = (i, r, d)
         if key in memo:
             return memo[key]
-        k = by_count(i, r)
-        if k is not None:
-            out: object = ("k", tuple(sorted(order[i:])), k)
-            made[0] += 1
+        k, h = fewest(i, r)
+        if h >= d:
+            out: tuple[object, int] = (None, 0)             # every winner here has d orgs or more
+        elif k == h or i == m - 1:
+            out = (("k", tuple(sorted(order[i:])), k), heads[i])
         else:
-            branches, prev = [], object()
-            for c in range(n[i] + 1):
-                sub = node(i + 1, r - c * w[i])
-                if sub is not None and sub != prev:
-                    branches.append((c, sub))
-                prev = sub
-                if sub is True:
-                    break
-            if len(branches) == 1 and branches[0][0] == 0:
-                out = branches[0][1]         # class i does not matter here
-            else:
-                out = ("or", order[i], tuple(branches))
-                made[0] += 1
+            out = min((_branches(i, r, d, None), _branches(i, r, k, ("k", tuple(sorted(order[i:])), k))),
+                      key=lambda o: o[1])
         memo[key] = out
-        if made[0] > refs or len(memo) > cap:
+        if len(memo) > cap or out[1] > refs and i == 0:
             raise _TooLarge
         return out
 
-    return node(0, need)
+    def _branches(i: int, r: int, d: int, cover: object) -> tuple[object, int]:
+        branches, prev, size = [], object(), heads[i] if cover else 0
+        for c in range(n[i] + 1):
+            if c >= d:
+                break
+            sub, sub_size = node(i + 1, r - c * w[i], d - c)
+            if sub is not None and sub != prev:
+                branches.append((c, sub))
+                size += (n[i] if c else 0) + sub_size
+            prev = sub
+            if sub is True:
+                break
+        if cover is None and len(branches) == 1 and branches[0][0] == 0:
+            return branches[0][1], size                      # class i does not matter here
+        if cover is not None and not branches:
+            return cover, heads[i]
+        return ("or", order[i], tuple(branches), cover), size
+
+    return node(0, need, heads[0] + 1)[0]
 
 
 def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs: int) -> Term:
@@ -295,7 +315,7 @@ def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs
     def term(x: object) -> Term:
         if x[0] == "k":
             return of(x[1], x[2])
-        alts = []
+        alts = [term(x[3])] if x[3] is not None else []
         for c, sub in x[2]:
             parts = ([of((x[1],), c)] if c else []) + ([] if sub is True else [term(sub)])
             alts.append(gate(len(parts), parts))
@@ -313,6 +333,8 @@ def _paths(x: object, classes: list[tuple[int, tuple[str, ...]]]) -> Iterator[di
         for split in _splits(x[1], x[2], classes):
             yield dict(zip(x[1], split))
         return
+    if x[3] is not None:
+        yield from _paths(x[3], classes)
     for c, sub in x[2]:
         for p in _paths(sub, classes):
             yield {**p, x[1]: c} if c else p

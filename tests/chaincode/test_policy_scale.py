@@ -1,5 +1,6 @@
 """Consortia of many orgs on the contract: the compact stake policy is what the ledger keeps and sets on
 keys; a stake change that would leave no compact exact policy is refused and changes nothing."""
+import itertools
 import random
 
 import pytest
@@ -75,6 +76,29 @@ def test_fifty_orgs_of_four_close_stakes_fold_into_counts():
     for _ in range(500):
         orgs = rng.sample(FIFTY, rng.randint(30, 38))
         assert policy.envelope_satisfied(env, orgs) == stakerule.wins(stakes, 2, 3, orgs)
+
+
+def test_a_count_cover_lets_branches_ignore_large_sets():
+    """531/619/661/885: at several nodes any k of the classes left hold the remainder; "at least k of
+    them" covers those sets and the branches below stay exact for fewer orgs only -- a 48 KB envelope
+    where branching alone needs 72 KB. Exact at every count vector near the threshold."""
+    values = (531, 619, 661, 885)
+    stakes = dict(zip(FIFTY, (values[i % 4] for i in range(50))))
+    pol = policy.compile_policy(stakes, 2, 3)
+    assert pol["size"]["envelope_bytes"] <= policy.MAX_POLICY_BYTES and pol["vectors_complete"]
+    env = bytes.fromhex(pol["envelope_hex"])
+    classes = [c["orgs"] for c in pol["classes"]]
+    total = sum(stakes.values())
+    rng = random.Random(4)
+    near = [v for v in itertools.product(*(range(len(o) + 1) for o in classes))
+            if abs(3 * sum(c * s["stake"] for c, s in zip(v, pol["classes"])) - 2 * total) <= 3 * 531]
+    checked = 0
+    for v in rng.sample(near, 400):
+        orgs = [m for o, c in zip(classes, v) for m in rng.sample(o, c)]
+        rng.shuffle(orgs)
+        assert policy.envelope_satisfied(env, orgs) == stakerule.wins(stakes, 2, 3, orgs), v
+        checked += 1
+    assert checked == 400
 
 
 def test_fifty_distinct_but_close_stakes_are_one_outof_and_their_vectors_are_bounded():
