@@ -62,6 +62,6 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
             slashed = {}
     compiled = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r})
     return {"rewards": payout, "slashed": slashed, "slash_skipped": skipped,
-            "policy": compiled["policy"] if compiled else None,
+            "policy": policy.summary(compiled),
             "envelope": bytes.fromhex(compiled["envelope_hex"]) if compiled else None,
             "orgs": {**orgs, **after}}

@@ -86,7 +86,7 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
         ledger_entry(ctx, msp, "stake", rec["stake"], 0, rec["stake"], "genesis", {}, 0)
         ledger_entry(ctx, msp, "balance", rec["balance"], 0, rec["balance"], "genesis", {}, 1)
     state.put(ctx, state.key(ctx, state.POLICY), compiled)
-    state.emit(ctx, "ConsortiumInitialized", {"orgs": sorted(records), "policy": compiled["policy"]})
+    state.emit(ctx, "ConsortiumInitialized", {"orgs": sorted(records), "policy": policy.summary(compiled)})
     return {"consortium": conf, "policy": compiled}
 
 
@@ -171,7 +171,7 @@ def transfer_stake(ctx: Context, to_msp: str, value: int) -> dict:
         raise fail("transfer_stake: total stake would be zero")
     compiled = write_changes(ctx, before, after, "transfer", {"from": org["msp_id"], "to": to_msp})
     state.emit(ctx, "StakeTransferred", {"from": org["msp_id"], "to": to_msp, "amount": value,
-                                         "policy": compiled["policy"] if compiled else None})
+                                         "policy": policy.summary(compiled)})
     return {"from": after[org["msp_id"]], "to": after[to_msp]}
 
 
@@ -316,7 +316,7 @@ def _decide(ctx: Context, prop: dict, pkey: str, target: dict, kind: dict, event
     state.put(ctx, pkey, prop)
     body = {k: prop[k] for k in ("proposal_id", "msp_id", "status") if k in prop}
     body.update({k: prop[k] for k in ("delta", "new_status") if k in prop})
-    body["policy"] = compiled["policy"] if compiled else None
+    body["policy"] = policy.summary(compiled)
     state.emit(ctx, event, body)
     return prop
 

@@ -21,7 +21,7 @@ from fedfabric_protocol.fields import HEX64, ident, matches
 from fedfabric_protocol.spec import MSP_RE
 from fedfabric_protocol.tally import active_stakes
 
-from . import members, roles, state
+from . import members, policy, roles, state
 from .state import fail
 
 ADD, REMOVE = "add", "remove"
@@ -105,21 +105,21 @@ def _decide(ctx: Context, pkey: str, prop: dict, event: str) -> dict:
     num, den = members.consortium(ctx)["quorum"]
     st = active_stakes(orgs)
     approving = sum(st.get(m, 0) for m in prop["approvals"])
-    policy = None
+    moved = None
     if approving * den >= num * sum(st.values()):
         prop = {**prop, "status": "applied", "applied_at": state.now(ctx)}
-        policy = _apply(ctx, prop, orgs.get(prop["msp_id"]))
+        moved = _apply(ctx, prop, orgs.get(prop["msp_id"]))
         event = "OrgAdmitted" if prop["action"] == ADD else "OrgRemoved"
     state.put(ctx, pkey, prop)
     body = {k: prop[k] for k in ("proposal_id", "action", "msp_id", "status", "approvals", "update_sha256")}
-    body["policy"] = policy
+    body["policy"] = moved
     state.emit(ctx, event, body)
     return prop
 
 
-def _apply(ctx: Context, prop: dict, org: dict | None) -> str | None:
-    """Admit (a member with no stake) or remove (suspended, policy recompiled); the new policy string if
-    it changed."""
+def _apply(ctx: Context, prop: dict, org: dict | None) -> dict | None:
+    """Admit (a member with no stake) or remove (suspended, policy recompiled); the new policy's summary
+    if it changed."""
     ref = {"proposal_id": prop["proposal_id"]}
     msp = prop["msp_id"]
     if prop["action"] == ADD:
@@ -131,7 +131,7 @@ def _apply(ctx: Context, prop: dict, org: dict | None) -> str | None:
         return None
     after = {**org, "status": members.SUSPENDED, "removed_by": prop["proposal_id"]}
     compiled = members.write_changes(ctx, {msp: org}, {msp: after}, "removed", ref)
-    return compiled["policy"] if compiled else None
+    return policy.summary(compiled)
 
 
 def record_channel_update(ctx: Context, proposal_id: str, update_sha256: str, signers: list,

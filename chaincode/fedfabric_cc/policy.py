@@ -35,6 +35,7 @@ tests compare against; it grows as C(n, k) and is not what the ledger uses.
 """
 from __future__ import annotations
 
+import hashlib
 from itertools import combinations, permutations
 from typing import Iterable, Iterator, Sequence, Union
 
@@ -422,6 +423,23 @@ def compile_policy(stakes: dict[str, int], num: int, den: int) -> dict:
             "policy": text, "envelope_hex": env.hex(),
             "size": {"policy_bytes": len(text.encode()), "envelope_bytes": len(env), "gates": gates,
                      "signed_by": refs}}
+
+
+SUMMARY_TEXT_MAX = 1024       # an event names a policy by its text only up to this many characters
+
+
+def summary(compiled: dict | None) -> dict | None:
+    """What an event or a transaction's answer says of a newly compiled policy: its threshold, how many
+    stake classes, the envelope's SHA-256 and size, and its text when that is short (a 50-org text can
+    be 200 KB, and ``get_policy`` has it); None when no policy was compiled."""
+    if not compiled:
+        return None
+    env = bytes.fromhex(compiled["envelope_hex"])
+    out = {"threshold": list(compiled["threshold"]), "classes": len(compiled["classes"]),
+           "envelope_sha256": hashlib.sha256(env).hexdigest(), "envelope_bytes": len(env)}
+    if len(compiled["policy"]) <= SUMMARY_TEXT_MAX:
+        out["text"] = compiled["policy"]
+    return out
 
 
 # ---- the reference: minimal winning coalitions (C(n, k) of them), for tests and benchmarks

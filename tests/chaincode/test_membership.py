@@ -1,6 +1,8 @@
 """Admitting and removing orgs by governance: proposals on a channel update's hash, approvals by stake,
 the admitted member (no stake until granted), the removed one (suspended, policy recompiled), and the
 record of who signed the channel update."""
+import hashlib
+
 import pytest
 
 from . import identities as ids
@@ -63,7 +65,10 @@ def test_removal_suspends_the_org_and_recompiles_the_policy(led):
     p = led.call(A(ORGS[0]), "propose_membership", "rm-3", "remove", "Org3MSP", "org3", DEF, UPD, "left the study")
     p = led.call(A(ORGS[1]), "approve_membership", "rm-3", UPD)
     assert p["status"] == "applied" and led.last_event.name == "OrgRemoved"
-    assert led.last_event.json()["policy"] == "AND('Org1MSP.peer','Org2MSP.peer')"
+    moved = led.last_event.json()["policy"]
+    assert moved["text"] == "AND('Org1MSP.peer','Org2MSP.peer')" and moved["threshold"] == [2, 3]
+    pol = led.call(ids.auditor("Org1MSP"), "get_policy")
+    assert moved["envelope_sha256"] == hashlib.sha256(bytes.fromhex(pol["envelope_hex"])).hexdigest()
     org = led.call(ids.auditor(ORGS[0]), "get_org", "Org3MSP")
     assert (org["status"], org["removed_by"], org["stake"]) == ("suspended", "rm-3", 100)
     hist = led.call(ids.auditor(ORGS[0]), "org_history", "Org3MSP")[-1]

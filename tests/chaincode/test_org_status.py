@@ -36,7 +36,7 @@ def test_suspension_needs_the_stake_quorum_and_is_recorded(led):
     assert p["status"] == "applied" and p["approvals"] == ["Org1MSP", "Org2MSP"]
     ev = led.last_event
     assert ev.name == "OrgStatusChanged" and ev.json()["new_status"] == "suspended"
-    assert ev.json()["policy"] == "AND('Org1MSP.peer','Org2MSP.peer')"
+    assert ev.json()["policy"]["text"] == "AND('Org1MSP.peer','Org2MSP.peer')"
     org = led.call(ids.auditor(ORGS[0]), "get_org", "Org3MSP")
     assert org["status"] == "suspended" and org["stake"] == 100
     hist = led.call(ids.auditor(ORGS[0]), "org_history", "Org3MSP")[-1]

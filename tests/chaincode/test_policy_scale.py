@@ -1,5 +1,6 @@
 """Consortia of many orgs on the contract: the compact stake policy is what the ledger keeps and sets on
 keys; a stake change that would leave no compact exact policy is refused and changes nothing."""
+import hashlib
 import itertools
 import random
 
@@ -188,3 +189,15 @@ def test_slashing_that_breaks_compactness_is_skipped_so_the_round_still_closes()
         out = incentives.settle(Context(led.stub), inc, "job1", 2, orgs, {"Org2MSP": 1}, ["Org1MSP"])
     assert out["slashed"] == {"Org1MSP": 10} and out["slash_skipped"] is None and out["policy"]
     assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 90
+
+
+def test_a_stake_change_names_a_large_policy_by_digest_not_by_text():
+    """The event of a stake change in a 50-org consortium carries the new policy's summary (threshold,
+    classes, envelope digest and size), not its ~190 KB text; get_policy has the text."""
+    led = _fifty(FOUR_CLASSES)
+    led.call(ids.admin("Org1MSP"), "transfer_stake", "Org2MSP", 100)
+    moved = led.last_event.json()["policy"]
+    pol = led.call(ids.auditor("Org1MSP"), "get_policy")
+    assert "text" not in moved and len(pol["policy"]) > 100_000 and len(led.last_event.payload) < 2_000
+    assert moved == {"threshold": [2, 3], "classes": 4, "envelope_bytes": pol["size"]["envelope_bytes"],
+                     "envelope_sha256": hashlib.sha256(bytes.fromhex(pol["envelope_hex"])).hexdigest()}
