@@ -64,6 +64,9 @@ class _TooLarge(Exception):
     pass
 
 
+_TOO_BIG = ("too big",)   # a node of the nested form whose policy alone has more references than fit
+
+
 def _check(stakes: dict[str, int], num: int, den: int) -> int:
     if den <= 0 or num <= 0 or num > den:
         raise PolicyError(f"threshold {num}/{den} must be in (0, 1]")
@@ -230,8 +233,9 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
     orgs are covered higher up. When any k of the classes' orgs hold r (k = the fewest of the lightest
     that do), "at least k of them" is a sound cover: a node may add it and then its branches need only
     be exact below k orgs. Each node keeps whichever of the two is smaller; when k is also the fewest of
-    the heaviest that reach r, the cover alone is exact. Raises _TooLarge once the smallest form of a
-    node exceeds ``refs`` principal references, or more than ``refs`` times min(classes, 8) nodes exist."""
+    the heaviest that reach r, the cover alone is exact. A node whose form alone has more than ``refs``
+    principal references is not built further (no policy holding it fits); _TooLarge when the root is
+    such a node, or more than ``refs`` times min(classes, 8) nodes exist."""
     w = [classes[j][0] * den for j in order]
     n = [len(classes[j][1]) for j in order]
     m = len(order)
@@ -278,7 +282,7 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
             out = min((_branches(i, r, d, None), _branches(i, r, k, ("k", tuple(sorted(order[i:])), k))),
                       key=lambda o: o[1])
         memo[key] = out
-        if len(memo) > cap or out[1] > refs and i == 0:
+        if len(memo) > cap:
             raise _TooLarge
         return out
 
@@ -291,6 +295,8 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
             if sub is not None and sub != prev:
                 branches.append((c, sub))
                 size += (n[i] if c else 0) + sub_size
+                if size > refs:
+                    return _TOO_BIG, size                    # no policy that holds this one can fit
             prev = sub
             if sub is True:
                 break
@@ -300,7 +306,10 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
             return cover, heads[i]
         return ("or", order[i], tuple(branches), cover), size
 
-    return node(0, need, heads[0] + 1)[0]
+    root, size = node(0, need, heads[0] + 1)
+    if root is _TOO_BIG or size > refs:
+        raise _TooLarge
+    return root
 
 
 def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs: int) -> Term:
