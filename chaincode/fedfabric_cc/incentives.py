@@ -50,17 +50,18 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
         if cut and sum(members.stakes({**orgs, **after}).values()) - cut > 0:
             after[m]["stake"] -= cut
             slashed[m] = cut
-    skipped = None
+    skipped, slashed_policy = None, None
     if slashed:
         num, den = members.consortium(ctx)["quorum"]
         try:
-            policy.compile_policy(members.stakes({**members.all_orgs(ctx), **after}), num, den)
+            slashed_policy = policy.compile_policy(members.stakes({**members.all_orgs(ctx), **after}), num, den)
         except policy.PolicyError as exc:
             skipped = str(exc)
             for m, cut in slashed.items():
                 after[m]["stake"] += cut
             slashed = {}
-    compiled = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r})
+    compiled = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r},
+                                     compiled=slashed_policy)
     return {"rewards": payout, "slashed": slashed, "slash_skipped": skipped,
             "policy": policy.summary(compiled),
             "envelope": bytes.fromhex(compiled["envelope_hex"]) if compiled else None,

@@ -111,9 +111,11 @@ def ledger_entry(ctx: Context, msp: str, field: str, delta: int, before: Any, af
 
 
 def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict], reason: str,
-                  ref: Optional[dict] = None, quorum: Optional[tuple[int, int]] = None) -> Optional[dict]:
+                  ref: Optional[dict] = None, quorum: Optional[tuple[int, int]] = None,
+                  compiled: Optional[dict] = None) -> Optional[dict]:
     """Write changed org records + one history entry per changed field; recompile the policy if
-    any stake or status moved. Everything must have been read before calling this (no read-your-writes)."""
+    any stake or status moved (``compiled``: the policy of the stakes after the change, when the caller
+    has compiled it already). Everything must have been read before calling this (no read-your-writes)."""
     weight_moved = False
     for msp in sorted(after):
         b, a = before[msp], dict(after[msp])
@@ -130,10 +132,10 @@ def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict],
         state.put(ctx, state.key(ctx, state.ORG, msp), a)
     if not weight_moved:
         return None
-    num, den = quorum if quorum else tuple(consortium(ctx)["quorum"])
-    merged = {**all_orgs(ctx), **after}
+    if compiled is None:
+        num, den = quorum if quorum else tuple(consortium(ctx)["quorum"])
+        compiled = compile_for(stakes({**all_orgs(ctx), **after}), num, den)
     previous = state.must_get(ctx, state.key(ctx, state.POLICY), "endorsement policy")
-    compiled = compile_for(stakes(merged), num, den)
     compiled["lifecycle"] = stakerule.lifecycle_rule(previous)
     state.put(ctx, state.key(ctx, state.POLICY), compiled)
     ep = bytes.fromhex(compiled["envelope_hex"])
