@@ -61,12 +61,6 @@ class Written:
     block_number: int
 
 
-def smallest_coalition(me: str, *rules: Mapping[str, Any]) -> Optional[list[str]]:
-    """The fewest orgs, including ``me``, that every rule in ``rules`` accepts (each a policy record or
-    its ``lifecycle`` entry: stake classes and threshold); None if there is none."""
-    return stakerule.smallest_endorsing_set(me, *rules)
-
-
 class Coalition:
     """Which orgs endorse this org's writes: the smallest set containing it that satisfies both the
     chaincode's lifecycle policy and the key-level stake policy in force (read from the ledger, cached,
@@ -83,7 +77,7 @@ class Coalition:
         except (Rejected, GatewayError):
             return   # not initialized yet: let the Gateway choose
         rules = (pol, stakerule.lifecycle_rule(pol))
-        self._orgs = smallest_coalition(self.msp_id, *rules)
+        self._orgs = stakerule.smallest_endorsing_set(self.msp_id, *rules)
         self._all = sorted(set().union(*(stakerule.rule_orgs(r) for r in rules)) | {self.msp_id})
 
     def orgs(self, client: "FedFabricClient") -> Optional[list[str]]:
