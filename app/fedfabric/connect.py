@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .network.config import ConsortiumConfig, load_config
+from .network.gateways import open_gateway
 from .network.layout import Layout
 from .network import paths
 
@@ -20,15 +21,6 @@ def connect(org: str, user: str = "User1", *, config: ConsortiumConfig | None = 
     """A :class:`fedfabric.ledger.Gateway` to ``org``'s peer as ``user`` (``User1`` trainer,
     ``Admin``, ``Auditor``). ``org`` is ``org1`` or ``Org1MSP``. ``peer_org``: talk to that org's peer
     instead, still as ``org``'s ``user`` (any channel member's peer answers queries)."""
-    from .ledger import Gateway, Identity
-
     layout = site_layout(config, run_root)
     o = layout.config.org(org)
-    msp = layout.user_msp(o, user)
-    if not msp.exists():
-        raise FileNotFoundError(f"no identity {user!r} for {o.name}: {msp} is missing "
-                                "(is the network generated? network/network.sh up)")
-    identity = Identity.from_msp_dir(msp_id=o.msp_id, msp_dir=msp)
-    peer = layout.config.org(peer_org) if peer_org else o
-    return Gateway.connect(endpoint=layout.peer_endpoint(peer), identity=identity,
-                           tls_root_cert=layout.peer_tls_ca(peer), **gateway_options)
+    return open_gateway(layout, o, user, layout.config.org(peer_org) if peer_org else None, **gateway_options)

@@ -19,11 +19,12 @@ from fabric_protos.common import policies_pb2
 from fabric_protos.peer import collection_pb2, policy_pb2
 from fabric_protos.peer.lifecycle import lifecycle_pb2
 
-from ..ledger import Contract, Gateway, GatewayError, Identity
+from ..ledger import Contract, GatewayError
 from . import policydsl
 from .channel import peer_admin_env
 from .config import ConsortiumConfig, PeerOrg
 from .fabricbin import FabricBinaryError, FabricInstall
+from .gateways import open_gateway
 from .layout import Layout
 
 LIFECYCLE = "_lifecycle"
@@ -117,9 +118,7 @@ def _definition_fields(name: str, version: str, sequence: int, policy: str, coll
 @contextmanager
 def _lifecycle_contract(layout: Layout, org: PeerOrg) -> Iterator[Contract]:
     """``_lifecycle`` on the channel through ``org``'s own peer, as the org's admin."""
-    identity = Identity.from_msp_dir(msp_id=org.msp_id, msp_dir=layout.user_msp(org))
-    with Gateway.connect(endpoint=layout.peer_endpoint(org), identity=identity,
-                         tls_root_cert=layout.peer_tls_ca(org)) as gw:
+    with open_gateway(layout, org, "Admin") as gw:
         yield gw.get_network(layout.config.channel).get_contract(LIFECYCLE)
 
 
