@@ -21,7 +21,7 @@ for p in (ROOT / "app", ROOT / "chaincode"):
 from fedfabric.network import paths  # noqa: E402
 from fedfabric.network.config import ConsortiumConfig, parse_config  # noqa: E402
 
-from tests.ports import OFFSETS  # noqa: E402
+from tests.ports import OFFSETS, is_port  # noqa: E402
 
 TEST_PORT_OFFSET = OFFSETS["session"]
 
@@ -29,8 +29,7 @@ TEST_PORT_OFFSET = OFFSETS["session"]
 def shift_ports(raw: Any, offset: int) -> Any:
     """A copy of a consortium document with every ``*port`` value moved by ``offset``."""
     if isinstance(raw, dict):
-        return {k: (v + offset if (k == "port" or k.endswith("_port")) and isinstance(v, int)
-                    else shift_ports(v, offset)) for k, v in raw.items()}
+        return {k: (v + offset if is_port(k, v) else shift_ports(v, offset)) for k, v in raw.items()}
     if isinstance(raw, list):
         return [shift_ports(v, offset) for v in raw]
     return raw

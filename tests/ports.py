@@ -16,6 +16,7 @@ The netns test listens inside namespaces of its own, where no loopback port can 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 SESSION = int(os.environ.get("FEDFABRIC_TEST_PORT_OFFSET", "10000"))  # the session's live_network
 
@@ -30,6 +31,20 @@ OFFSETS: dict[str, int] = {
     "netns": 6000,                 # tests/network/test_live_netns.py, inside its namespaces (+ org4)
     "sites": 16000,                # tests/network/test_live_sites.py
 }
+
+def is_port(key: str, value: Any) -> bool:
+    """Is this entry of a consortium document a port (``port`` or ``*_port``, an integer)?"""
+    return (key == "port" or key.endswith("_port")) and isinstance(value, int)
+
+
+def listen_ports(raw: Any) -> set[int]:
+    """Every port a consortium document names."""
+    if isinstance(raw, dict):
+        return {p for k, v in raw.items() for p in ({v} if is_port(k, v) else listen_ports(v))}
+    if isinstance(raw, list):
+        return {p for v in raw for p in listen_ports(v)}
+    return set()
+
 
 # The fourth org the governance and netns tests add: its ports before the offset.
 ORG4_PORTS = {"peer": 10051, "chaincode": 10052, "peer_operations": 9447, "chaincode_server": 9994,

@@ -11,7 +11,7 @@ from fedfabric.node.demo import DEFAULT_JOB, run_demo
 from fedfabric.network import nodes
 
 from tests.conftest import TEST_PORT_OFFSET, default_raw, shift_ports
-from tests.ports import OFFSETS
+from tests.ports import OFFSETS, listen_ports
 
 pytestmark = pytest.mark.live
 
@@ -20,16 +20,9 @@ pytestmark = pytest.mark.live
 DEMO_PORT_OFFSET = OFFSETS["demo"]
 
 
-def _ports(raw) -> list[int]:
-    if isinstance(raw, dict):
-        return [p for k, v in raw.items() for p in ([v] if (k == "port" or k.endswith("_port")) and
-                                                      isinstance(v, int) else _ports(v))]
-    return [p for v in raw for p in _ports(v)] if isinstance(raw, list) else []
-
-
 def test_demo_end_to_end_and_leaves_nothing_running(tmp_path):
     raw = shift_ports(default_raw(), DEMO_PORT_OFFSET)
-    ours, theirs = set(_ports(raw)), set(_ports(shift_ports(default_raw(), TEST_PORT_OFFSET)))
+    ours, theirs = listen_ports(raw), listen_ports(shift_ports(default_raw(), TEST_PORT_OFFSET))
     assert max(ours) < 65536 and not ours & theirs, "pick a FEDFABRIC_TEST_PORT_OFFSET that leaves room for the demo"
     cfg = tmp_path / "consortium.yaml"
     cfg.write_text(yaml.safe_dump(raw))

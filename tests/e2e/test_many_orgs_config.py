@@ -5,25 +5,8 @@ import pytest
 from fedfabric.network.config import ConfigError, parse_config
 
 from ..conftest import default_raw, shift_ports
+from ..ports import listen_ports
 from .many_orgs import MAX_ORGS, many_orgs_config, many_orgs_raw
-
-
-def _ports(raw) -> set[int]:
-    out = set()
-
-    def walk(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if (k == "port" or k.endswith("_port")) and isinstance(v, int):
-                    out.add(v)
-                else:
-                    walk(v)
-        elif isinstance(x, list):
-            for v in x:
-                walk(v)
-
-    walk(raw)
-    return out
 
 
 @pytest.mark.parametrize("n", [1, 10, MAX_ORGS])
@@ -31,8 +14,8 @@ def test_many_orgs_parse_and_keep_clear_of_the_default_network(n):
     cfg = many_orgs_config(n, 21000)
     assert [o.msp_id for o in cfg.orgs] == [f"Org{i}MSP" for i in range(1, n + 1)]
     assert len(cfg.orderer_org.orderers) == 1 and all(o.stake == 100 for o in cfg.orgs)
-    ours = _ports(many_orgs_raw(n, 21000)) - {p + 21000 for p in (7050, 7053, 8443)}   # the one orderer
-    default = _ports(shift_ports(default_raw(), 21000))
+    ours = listen_ports(many_orgs_raw(n, 21000)) - {p + 21000 for p in (7050, 7053, 8443)}   # the one orderer
+    default = listen_ports(shift_ports(default_raw(), 21000))
     assert not ours & default and max(ours) < 65536
     assert len(ours) == 7 * n
 
