@@ -300,12 +300,12 @@ class SiteManager:
     def _preflight_ports(self, specs: list[NodeSpec]) -> None:
         """Refuse to start anything when a port of a node about to start is taken; say which listen in the
         kernel's ephemeral range (they start today, and may find their port taken on another day)."""
-        eph = nodes.ephemeral_ports()
-        risky = sorted({p for spec in specs for p in spec.ports.values() if eph is not None and p in eph})
+        eph = nodes.ephemeral_ports() or range(0)
+        risky = sorted({p for spec in specs for p in spec.ports.values() if p in eph})
         if risky:
             self.report(f"note: {len(risky)} listen port(s) ({', '.join(map(str, risky[:5]))}"
                         f"{', ...' if len(risky) > 5 else ''}) lie in the kernel's ephemeral range"
-                        f"{_ephemeral_hint(risky[0])}")
+                        f"{_ephemeral_hint(risky[0], eph)}")
         for spec in specs:
             for kind, port in spec.ports.items():
                 if nodes.port_in_use(spec.host, port):
@@ -318,7 +318,7 @@ class SiteManager:
         return (f"{spec.node_id}: {kind} port {spec.host}:{port} ({nodes.port_role(spec.kind, kind)}) "
                 f"is already in use {by}; free it or change it in {source}. {spec.node_id} was not "
                 f"started (its log would be {self.layout.log_file(spec.node_id)})"
-                f"{_ephemeral_hint(port)}")
+                f"{_ephemeral_hint(port, nodes.ephemeral_ports())}")
 
     def _start_all(self, state: dict, specs: list[NodeSpec], started: list[str]) -> None:
         """Start ``specs`` (each one appended to ``started`` at once), then wait until all are healthy;
@@ -508,9 +508,9 @@ def _stop_order(item: tuple[str, dict]) -> tuple[int, str]:
     return ({"chaincode": 0, "peer": 1, "orderer": 2, "ca": 3}.get(kind, 4), item[0])
 
 
-def _ephemeral_hint(port: int) -> str:
-    """Why a port may be taken by no listener at all: it lies where outgoing connections pick theirs."""
-    eph = nodes.ephemeral_ports()
+def _ephemeral_hint(port: int, eph: range | None) -> str:
+    """Why a port may be taken by no listener at all: it lies in ``eph``, the kernel's ephemeral range,
+    where outgoing connections pick theirs."""
     if eph is None or port not in eph:
         return ""
     return (f". Ports {eph.start}-{eph.stop - 1} are the kernel's ephemeral range (net.ipv4.ip_local_port_range),"
