@@ -34,6 +34,7 @@ from rich.table import Table  # noqa: E402
 
 from fedfabric_cc import policy  # noqa: E402
 from fedfabric_protocol.stakerule import stake_classes  # noqa: E402
+from tests.chaincode import policy_reference as reference  # noqa: E402
 
 console = Console(width=200)
 
@@ -92,7 +93,7 @@ def _rule_bytes(k: int) -> int:
 
 def coalition_or_size(stakes: dict[str, int], num: int, den: int) -> dict:
     """Clauses, principal references, string bytes and envelope bytes of the OR of every minimal winning
-    coalition (``policy.coalitions_term``), by dynamic programming over stake sums: a coalition is minimal
+    coalition (``policy_reference.coalitions_term``), by dynamic programming over stake sums: a coalition is minimal
     winning iff it reaches the quota and loses without its smallest member, so with the orgs in ascending
     stake order, the coalitions whose smallest member is org j are j plus a set of later orgs whose sum
     is in [quota - s_j, quota)."""
@@ -147,8 +148,8 @@ def _pivotal(staked: list[tuple[int, str]], quota: int) -> list[str]:
 
 def check_against_enumeration(stakes: dict[str, int], num: int, den: int) -> None:
     """The analytic sizes equal the enumerated coalition OR's (small consortia only)."""
-    cs = policy.minimal_winning_coalitions(stakes, num, den)
-    term = policy.coalitions_term(cs)
+    cs = reference.minimal_winning_coalitions(stakes, num, den)
+    term = reference.coalitions_term(cs)
     want = {"clauses": len(cs), "signed_by": sum(len(c) for c in cs),
             "policy_bytes": len(policy.to_string(term)), "envelope_bytes": len(policy.to_envelope(term))}
     got = coalition_or_size(stakes, num, den)

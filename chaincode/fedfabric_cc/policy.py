@@ -30,23 +30,22 @@ times longer. Where no form fits (many distinct stakes), compiling refuses with 
 and the contract refuses the stake change that asked for it.
 Integer arithmetic only; identities, classes and vectors in canonical order.
 
-The minimal-winning-coalition form (:func:`minimal_winning_coalitions`) stays as the reference the
-tests compare against; it grows as C(n, k) and is not what the ledger uses.
+The minimal-winning-coalition form it replaced (C(n, k) clauses) is kept in the tests, as the
+reference they compare against (tests/chaincode/policy_reference.py).
 """
 from __future__ import annotations
 
 import hashlib
-from itertools import combinations, permutations
+from itertools import permutations
 from typing import Iterable, Iterator, Sequence, Union
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
 
-from fedfabric_protocol.stakerule import stake_classes, wins
+from fedfabric_protocol.stakerule import stake_classes
 
 MAX_POLICY_BYTES = 64 * 1024   # SignaturePolicyEnvelope bytes
 ENVELOPE_REF_BYTES = 4         # the least one SignedBy rule costs in an envelope (tag, length, tag, index)
-REFERENCE_MAX_ORGS = 16        # the coalition reference enumerates 2^n subsets
 ALL_ORDERS_MAX_CLASSES = 4     # up to this many stake classes every nesting order is tried
 MAX_VECTORS = 1024             # minimal count vectors listed in the record
 MAX_PATHS = 65536              # nested-form paths read to find them
@@ -93,13 +92,6 @@ def gate(n: int, children: Sequence[Term]) -> Term:
     return (n, tuple(kids))
 
 
-def coalitions_term(coalitions: Sequence[Sequence[str]]) -> Term:
-    """OR of ANDs: the policy of a list of coalitions."""
-    if not coalitions:
-        raise PolicyError("no winning coalition")
-    return gate(1, [gate(len(c), list(c)) for c in coalitions])
-
-
 def to_string(term: Term, role: str = ROLE) -> str:
     """Lifecycle signature policy syntax: ``'M.peer'``, ``AND(..)``, ``OR(..)``, ``OutOf(n, ..)``."""
     if isinstance(term, str):
@@ -138,11 +130,6 @@ def to_envelope(term: Term) -> bytes:
 
     env = policies_pb2.SignaturePolicyEnvelope(version=0, rule=build(term), identities=[_principal(m) for m in orgs])
     return env.SerializeToString(deterministic=True)
-
-
-def signature_policy_envelope(coalitions: Sequence[Sequence[str]]) -> bytes:
-    """Envelope bytes of an explicit list of coalitions (an OR of ANDs)."""
-    return to_envelope(coalitions_term(coalitions))
 
 
 def _parse(data: bytes) -> tuple[policies_pb2.SignaturePolicyEnvelope, list[tuple[str, int]]]:
@@ -199,14 +186,6 @@ def envelope_satisfied(data: bytes, signers: Iterable[str]) -> bool:
         return verified >= sp.n_out_of.n
 
     return ev(env.rule, [False] * len(signed))
-
-
-def term_satisfied(term: Term, signers: Iterable[str]) -> bool:
-    """Plain boolean reading of a term (each org counted once per gate)."""
-    s = set(signers)
-    if isinstance(term, str):
-        return term in s
-    return sum(term_satisfied(k, s) for k in term[1]) >= term[0]
 
 
 def count_gates(term: Term) -> tuple[int, int]:
@@ -448,22 +427,4 @@ def summary(compiled: dict | None) -> dict | None:
            "envelope_sha256": hashlib.sha256(env).hexdigest(), "envelope_bytes": len(env)}
     if len(compiled["policy"]) <= SUMMARY_TEXT_MAX:
         out["text"] = compiled["policy"]
-    return out
-
-
-# ---- the reference: minimal winning coalitions (C(n, k) of them), for tests and benchmarks
-def minimal_winning_coalitions(stakes: dict[str, int], num: int, den: int) -> list[tuple[str, ...]]:
-    """Sets of orgs whose stake reaches num/den of the total and none of whose proper subsets does."""
-    _check(stakes, num, den)
-    names = sorted(m for m, s in stakes.items() if int(s) > 0)
-    if len(names) > REFERENCE_MAX_ORGS:
-        raise PolicyError(f"more than {REFERENCE_MAX_ORGS} staked orgs: too many subsets to enumerate")
-    out: list[tuple[str, ...]] = []
-    for size in range(1, len(names) + 1):
-        for combo in combinations(names, size):
-            if not wins(stakes, num, den, combo):
-                continue
-            if any(set(w) <= set(combo) for w in out):
-                continue
-            out.append(combo)
     return out

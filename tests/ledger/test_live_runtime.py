@@ -30,7 +30,7 @@ import pytest
 from fedfabric.ledger import CommitError, CommitStatusError, EndorseError, EvaluateError, Gateway, GatewayError
 from fedfabric.network import deploy as ccdeploy
 from fedfabric.network import nodes
-from fedfabric_cc.policy import signature_policy_envelope
+from tests.chaincode.policy_reference import signature_policy_envelope
 
 from .live_helpers import channel_of, connect_org, wait_for_height, wait_until_endorsable
 
