@@ -1,7 +1,7 @@
 """Benchmark: size of the stake-weighted endorsement policy, compact (stake classes, nested OutOf)
 against the minimal-winning-coalition OR it replaced.
 
-    .venv/bin/python benchmarks/policy_size.py [--orgs 10,20,50] [--quorum 2/3] [--out FILE]
+    .venv/bin/python benchmarks/policy_size.py [--orgs 10,20,50] [--quorum 2/3] [--random N] [--grid STEP] [--out FILE]
 
 For each consortium size and stake mix (equal stakes; 2, 3 and 4 distinct values; one stake per org)
 it compiles the policy the contract keeps (``fedfabric_cc.policy.compile_policy``) and reports the
@@ -23,6 +23,7 @@ import random
 import sys
 import time
 from fractions import Fraction
+from itertools import combinations
 from math import comb
 from pathlib import Path
 
@@ -203,12 +204,35 @@ def random_four_values(tried: int, num: int, den: int, n: int = 50, seed: int = 
             "largest_envelope": sizes[-1] if sizes else 0, "median_envelope": sizes[len(sizes) // 2] if sizes else 0}
 
 
+def grid_four_values(step: int, num: int, den: int, n: int = 50) -> dict:
+    """Every 50-org stake vector of 4 distinct values on a grid (multiples of ``step`` up to 1000) in
+    four equal groups (13/13/12/12, lightest first and heaviest first): round stakes in equal groups
+    are the hardest mixes seen."""
+    names = org_names(n)
+    tried, sizes, refused = 0, [], []
+    for values in combinations(range(step, 1001, step), 4):
+        for counts in ((13, 13, 12, 12), (12, 12, 13, 13)):
+            it = iter(names)
+            stakes = {next(it): v for v, c in zip(values, counts) for _ in range(c)}
+            tried += 1
+            try:
+                sizes.append(policy.compile_policy(stakes, num, den)["size"]["envelope_bytes"])
+            except policy.PolicyError:
+                refused.append({"values": list(values), "counts": list(counts)})
+    sizes.sort()
+    return {"orgs": n, "step": step, "tried": tried, "fit": len(sizes), "refused": refused,
+            "largest_envelope": sizes[-1] if sizes else 0, "median_envelope": sizes[len(sizes) // 2] if sizes else 0}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orgs", default="10,20,50", help="comma-separated consortium sizes")
     ap.add_argument("--quorum", default="2/3")
     ap.add_argument("--random", type=int, default=100, metavar="N",
                     help="also compile N random 50-org stake vectors of 4 distinct values (0: skip)")
+    ap.add_argument("--grid", type=int, default=0, metavar="STEP",
+                    help="also compile every 50-org vector of 4 values that are multiples of STEP up to 1000, "
+                         "in equal groups (100: 420 vectors, a few minutes; 0: skip)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "policy_size.json")
     args = ap.parse_args()
     q = Fraction(args.quorum)
@@ -236,16 +260,22 @@ def main() -> int:
                       f"(1..999, random group sizes, seed {sample['seed']}): {sample['fit']} fit under "
                       f"{policy.MAX_POLICY_BYTES:,} bytes, largest envelope {sample['largest_envelope']:,} B, "
                       f"median {sample['median_envelope']:,} B; refused e.g. {sample['refused'][:2]}")
+    grid = grid_four_values(args.grid, num, den) if args.grid else None
+    if grid:
+        console.print(f"{grid['orgs']} orgs, every stake vector of 4 multiples of {grid['step']} up to 1000 in equal "
+                      f"groups ({grid['tried']}): {grid['fit']} fit, largest envelope {grid['largest_envelope']:,} B, "
+                      f"median {grid['median_envelope']:,} B; refused {grid['refused']}")
 
     doc = {"host": {"cpus": os.cpu_count(), "python": platform.python_version()},
            "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"), "quorum": [num, den],
            "limit_bytes": policy.MAX_POLICY_BYTES,
-           "notes": ["compact: orgs of equal stake in one class, nested OutOf gates, smallest nesting order",
+           "notes": ["compact: orgs of equal stake in one class, nested OutOf gates or bands (OR over the stakes two "
+                     "classes leave the other two to hold), the smallest form",
                      "coalition_or: the OR of every minimal winning coalition (the previous compiler), sized "
                      "exactly without building it; checked against the built form up to 12 orgs",
                      "envelope_bytes: the SignaturePolicyEnvelope Fabric keeps (chaincode definition and key-level "
                      "policies), limited to limit_bytes; policy_bytes: the same policy as text, not limited"],
-           "results": rows, "random_four_values": sample}
+           "results": rows, "random_four_values": sample, "grid_four_values": grid}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     console.print(f"wrote {args.out}")

@@ -16,10 +16,18 @@ branches under it need only be exact for sets of fewer than k orgs. Equal stakes
 ``OutOf``; for 3 equal orgs at 2/3 it is ``OutOf(2,'A.peer','B.peer','C.peer')``.
 It is exactly the stake rule: every remainder is monotone, so a set of orgs satisfies the branch of
 its own count in class j iff its other orgs hold the remainder, and fails every branch otherwise.
-Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) the
-smallest envelope is kept, ties by policy string size then by order: deterministic for a given stake
-vector. Fabric evaluates a gate by trying each rule on the identities not yet used and keeping the
-identities of the rules that passed; an AND here only joins gates over disjoint classes, so that
+
+With four classes, banded forms are tried too: split the classes in two pairs; the pair not
+enumerated can only hold certain stakes, so the count vectors of the other pair fall into bands by
+the least of those stakes they leave to it, and the policy is OR over bands of AND(that pair holds the
+band's least stake, the other holds the stake the band leaves). Round stakes (300/400/500/600) make
+wide bands, and each band's remainder is written once instead of once per count vector: 31 KB where
+the best nesting needs 75 KB (:func:`_banded`).
+
+Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) and the
+banded forms the smallest envelope is kept, ties by policy string size then by form: deterministic
+for a given stake vector. Fabric evaluates a gate by trying each rule on the identities not yet
+used and keeping the identities of the rules that passed; an AND here only joins gates over disjoint classes, so that
 greedy evaluation gives the boolean answer (``envelope_satisfied`` follows Fabric's evaluator).
 
 It is emitted as SignaturePolicyEnvelope bytes -- the policy Fabric keeps and evaluates, both as the
@@ -36,8 +44,9 @@ reference they compare against (tests/chaincode/policy_reference.py).
 from __future__ import annotations
 
 import hashlib
-from itertools import permutations
-from typing import Iterable, Iterator, Sequence, Union
+from bisect import bisect_left
+from itertools import combinations, permutations, product
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 from fabric_protos.common import policies_pb2
 from fabric_protos.msp import msp_principal_pb2
@@ -47,6 +56,9 @@ from fedfabric_protocol.stakerule import stake_classes
 MAX_POLICY_BYTES = 64 * 1024   # SignaturePolicyEnvelope bytes
 ENVELOPE_REF_BYTES = 4         # the least one SignedBy rule costs in an envelope (tag, length, tag, index)
 ALL_ORDERS_MAX_CLASSES = 4     # up to this many stake classes every nesting order is tried
+BAND_MAX_CLASSES = 4           # up to this many stake classes the banded forms are tried too
+BAND_MAX_VECTORS = 4096        # count vectors a banded form's side may have
+BAND_MAX_SUMS = 65536          # distinct stakes the other classes may hold together
 MAX_VECTORS = 1024             # minimal count vectors listed in the record
 MAX_PATHS = 65536              # nested-form paths read to find them
 ROLE = "peer"
@@ -200,10 +212,11 @@ def count_gates(term: Term) -> tuple[int, int]:
 
 
 # ---- the compact compiler
-def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], need: int, den: int,
-            refs: int) -> object:
-    """The rule over ``classes`` nested in ``order`` as a DAG of nodes: True (nothing needed), None
-    (nothing to cover), ("k", (j, ...), k) (at least k orgs of classes j, ...) or
+def _nester(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], den: int,
+             refs: int) -> Callable[[int], tuple[object, int]]:
+    """need -> (root, principal references of its policy): the rule "classes ``order`` hold ``need``",
+    the classes nested in that order (one memo for every need asked), as a DAG of nodes: True (nothing
+    needed), None (nothing to cover), ("k", (j, ...), k) (at least k orgs of classes j, ...) or
     ("or", j, ((c, sub), ...), cover) where ``cover`` is None or a ("k", ...) node over every class
     from j on.
 
@@ -285,10 +298,73 @@ def _nested(classes: list[tuple[int, tuple[str, ...]]], order: tuple[int, ...], 
             return cover, heads[i]
         return ("or", order[i], tuple(branches), cover), size
 
-    root, size = node(0, need, heads[0] + 1)
-    if root is _TOO_BIG or size > refs:
-        raise _TooLarge
-    return root
+    def at(need: int) -> tuple[object, int]:
+        root, size = node(0, need, heads[0] + 1)
+        if root is _TOO_BIG or size > refs:
+            raise _TooLarge
+        return root, size
+
+    return at
+
+
+def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], need: int, den: int,
+            refs: int) -> tuple[object, int]:
+    """The rule as ("band", ((g, s), ...)): OR over bands of AND(g, s), g a form over the
+    classes of ``side``, s one over the others (``rest``); (root, principal references).
+
+    The rest can hold only certain stakes (its achievable sums). A count vector x of ``side`` holding
+    S(x) < need leaves the rest to hold need - S(x), that is the least achievable sum ``key`` at or
+    above it; vectors sharing a key are one band. A band asks "rest holds ``key``" AND g, where g is
+    either "side holds ``lo``" (the least S of its vectors; a nested form) or ("any", side, vectors):
+    at least the counts of one of the band's minimal vectors, whichever is smaller. Exact: a winning
+    set's own side vector is in the band of its key, above one of its minimal vectors, and its rest,
+    holding at least need - S(x), holds ``key``; a set passing a band holds lo + key >= need.
+    Where stakes are multiples of a few units (300/400/500/600) many side vectors share a key, and each
+    band's rest is written once instead of once per vector."""
+    rest = tuple(j for j in range(len(classes)) if j not in side)
+    w = {j: classes[j][0] * den for j in range(len(classes))}
+    sums = {0}
+    for j in rest:
+        sums = {v + c * w[j] for v in sums for c in range(len(classes[j][1]) + 1)}
+        if len(sums) > BAND_MAX_SUMS:
+            raise _TooLarge
+    ladder = sorted(sums)
+    keys: dict[tuple[int, ...], int] = {}
+    for counts in product(*(range(len(classes[j][1]) + 1) for j in side)):
+        held = sum(c * w[j] for j, c in zip(side, counts))
+        at = bisect_left(ladder, need - held)
+        if at < len(ladder):
+            keys[counts] = ladder[at] if held < need else 0
+    bands: dict[int, list[tuple[int, ...]]] = {}      # key -> the band's minimal vectors
+    for counts, key in keys.items():
+        # minimal in its band iff no one-org-less vector is in the same band (the key only grows as S falls)
+        if all(keys.get(counts[:i] + (c - 1,) + counts[i + 1:]) != key for i, c in enumerate(counts) if c):
+            bands.setdefault(key, []).append(counts)
+    nests = [[_nester(classes, o, den, refs) for o in _orders_of(js, classes)] for js in (side, rest)]
+
+    def smallest(which: int, r: int) -> tuple[object, int]:
+        found = []
+        for nest in nests[which]:
+            try:
+                found.append(nest(r))
+            except _TooLarge:
+                continue
+        if not found:
+            raise _TooLarge
+        return min(found, key=lambda f: f[1])
+
+    parts, size = [], 0
+    for key in sorted(bands):
+        vectors = tuple(sorted(bands[key]))
+        lo = min(sum(c * w[j] for j, c in zip(side, v)) for v in vectors)
+        listed = sum(len(classes[j][1]) for v in vectors for j, c in zip(side, v) if c)
+        g = min(smallest(0, lo), (("any", side, vectors), listed), key=lambda f: f[1])
+        s = smallest(1, key)
+        size += g[1] + s[1]
+        if size > refs:
+            raise _TooLarge
+        parts.append((g[0], s[0]))
+    return ("band", tuple(parts)), size
 
 
 def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs: int) -> Term:
@@ -304,6 +380,18 @@ def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs
     def term(x: object) -> Term:
         if x[0] == "k":
             return of(x[1], x[2])
+        if x[0] == "any":
+            alts = []
+            for v in x[2]:
+                parts = [of((j,), c) for j, c in zip(x[1], v) if c]
+                alts.append(gate(len(parts), parts))
+            return gate(1, alts)
+        if x[0] == "band":
+            alts = []
+            for band in x[1]:
+                parts = [term(p) for p in band if p is not True]
+                alts.append(gate(len(parts), parts))
+            return gate(1, alts)
         alts = [term(x[3])] if x[3] is not None else []
         for c, sub in x[2]:
             parts = ([of((x[1],), c)] if c else []) + ([] if sub is True else [term(sub)])
@@ -321,6 +409,16 @@ def _paths(x: object, classes: list[tuple[int, tuple[str, ...]]]) -> Iterator[di
     if x[0] == "k":
         for split in _splits(x[1], x[2], classes):
             yield dict(zip(x[1], split))
+        return
+    if x[0] == "any":
+        for v in x[2]:
+            yield {j: c for j, c in zip(x[1], v) if c}
+        return
+    if x[0] == "band":
+        for g, s in x[1]:
+            for p in _paths(g, classes):
+                for q in _paths(s, classes):
+                    yield {**p, **q}
         return
     if x[3] is not None:
         yield from _paths(x[3], classes)
@@ -341,11 +439,29 @@ def _splits(js: tuple[int, ...], k: int, classes) -> Iterator[tuple[int, ...]]:
             yield (c, *rest)
 
 
-def _orders(m: int) -> list[tuple[int, ...]]:
-    if m <= ALL_ORDERS_MAX_CLASSES:
-        return list(permutations(range(m)))
-    base = tuple(range(m))
-    return [base, base[::-1]]
+def _orders_of(js: tuple[int, ...], classes) -> list[tuple[int, ...]]:
+    """The nesting orders tried for classes ``js``: all of them up to ALL_ORDERS_MAX_CLASSES classes,
+    else largest and smallest stake first."""
+    if len(js) <= ALL_ORDERS_MAX_CLASSES:
+        return list(permutations(js))
+    return [tuple(js), tuple(js)[::-1]]
+
+
+def _band_sides(classes) -> list[tuple[int, ...]]:
+    """The ``side`` classes of the banded forms tried: every split into two groups of two classes or
+    more, up to BAND_MAX_CLASSES classes, whose side has at most BAND_MAX_VECTORS count vectors."""
+    m = len(classes)
+    if not 4 <= m <= BAND_MAX_CLASSES:
+        return []
+    out = []
+    for r in range(2, m - 1):
+        for side in combinations(range(m), r):
+            vectors = 1
+            for j in side:
+                vectors *= len(classes[j][1]) + 1
+            if vectors <= BAND_MAX_VECTORS:
+                out.append(side)
+    return out
 
 
 def compact_policy(stakes: dict[str, int], num: int, den: int,
@@ -355,17 +471,31 @@ def compact_policy(stakes: dict[str, int], num: int, den: int,
     classes = stake_classes(stakes)
     need = num * total
     refs = limit // ENVELOPE_REF_BYTES + 1    # more principal references than this cannot fit in ``limit``
-    best = None
-    for order in _orders(len(classes)):
+    forms = []                                 # (principal references, (kind, classes), root)
+    for order in _orders_of(tuple(range(len(classes))), classes):
         try:
-            root = _nested(classes, order, need, den, refs)
+            root, size = _nester(classes, order, den, refs)(need)
+        except _TooLarge:
+            continue
+        forms.append((size, (0, order), root))
+    for side in _band_sides(classes):
+        try:
+            root, size = _banded(classes, side, need, den, refs)
+        except _TooLarge:
+            continue
+        forms.append((size, (1, side), root))
+    best = None
+    for size, tag, root in sorted(forms, key=lambda f: f[:2]):
+        if best is not None and size * ENVELOPE_REF_BYTES > best[0][0]:
+            break                              # an envelope holds ENVELOPE_REF_BYTES per reference at least
+        try:
             term = _expand(root, classes, refs)
         except _TooLarge:
             continue
         env = to_envelope(term)
         if len(env) > limit:
             continue
-        key = (len(env), len(to_string(term)), order)
+        key = (len(env), len(to_string(term)), tag)
         if best is None or key < best[0]:
             best = (key, term, root)
     if best is None:

@@ -268,3 +268,63 @@ def test_the_reference_coalitions_refuse_large_consortia():
     with pytest.raises(policy.PolicyError, match="more than 16"):
         reference.minimal_winning_coalitions({f"O{i}": 1 for i in range(17)}, 1, 2)
     assert len(reference.minimal_winning_coalitions({m: 1 for m in names(10)}, 2, 3)) == 120   # C(10, 7)
+
+
+# ---- banded forms: OR over bands of AND(side holds lo, rest holds key)
+def _every_banded_form(stakes: dict, num: int, den: int):
+    """(side, term, root) of every banded form of ``stakes``, built whether or not it is the smallest."""
+    classes = stakerule.stake_classes(stakes)
+    need = num * sum(stakes.values())
+    for side in policy._band_sides(classes):
+        root, size = policy._banded(classes, side, need, den, 10**6)
+        term = policy._expand(root, classes, 10**6)
+        assert policy.count_gates(term)[1] == size
+        yield side, term, root, classes
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_every_banded_form_is_exactly_the_stake_rule(seed):
+    """Four stake classes of 1-3 orgs, stakes that share units (so bands hold several vectors) or not:
+    every banded form, evaluated as Fabric does with endorsements in random order, is the stake rule on
+    every subset, and its paths hold every minimal count vector."""
+    rnd = random.Random(seed)
+    unit = rnd.choice([1, 1, 100, 7])
+    values = rnd.sample(range(1, 13), 4) if unit != 1 else rnd.sample(range(1, 1000), 4)
+    counts = [rnd.randint(1, 3) for _ in range(4)]
+    orgs = iter(names(sum(counts)))
+    stakes = {next(orgs): v * unit for v, c in zip(values, counts) for _ in range(c)}
+    num, den = rnd.choice([(1, 2), (2, 3), (3, 4), (1, 1), (1, 3), (51, 100)])
+    forms = list(_every_banded_form(stakes, num, den))
+    assert len(forms) == 6                                 # 4 classes: every side of two classes
+    want = brute_vectors(stakes, num, den)
+    for side, term, root, classes in forms:
+        env = policy.to_envelope(term)
+        for s in subsets(sorted(stakes)):
+            signers = list(s)
+            rnd.shuffle(signers)
+            assert policy.envelope_satisfied(env, signers) == stakerule.wins(stakes, num, den, s), (side, s)
+        vectors, complete = policy._minimal_count_vectors(classes, num, den, root)
+        assert complete and vectors == want, side
+
+
+def test_stakes_in_round_units_are_compiled_by_bands():
+    """50 orgs of 300/400/500/600 in groups of 12-13: every nesting by class is over 64 KB (75 KB at
+    best; refused before banded forms); in bands, 31 KB."""
+    stakes = {m: (300, 400, 500, 600)[i % 4] for i, m in enumerate(names(50))}
+    compiled = policy.compile_policy(stakes, 2, 3)
+    assert compiled["size"]["envelope_bytes"] < 32_000 and compiled["vectors_complete"]
+    env = bytes.fromhex(compiled["envelope_hex"])
+    assert policy.decode_envelope(env) == parse_policy_string(compiled["policy"])
+    classes = stakerule.stake_classes(stakes)
+    need = 2 * sum(stakes.values())
+    for order in permutations(range(4)):                 # an envelope holds 4 bytes a reference at least
+        root, refs = policy._nester(classes, order, 3, 10**6)(need)
+        if refs * policy.ENVELOPE_REF_BYTES <= policy.MAX_POLICY_BYTES:
+            assert len(policy.to_envelope(policy._expand(root, classes, 10**6))) > policy.MAX_POLICY_BYTES
+    rnd = random.Random(3)
+    order = sorted(stakes, key=lambda m: (-stakes[m], m))
+    for _ in range(100):                                   # sets around the threshold, in random order
+        k = rnd.randint(28, 40)
+        s = rnd.sample(order, k)
+        assert policy.envelope_satisfied(env, s) == stakerule.wins(stakes, 2, 3, s)
+    assert compiled["vectors"] == brute_vectors(stakes, 2, 3)

@@ -88,6 +88,28 @@ def test_suspension_by_status_proposal(led) -> None:
     assert status == {"Org1MSP": "active", "Org2MSP": "active", "Org3MSP": "suspended"}
 
 
+def test_a_stake_change_without_a_compact_policy_is_not_sent_and_fitting_amounts_are_named(monkeypatch) -> None:
+    """50 orgs at 12/13/12/13 of 400/500/700/900 fit in 63.5 KB; moving Org1MSP from 900 to 400 makes
+    13/13/12/12, which has no exact envelope under 64 KiB (tests/node/test_stakefit.py)."""
+    from tests.node.test_stakefit import EDGE
+
+    ledger = Ledger()
+    init(ledger, stakes=[o["stake"] for o in EDGE], balances=[0] * len(EDGE), orgs=[o["msp_id"] for o in EDGE])
+    _connect(monkeypatch, ledger)
+    before = ledger.snapshot()
+    res = run("consortium", "propose", "stake", "cut-1", "Org1MSP", "-500", "--reason", "audit finding")
+    assert res.exit_code == 2, res.output
+    out = " ".join(res.output.split())
+    assert "not sent, the contract would refuse it" in out and "no exact endorsement policy" in out
+    assert "It accepts: a stake change of -400 (then holding 500, as other members do" in out
+    assert "; a stake change of -200 (then holding 700" in out
+    assert ledger.snapshot() == before                                     # no transaction was sent
+    res = run("consortium", "propose", "stake", "cut-2", "Org1MSP", "-400", "--reason", "audit finding")
+    assert res.exit_code == 0 and "proposal cut-2: pending" in res.output, res.output
+    res = run("consortium", "transfer", "Org14MSP", "500")
+    assert res.exit_code == 2 and "It accepts: transfer 400 to Org14MSP" in " ".join(res.output.split()), res.output
+
+
 @pytest.mark.parametrize("args,message", [
     (("consortium", "propose", "votes", "p1", "Org3MSP", "+1", "--reason", "x"), "proposal kind must be one of stake, status"),
     (("consortium", "propose", "stake", "p1", "Org3MSP", "lots", "--reason", "x"), "a stake change is a signed integer"),
@@ -172,6 +194,6 @@ def test_show_cuts_a_long_policy_text(monkeypatch) -> None:
     serve(monkeypatch, lambda org, user: MemClient(ledger, "Org1MSP"))
     res = runner.invoke(app, ["consortium", "show"], terminal_width=200)
     assert res.exit_code == 0, res.output
-    assert "4 stake class(es)" in res.output and "envelope 54,871 bytes" in res.output
-    assert re.search(r"… \(1\d\d,\d{3} characters in all: get_policy has the whole text\)", res.output)
+    assert "4 stake class(es)" in res.output and "envelope 23,079 bytes" in res.output
+    assert re.search(r"… \(78,243 characters in all: get_policy has the whole text\)", res.output)
     assert len(res.output) < 10_000

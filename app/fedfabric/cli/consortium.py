@@ -15,9 +15,13 @@ app = typer.Typer(help="The consortium's members and stake on the ledger.", no_a
 PROPOSAL_KINDS = ("stake", "status")
 
 
-def _write(org: str, config: Optional[Path], run_dir: Optional[Path], what: str, call: Callable[[Any], Any]) -> Any:
-    """Run one ledger write as ``org``'s admin and say where it was committed."""
+def _write(org: str, config: Optional[Path], run_dir: Optional[Path], what: str, call: Callable[[Any], Any],
+           before: Optional[Callable[[Any], None]] = None) -> Any:
+    """Run one ledger write as ``org``'s admin and say where it was committed; ``before(session)``
+    may end the command first."""
     with ledger(where(org, config, run_dir), "Admin") as s:
+        if before is not None:
+            before(s)
         written = call(s.client)
     typer.echo(f"{what}: committed in block {written.block_number} (tx {written.tx_id[:16]}…)")
     return written.value
@@ -27,6 +31,33 @@ def _proposal_outcome(value: dict) -> None:
     prop = value.get("proposal", value)
     typer.echo(f"proposal {prop.get('proposal_id')}: {prop.get('status')}, approved by "
                f"{', '.join(prop.get('approvals', [])) or 'nobody yet'}")
+
+
+def _policy_fits(amount: int, moves: Callable[[Any], dict[str, int]], valid: Callable[[int, int], bool],
+                 what: Callable[[int], str]) -> Callable[[Any], None]:
+    """A ``before`` for :func:`_write`: compile the endorsement policy the stake change would leave, as
+    the contract will, and end the command (exit 2), naming amounts that fit, when it has none.
+    ``moves(session)``: MSP id -> +1 or -1 per unit of amount, the first org's stake being the one
+    ``valid(amount, stake)`` checks against (an amount it refuses is left to the contract to refuse);
+    ``what(amount)`` names the command with another amount."""
+    from ..stakefit import StakeChangeRefused, check
+
+    def before(s: Any) -> None:
+        orgs = s.client.list_orgs()
+        by = {o["msp_id"]: o for o in orgs}
+        mv = moves(s)
+        if not mv or not all(m in by for m in mv):
+            return                                                # the contract names the unknown org
+        first = int(by[next(iter(mv))]["stake"])
+        try:
+            check(orgs, tuple(s.client.get_policy()["threshold"]), amount, mv, lambda a: valid(a, first))
+        except StakeChangeRefused as exc:
+            other = "; ".join(f"{what(a.amount)} (then holding {a.joins:,}, as other members do; policy "
+                              f"{a.envelope_bytes:,} bytes)" for a in exc.alternatives)
+            fail(f"not sent, the contract would refuse it: cannot compile endorsement policy: {exc}. "
+                 + (f"It accepts: {other}" if other else
+                    "No amount that leaves the org a stake another member holds fits either"))
+    return before
 
 
 def _kind(kind: str) -> str:
@@ -84,15 +115,19 @@ def consortium_transfer(to: Annotated[str, typer.Argument(help="MSP id of the re
     """Move some of your org's stake to another member, as your org's admin.
 
     Stake weighs approval votes, the round-leader draw and rewards. After the transfer the contract
-    recompiles the stake-weighted endorsement policy and sets it on every job and model key.
+    recompiles the stake-weighted endorsement policy and sets it on every job and model key. A transfer
+    whose stakes would have no exact policy under 64 KiB is not sent; the amounts that would fit are
+    named.
 
     [bold]Exit status.[/] 0 committed · 1 the ledger could not be reached · 2 refused (not an admin, not
     enough stake, unknown org, ...), with the contract's message.
     """
-    _write(org, config, run_dir, f"transfer {amount} stake to {to}", lambda c: c.transfer_stake(to, amount))
+    check = _policy_fits(amount, lambda s: {} if to == s.org.msp_id else {s.org.msp_id: -1, to: +1},
+                         lambda a, held: 0 < a <= held, lambda a: f"transfer {a} to {to}")
+    _write(org, config, run_dir, f"transfer {amount} stake to {to}", lambda c: c.transfer_stake(to, amount), check)
 
 
-@app.command("propose")
+@app.command("propose", context_settings={"ignore_unknown_options": True})   # -20 is a change
 @manual
 def consortium_propose(
         kind: Annotated[str, typer.Argument(help="stake (mint or burn) or status (suspend or reinstate).")],
@@ -108,9 +143,15 @@ def consortium_propose(
     approved it (`fedfabric consortium approve`). A suspended org cannot write, is never drawn as round
     leader and carries no weight in votes or the endorsement policy.
 
+    A stake change is first checked here with the contract's own compiler: when the stake vector it
+    leaves has no exact endorsement policy under 64 KiB (several distinct stakes, apart by uneven
+    steps), nothing is sent, and the changes that would fit -- giving the org a stake other members
+    hold -- are named, nearest first.
+
     \b
     [bold]Examples[/]
       fedfabric consortium propose stake grant-7 Org3MSP +50 --reason "joined the second study"
+      fedfabric consortium propose stake burn-2 Org2MSP -20 --reason "left the imaging study"
       fedfabric consortium propose status pause-3 Org3MSP suspended --reason "audit pending" --org org2
 
     [bold]Exit status.[/] 0 committed · 1 the ledger could not be reached · 2 bad input or refused by the
@@ -121,8 +162,10 @@ def consortium_propose(
             delta = int(change)
         except ValueError:
             fail(f"a stake change is a signed integer such as +50 or -20, got {change!r}")
+        check = _policy_fits(delta, lambda s: {msp_id: +1}, lambda d, held: d != 0 and held + d >= 0,
+                             lambda d: f"a stake change of {d:+d}")
         value = _write(org, config, run_dir, f"propose stake {delta:+d} for {msp_id}",
-                       lambda c: c.propose_stake_adjustment(proposal_id, msp_id, delta, reason))
+                       lambda c: c.propose_stake_adjustment(proposal_id, msp_id, delta, reason), check)
     else:
         value = _write(org, config, run_dir, f"propose status {change} for {msp_id}",
                        lambda c: c.propose_status_change(proposal_id, msp_id, change, reason))

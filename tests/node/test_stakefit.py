@@ -1,0 +1,64 @@
+"""fedfabric.stakefit: a stake change is checked with the contract's own compiler before it is sent,
+and a refusal names amounts that fit. 50 orgs in four stake classes 400/500/700/900 sit at the edge
+of the 64 KiB envelope: 12/13/12/13 orgs fit (63,525 bytes), 13/13/12/12 do not."""
+from __future__ import annotations
+
+import pytest
+
+from fedfabric import stakefit
+from fedfabric_cc import policy
+
+VALUES = (400, 500, 700, 900)
+
+
+def orgs(counts: tuple[int, ...], status: str = "active") -> list[dict]:
+    """``list_orgs`` records: Org1MSP.. in classes of ``VALUES`` with ``counts`` orgs; Org1MSP holds 900."""
+    stakes = [900] + [v for v, c in zip(VALUES, counts) for _ in range(c - (v == 900))]
+    return [{"msp_id": f"Org{i + 1}MSP", "stake": s, "status": status} for i, s in enumerate(stakes)]
+
+
+EDGE = orgs((12, 13, 12, 13))
+QUORUM = (2, 3)
+
+
+def stakes_of(records: list[dict]) -> dict[str, int]:
+    return {o["msp_id"]: o["stake"] for o in records}
+
+
+def size_of(stakes: dict[str, int]) -> int:
+    return policy.compile_policy(stakes, *QUORUM)["size"]["envelope_bytes"]
+
+
+def test_a_change_that_fits_is_sized_like_the_contract_sizes_it() -> None:
+    got = stakefit.check(EDGE, QUORUM, -200, {"Org1MSP": +1}, lambda d: d != 0)     # 900 -> 700
+    assert got == size_of({**stakes_of(EDGE), "Org1MSP": 700}) < policy.MAX_POLICY_BYTES
+
+
+def test_a_refused_change_names_the_fitting_amounts_nearest_first() -> None:
+    with pytest.raises(stakefit.StakeChangeRefused) as err:
+        stakefit.check(EDGE, QUORUM, -500, {"Org1MSP": +1}, lambda d: d != 0)    # 900 -> 400: 13/13/12/12
+    assert "no exact endorsement policy of at most 65536 bytes" in str(err.value)
+    with pytest.raises(policy.PolicyError):                                     # the contract refuses it too
+        policy.compile_policy({**stakes_of(EDGE), "Org1MSP": 400}, *QUORUM)
+    # joining 500 (-400) is nearest, then 700 (-200); staying at 900 (0) is no change
+    assert [(a.amount, a.joins, a.envelope_bytes) for a in err.value.alternatives] == [
+        (-400, 500, size_of({**stakes_of(EDGE), "Org1MSP": 500})),
+        (-200, 700, size_of({**stakes_of(EDGE), "Org1MSP": 700}))]
+
+
+def test_a_transfer_moves_two_orgs_and_only_valid_amounts_are_offered() -> None:
+    # Org1MSP (900) gives Org14MSP (500) 500: 400 and a new 1000, five classes -- refused. Amounts that
+    # give one of them a stake others hold: 400 (the sender 500, the receiver 900: the classes of now)
+    # and 200 (both 700); 0 and the sender's 500 -> 400 (the amount asked) are not offered.
+    with pytest.raises(stakefit.StakeChangeRefused) as err:
+        stakefit.check(EDGE, QUORUM, 500, {"Org1MSP": -1, "Org14MSP": +1}, lambda a: 0 < a <= 900)
+    assert [(a.amount, a.joins, a.envelope_bytes) for a in err.value.alternatives] == [
+        (400, 500, size_of(stakes_of(EDGE))),
+        (200, 700, size_of({**stakes_of(EDGE), "Org1MSP": 700, "Org14MSP": 700}))]
+
+
+def test_amounts_the_contract_refuses_anyway_are_left_to_it() -> None:
+    assert stakefit.check(EDGE, QUORUM, 5000, {"Org1MSP": -1, "Org2MSP": +1}, lambda a: 0 < a <= 900) is None
+    # suspended orgs hold no voting stake: a change among them leaves the policy of nobody
+    assert stakefit.check(orgs((12, 13, 12, 13), status="suspended"), QUORUM, 10, {"Org1MSP": +1},
+                          lambda d: d != 0) is None
