@@ -40,6 +40,9 @@ class Rejected(Exception):
         self.function, self.message, self.status, self.peer, self.tx_id = function, message, status, peer, tx_id
 
 
+_DISAGREE = "ProposalResponsePayloads do not match"   # the Gateway's words when endorsers' results differ
+
+
 def _rejection(function: str, err: GatewayError) -> Exception:
     """A :class:`Rejected` when the peers ran the chaincode and it said no; else ``err`` itself."""
     texts = [(d.message, f"{d.address} ({d.msp_id})") for d in err.details] or [(err.message, "")]
@@ -133,6 +136,11 @@ class FedFabricClient:
                 raise
             except EndorseError as err:
                 rej = _rejection(fn, err)
+                if _DISAGREE in str(err) and attempt < self.retries:
+                    # endorsers at different heights read different state (one has not committed the
+                    # last block yet): the same proposal agrees once it has
+                    time.sleep(min(self.retry_delay * (attempt + 1), 3.0))
+                    continue
                 if everyone and not (isinstance(rej, Rejected) and rej.status is not None):
                     everyone = False   # some org's peer could not endorse: the coalition will do, the rest pull
                     continue

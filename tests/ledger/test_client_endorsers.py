@@ -74,3 +74,28 @@ def test_a_lifecycle_rule_that_differs_from_the_stake_in_force_is_met_too():
     FedFabricClient(c, "Org1MSP").finalize_round("j", 1)
     FedFabricClient(c, "Org2MSP").finalize_round("j", 1)
     assert c.asked == [["Org1MSP", "Org3MSP"], ["Org2MSP", "Org3MSP"]]
+
+
+class Lagging(Contract):
+    """The first ``lag`` submits find the endorsers at different heights (their results differ)."""
+
+    def __init__(self, lag: int) -> None:
+        super().__init__()
+        self.lag = lag
+
+    def submit(self, fn, args=(), transient=None, endorsing_orgs=None, **kw):
+        if len(self.asked) < self.lag:
+            self.asked.append(endorsing_orgs)
+            raise EndorseError("failed to endorse", grpc.StatusCode.ABORTED,
+                               [ErrorDetail("peer0.org2:7051", "Org2MSP", "ProposalResponsePayloads do not match")])
+        return super().submit(fn, args, transient, endorsing_orgs, **kw)
+
+
+def test_endorsers_that_disagree_are_asked_again_until_they_agree_or_the_retries_end():
+    c = Lagging(lag=2)                          # one peer has not committed the last block yet, twice
+    w = FedFabricClient(c, "Org1MSP", retry_delay=0).finalize_round("j", 1)
+    assert w.tx_id == "tx1" and len(c.asked) == 3
+    stuck = Lagging(lag=100)                    # results that never agree are a chaincode fault: raised
+    with pytest.raises(Rejected) as ei:
+        FedFabricClient(stuck, "Org1MSP", retries=3, retry_delay=0).finalize_round("j", 1)
+    assert "ProposalResponsePayloads do not match" in ei.value.message and len(stuck.asked) == 4

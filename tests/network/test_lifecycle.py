@@ -220,7 +220,8 @@ def test_an_approval_carries_the_policy_as_an_envelope_and_the_collections_as_pr
 
 def test_a_policy_longer_than_a_command_line_argument_is_approved(tmp_path, lc) -> None:
     fake = lc(FakeLifecycleContract())
-    stakes = {f"Org{i}MSP": 100 + 100 * (i % 4) for i in range(1, 51)}      # 4 values in groups of 12-13
+    values = [400] * 12 + [500] * 13 + [700] * 12 + [900] * 13            # a 63.5 KB envelope, 3.5x as text
+    stakes = {f"Org{i + 1}MSP": v for i, v in enumerate(values)}
     compiled = policy.compile_policy(stakes, 2, 3)
     assert len(compiled["policy"]) > 128 * 1024                              # the peer CLI's per-argument cap
     assert _approve(tmp_path, policy=compiled["policy"]) is True
