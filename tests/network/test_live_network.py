@@ -3,7 +3,7 @@
 One network (ports of its own from tests/ports.py, its own run dir) for the whole module; the tests run in order:
 bring-up and listeners, a config transaction every node must reach, a deploy retried after a partial
 approval, a redeploy at a new sequence, a definition whose policy text no command line could carry,
-and down leaving no process behind.
+a banded stake policy enforced by the peers, and down leaving no process behind.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from itertools import combinations
 from pathlib import Path
 from typing import Iterator
 
@@ -217,7 +218,7 @@ def test_redeploy_at_a_new_sequence_restarts_the_servers(net: SiteManager) -> No
 def test_a_policy_longer_than_a_command_line_argument_is_deployed_and_enforced(net: SiteManager) -> None:
     """The definition goes to _lifecycle as envelope bytes: a policy text over the peer CLI's 128 KiB
     argument cap (org1 alone, or 7,000 orgs together) is committed and the peers enforce it."""
-    from fedfabric.ledger import CommitError, EndorseError
+    from fedfabric.ledger import CommitError
     from tests.ledger.live_helpers import connect_org
 
     others = ",".join(f"'Member{i:04d}MSP.peer'" for i in range(7000))
@@ -228,15 +229,9 @@ def test_a_policy_longer_than_a_command_line_argument_is_deployed_and_enforced(n
     TIMES["redeploy, 140 KB policy"] = time.monotonic() - t0
     committed = lifecycle.committed(net.fabric, net.config, net.layout, net.config.orgs[1], "echo")
     assert committed["sequence"] == 3
+
     def put(contract, value: str, orgs: list[str]):
-        deadline = time.monotonic() + 60
-        while True:                                  # the servers restart with the new definition
-            try:
-                return contract.submit("put", args=["k3", value], endorsing_orgs=orgs)
-            except EndorseError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+        return _put(contract, "k3", value, orgs)
 
     with connect_org(net, "org2") as gw:
         contract = gw.get_network(net.config.channel).get_contract("echo")
@@ -247,6 +242,50 @@ def test_a_policy_longer_than_a_command_line_argument_is_deployed_and_enforced(n
         contract = gw.get_network(net.config.channel).get_contract("echo")
         assert put(contract, "v3", ["Org1MSP"]).status == "VALID"
         assert contract.evaluate("get", args=["k3"]) == b"v3"
+
+
+def _put(contract, key: str, value: str, orgs: list[str]):
+    """Submit echo's put endorsed by ``orgs``, waiting out the chaincode servers' restart after a deploy."""
+    from fedfabric.ledger import EndorseError
+
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return contract.submit("put", args=[key, value], endorsing_orgs=orgs)
+        except EndorseError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def test_a_banded_stake_policy_is_enforced_by_the_peers_exactly(net: SiteManager) -> None:
+    """A banded form of the stake rule (chaincode/fedfabric_cc/policy.py: OR over bands of two class
+    pairs) as a chaincode definition: the peers accept exactly the subsets of the three orgs that hold
+    2/3 of the stake. Four classes: Org1 900, Org2 500, Org3 400, two orgs of 100 that never sign."""
+    from fedfabric.ledger import CommitError
+    from fedfabric_cc import policy
+    from fedfabric_protocol import stakerule
+    from tests.ledger.live_helpers import connect_org
+
+    stakes = {"Org1MSP": 900, "Org2MSP": 500, "Org3MSP": 400, "Member0001MSP": 100, "Member0002MSP": 100}
+    classes = stakerule.stake_classes(stakes)
+    # bands of the 900 and 100 classes: OR(AND(Org1, OR(the two 100s), OR(Org2, Org3)), AND(Org1, Org2))
+    root, _ = policy._banded(classes, (0, 3), 2 * sum(stakes.values()), 3, 10**6)
+    assert root[0] == "band" and len(root[1]) == 2
+    text = policy.to_string(policy._expand(root, classes, 10**6))
+    assert text.count("OR(") == 3
+    assert net.deploy(ChaincodeDeployment(name="echo", version="3", command=ECHO, policy=text)) == 4
+    with connect_org(net, "org1") as gw:
+        contract = gw.get_network(net.config.channel).get_contract("echo")
+        for k in (3, 1, 2):
+            for orgs in combinations(["Org1MSP", "Org2MSP", "Org3MSP"], k):
+                if stakerule.wins(stakes, 2, 3, orgs):       # {1,2} and {1,2,3} hold 1400 and 1800 of 2000
+                    assert _put(contract, "k4", "+".join(orgs), list(orgs)).status == "VALID", orgs
+                else:
+                    with pytest.raises(CommitError) as ei:
+                        _put(contract, "k4", "+".join(orgs), list(orgs))
+                    assert ei.value.code == "ENDORSEMENT_POLICY_FAILURE", orgs
+        assert contract.evaluate("get", args=["k4"]) == b"Org1MSP+Org2MSP"
 
 
 def test_down_stops_everything(net: SiteManager) -> None:
