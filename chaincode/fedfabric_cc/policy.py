@@ -340,7 +340,7 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
         # minimal in its band iff no one-org-less vector is in the same band (the key only grows as S falls)
         if all(keys.get(counts[:i] + (c - 1,) + counts[i + 1:]) != key for i, c in enumerate(counts) if c):
             bands.setdefault(key, []).append(counts)
-    nests = [[_nester(classes, o, den, refs) for o in _orders_of(js, classes)] for js in (side, rest)]
+    nests = [[_nester(classes, o, den, refs) for o in _orders_of(js)] for js in (side, rest)]
 
     def smallest(which: int, r: int) -> tuple[object, int]:
         found = []
@@ -377,26 +377,20 @@ def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs
             raise _TooLarge
         return orgs[0] if len(orgs) == 1 else gate(k, list(orgs))
 
+    def any_of(conjunctions: Iterable[list[Term]]) -> Term:
+        """OR over ANDs of the given parts."""
+        return gate(1, [gate(len(parts), parts) for parts in conjunctions])
+
     def term(x: object) -> Term:
         if x[0] == "k":
             return of(x[1], x[2])
         if x[0] == "any":
-            alts = []
-            for v in x[2]:
-                parts = [of((j,), c) for j, c in zip(x[1], v) if c]
-                alts.append(gate(len(parts), parts))
-            return gate(1, alts)
+            return any_of([of((j,), c) for j, c in zip(x[1], v) if c] for v in x[2])
         if x[0] == "band":
-            alts = []
-            for band in x[1]:
-                parts = [term(p) for p in band if p is not True]
-                alts.append(gate(len(parts), parts))
-            return gate(1, alts)
-        alts = [term(x[3])] if x[3] is not None else []
-        for c, sub in x[2]:
-            parts = ([of((x[1],), c)] if c else []) + ([] if sub is True else [term(sub)])
-            alts.append(gate(len(parts), parts))
-        return gate(1, alts)
+            return any_of([term(p) for p in band if p is not True] for band in x[1])
+        cover = [[term(x[3])]] if x[3] is not None else []
+        return any_of(cover + [([of((x[1],), c)] if c else []) + ([] if sub is True else [term(sub)])
+                               for c, sub in x[2]])
 
     return term(root)
 
@@ -439,7 +433,7 @@ def _splits(js: tuple[int, ...], k: int, classes) -> Iterator[tuple[int, ...]]:
             yield (c, *rest)
 
 
-def _orders_of(js: tuple[int, ...], classes) -> list[tuple[int, ...]]:
+def _orders_of(js: tuple[int, ...]) -> list[tuple[int, ...]]:
     """The nesting orders tried for classes ``js``: all of them up to ALL_ORDERS_MAX_CLASSES classes,
     else largest and smallest stake first."""
     if len(js) <= ALL_ORDERS_MAX_CLASSES:
@@ -472,7 +466,7 @@ def compact_policy(stakes: dict[str, int], num: int, den: int,
     need = num * total
     refs = limit // ENVELOPE_REF_BYTES + 1    # more principal references than this cannot fit in ``limit``
     forms = []                                 # (principal references, (kind, classes), root)
-    for order in _orders_of(tuple(range(len(classes))), classes):
+    for order in _orders_of(tuple(range(len(classes)))):
         try:
             root, size = _nester(classes, order, den, refs)(need)
         except _TooLarge:
