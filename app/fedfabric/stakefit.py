@@ -10,7 +10,7 @@ equal to a stake another member already holds (joining its class adds no class),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 from fedfabric_cc import policy
 from fedfabric_protocol.tally import active_stakes
@@ -37,16 +37,23 @@ class StakeChangeRefused(ValueError):
 
 
 def check(orgs: Iterable[Mapping], quorum: tuple[int, int], amount: int, moves: Mapping[str, int],
-          valid: Callable[[int], bool]) -> Optional[int]:
+          positive: bool = False) -> Optional[int]:
     """Envelope bytes of the endorsement policy after a change of ``amount``.
 
     ``orgs`` are ``list_orgs`` records; the change moves each org of ``moves`` by its sign times the
-    amount (a transfer: the sender -1, the receiver +1); ``valid`` says which amounts the contract takes
-    at all. None for an amount it does not take or a change that leaves no active stake (the
-    contract says why).
-    :class:`StakeChangeRefused` with up to :data:`MAX_ALTERNATIVES` fitting amounts when the policy
-    would not fit."""
+    amount (a transfer: the sender -1, the receiver +1, and ``positive``: only amounts above zero).
+    The contract takes an amount that is not zero and leaves no stake negative. None for an amount it
+    does not take, a change naming a non-member, or one that leaves no active stake (the contract
+    says why). :class:`StakeChangeRefused` with up to :data:`MAX_ALTERNATIVES` fitting amounts when
+    the policy would not fit."""
     records = {o["msp_id"]: dict(o) for o in orgs}
+    if not moves or any(m not in records for m in moves):
+        return None
+
+    def valid(a: int) -> bool:
+        return a != 0 and (a > 0 or not positive) and all(
+            int(records[m]["stake"]) + sign * a >= 0 for m, sign in moves.items())
+
     if not valid(amount):
         return None
 

@@ -30,13 +30,13 @@ def size_of(stakes: dict[str, int]) -> int:
 
 
 def test_a_change_that_fits_is_sized_like_the_contract_sizes_it() -> None:
-    got = stakefit.check(EDGE, QUORUM, -200, {"Org1MSP": +1}, lambda d: d != 0)     # 900 -> 700
+    got = stakefit.check(EDGE, QUORUM, -200, {"Org1MSP": +1})     # 900 -> 700
     assert got == size_of({**stakes_of(EDGE), "Org1MSP": 700}) < policy.MAX_POLICY_BYTES
 
 
 def test_a_refused_change_names_the_fitting_amounts_nearest_first() -> None:
     with pytest.raises(stakefit.StakeChangeRefused) as err:
-        stakefit.check(EDGE, QUORUM, -500, {"Org1MSP": +1}, lambda d: d != 0)    # 900 -> 400: 13/13/12/12
+        stakefit.check(EDGE, QUORUM, -500, {"Org1MSP": +1})    # 900 -> 400: 13/13/12/12
     assert "no exact endorsement policy of at most 65536 bytes" in str(err.value)
     with pytest.raises(policy.PolicyError):                                     # the contract refuses it too
         policy.compile_policy({**stakes_of(EDGE), "Org1MSP": 400}, *QUORUM)
@@ -51,14 +51,17 @@ def test_a_transfer_moves_two_orgs_and_only_valid_amounts_are_offered() -> None:
     # give one of them a stake others hold: 400 (the sender 500, the receiver 900: the classes of now)
     # and 200 (both 700); 0 and the sender's 500 -> 400 (the amount asked) are not offered.
     with pytest.raises(stakefit.StakeChangeRefused) as err:
-        stakefit.check(EDGE, QUORUM, 500, {"Org1MSP": -1, "Org14MSP": +1}, lambda a: 0 < a <= 900)
+        stakefit.check(EDGE, QUORUM, 500, {"Org1MSP": -1, "Org14MSP": +1}, positive=True)
     assert [(a.amount, a.joins, a.envelope_bytes) for a in err.value.alternatives] == [
         (400, 500, size_of(stakes_of(EDGE))),
         (200, 700, size_of({**stakes_of(EDGE), "Org1MSP": 700, "Org14MSP": 700}))]
 
 
 def test_amounts_the_contract_refuses_anyway_are_left_to_it() -> None:
-    assert stakefit.check(EDGE, QUORUM, 5000, {"Org1MSP": -1, "Org2MSP": +1}, lambda a: 0 < a <= 900) is None
+    assert stakefit.check(EDGE, QUORUM, 5000, {"Org1MSP": -1, "Org2MSP": +1}, positive=True) is None
     # suspended orgs hold no voting stake: a change among them leaves the policy of nobody
-    assert stakefit.check(orgs((12, 13, 12, 13), status="suspended"), QUORUM, 10, {"Org1MSP": +1},
-                          lambda d: d != 0) is None
+    assert stakefit.check(orgs((12, 13, 12, 13), status="suspended"), QUORUM, 10, {"Org1MSP": +1}) is None
+    assert stakefit.check(EDGE, QUORUM, 10, {"Org99MSP": +1}) is None          # not a member: its words
+    assert stakefit.check(EDGE, QUORUM, 0, {"Org1MSP": +1}) is None            # no change
+    assert stakefit.check(EDGE, QUORUM, -901, {"Org1MSP": +1}) is None         # burns more than it holds
+    assert stakefit.check(EDGE, QUORUM, -5, {"Org1MSP": -1, "Org2MSP": +1}, positive=True) is None
