@@ -135,12 +135,12 @@ class FedFabricClient:
                     continue
                 raise
             except EndorseError as err:
-                rej = _rejection(fn, err)
                 if _DISAGREE in str(err) and attempt < self.retries:
                     # endorsers at different heights read different state (one has not committed the
                     # last block yet): the same proposal agrees once it has
                     time.sleep(min(self.retry_delay * (attempt + 1), 3.0))
                     continue
+                rej = _rejection(fn, err)
                 if everyone and not (isinstance(rej, Rejected) and rej.status is not None):
                     everyone = False   # some org's peer could not endorse: the coalition will do, the rest pull
                     continue
