@@ -26,6 +26,7 @@ from fractions import Fraction
 from itertools import combinations
 from math import comb
 from pathlib import Path
+from typing import Iterable, Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "app"), str(ROOT / "chaincode"), str(ROOT)]
@@ -180,48 +181,49 @@ def row(n: int, label: str, stakes: dict[str, int], num: int, den: int) -> dict:
     return out
 
 
+def _fit(vectors: Iterable[tuple[list[int], list[int]]], num: int, den: int, n: int) -> dict:
+    """How many of ``vectors`` ((values, counts): ``counts[i]`` orgs of stake ``values[i]``) have an exact
+    policy under the limit, the refused ones and the envelope sizes of the others."""
+    names = org_names(n)
+    tried, sizes, refused = 0, [], []
+    for values, counts in vectors:
+        it = iter(names)
+        stakes = {next(it): v for v, c in zip(values, counts) for _ in range(c)}
+        tried += 1
+        try:
+            sizes.append(policy.compile_policy(stakes, num, den)["size"]["envelope_bytes"])
+        except policy.PolicyError:
+            refused.append({"values": list(values), "counts": list(counts)})
+    sizes.sort()
+    return {"orgs": n, "tried": tried, "fit": len(sizes), "refused": refused,
+            "largest_envelope": sizes[-1] if sizes else 0, "median_envelope": sizes[len(sizes) // 2] if sizes else 0}
+
+
 def random_four_values(tried: int, num: int, den: int, n: int = 50, seed: int = 5) -> dict:
     """How many random stake vectors of ``n`` orgs taking 4 distinct values (each 1..999; equal groups
     for a third of them, random group sizes otherwise) have an exact policy under the limit."""
     rng = random.Random(seed)
-    names = org_names(n)
-    sizes, refused = [], []
-    for t in range(tried):
-        values = sorted(rng.sample(range(1, 1000), 4))
-        if t % 3 == 0:
-            counts = [n // 4 + (1 if i < n % 4 else 0) for i in range(4)]
-        else:
-            cuts = sorted(rng.sample(range(1, n), 3))
-            counts = [cuts[0], cuts[1] - cuts[0], cuts[2] - cuts[1], n - cuts[2]]
-        it = iter(names)
-        stakes = {next(it): v for v, c in zip(values, counts) for _ in range(c)}
-        try:
-            sizes.append(policy.compile_policy(stakes, num, den)["size"]["envelope_bytes"])
-        except policy.PolicyError:
-            refused.append({"values": values, "counts": counts})
-    sizes.sort()
-    return {"orgs": n, "seed": seed, "tried": tried, "fit": len(sizes), "refused": refused,
-            "largest_envelope": sizes[-1] if sizes else 0, "median_envelope": sizes[len(sizes) // 2] if sizes else 0}
+
+    def vectors() -> Iterator[tuple[list[int], list[int]]]:
+        for t in range(tried):
+            values = sorted(rng.sample(range(1, 1000), 4))
+            if t % 3 == 0:
+                counts = [n // 4 + (1 if i < n % 4 else 0) for i in range(4)]
+            else:
+                cuts = sorted(rng.sample(range(1, n), 3))
+                counts = [cuts[0], cuts[1] - cuts[0], cuts[2] - cuts[1], n - cuts[2]]
+            yield values, counts
+
+    return {**_fit(vectors(), num, den, n), "seed": seed}
 
 
 def grid_four_values(step: int, num: int, den: int, n: int = 50) -> dict:
     """Every 50-org stake vector of 4 distinct values on a grid (multiples of ``step`` up to 1000) in
     four equal groups (13/13/12/12, lightest first and heaviest first): round stakes in equal groups
     are the hardest mixes seen."""
-    names = org_names(n)
-    tried, sizes, refused = 0, [], []
-    for values in combinations(range(step, 1001, step), 4):
-        for counts in ((13, 13, 12, 12), (12, 12, 13, 13)):
-            it = iter(names)
-            stakes = {next(it): v for v, c in zip(values, counts) for _ in range(c)}
-            tried += 1
-            try:
-                sizes.append(policy.compile_policy(stakes, num, den)["size"]["envelope_bytes"])
-            except policy.PolicyError:
-                refused.append({"values": list(values), "counts": list(counts)})
-    sizes.sort()
-    return {"orgs": n, "step": step, "tried": tried, "fit": len(sizes), "refused": refused,
-            "largest_envelope": sizes[-1] if sizes else 0, "median_envelope": sizes[len(sizes) // 2] if sizes else 0}
+    vectors = ((list(values), list(counts)) for values in combinations(range(step, 1001, step), 4)
+               for counts in ((13, 13, 12, 12), (12, 12, 13, 13)))
+    return {**_fit(vectors, num, den, n), "step": step}
 
 
 def main() -> int:
