@@ -42,7 +42,8 @@ def check(orgs: Iterable[Mapping], quorum: tuple[int, int], amount: int, moves: 
 
     ``orgs`` are ``list_orgs`` records; the change moves each org of ``moves`` by its sign times the
     amount (a transfer: the sender -1, the receiver +1, and ``positive``: only amounts above zero).
-    The contract takes an amount that is not zero and leaves no stake negative. None for an amount it
+    The contract takes an amount that is not zero and leaves no stake negative; a transfer also
+    leaves the sender the stake it owes to slashing. None for an amount it
     does not take, a change naming a non-member, or one that leaves no active stake (the contract
     says why). :class:`StakeChangeRefused` with up to :data:`MAX_ALTERNATIVES` fitting amounts when
     the policy would not fit."""
@@ -52,7 +53,8 @@ def check(orgs: Iterable[Mapping], quorum: tuple[int, int], amount: int, moves: 
 
     def valid(a: int) -> bool:
         return a != 0 and (a > 0 or not positive) and all(
-            int(records[m]["stake"]) + sign * a >= 0 for m, sign in moves.items())
+            int(records[m]["stake"]) - (int(records[m].get("slash_owed", 0)) if positive else 0) + sign * a >= 0
+            for m, sign in moves.items())
 
     if not valid(amount):
         return None

@@ -170,7 +170,7 @@ class Closer:
                 "submitted": sorted(self.upds), "voted": sorted(self.votes), "contributors": list(contributors),
                 "left_out": list(left_out), "flagged": list(flagged),
                 "no_reveal": list(no_reveal), "tally": tl.to_dict() if tl else None,
-                "settlement": {"rewards": settled["rewards"], "slashed": settled["slashed"]},
+                "settlement": {k: settled[k] for k in ("rewards", "slashed", "owed", "slash_deferred")},
                 "version": None, "model_hash": None, "aggregate": None, **extra}
 
     def _close(self, to: RoundState, outcome: dict, settled: dict, version: Optional[dict],
@@ -201,7 +201,8 @@ class Closer:
         name = "RoundFinalized" if to is RoundState.FINALIZED else "RoundFailed"
         body = {"job_id": spec.job_id, "round": rec.round, "state": to.value, "version": outcome["version"],
                 "model_hash": outcome["model_hash"], "reason": outcome["reason"],
-                "rewards": settled["rewards"], "slashed": settled["slashed"], "policy": settled["policy"],
+                "rewards": settled["rewards"], "slashed": settled["slashed"], "owed": settled["owed"],
+                "policy": settled["policy"],
                 "next": nxt.to_dict() if nxt else None}
         if after["status"] == jobs.COMPLETED:
             state.emit(ctx, "JobCompleted", {**body, "round_event": name, "status": jobs.COMPLETED,

@@ -35,7 +35,7 @@ class FedFabricContract(Contract):
 
     @transaction
     def transfer_stake(self, ctx: Context, to_msp: str, amount: int) -> dict:
-        """Move stake from the caller's org to another active member (org admin)."""
+        """Move stake from the caller's org to another active member (org admin); stake owed to slashing stays."""
         return members.transfer_stake(ctx, to_msp, amount)
 
     @transaction
@@ -60,7 +60,7 @@ class FedFabricContract(Contract):
 
     @transaction(evaluate=True)
     def get_org(self, ctx: Context, msp_id: str) -> dict:
-        """One member org's record (stake, balance, status)."""
+        """One member org's record (stake, balance, status, stake owed to slashing)."""
         return members.get_org(ctx, msp_id)
 
     @transaction(evaluate=True)
@@ -70,7 +70,7 @@ class FedFabricContract(Contract):
 
     @transaction(evaluate=True)
     def org_history(self, ctx: Context, msp_id: str) -> list:
-        """Every stake, balance and status change of an org, with its reason and transaction."""
+        """Every stake, balance, status and slashing-debt change of an org, with its reason and transaction."""
         return members.org_history(ctx, msp_id)
 
     @transaction(evaluate=True)

@@ -37,32 +37,67 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
            no_reveal: list[str] = ()) -> dict:
     """Pay the round's reward pool by ``reward_weights`` and slash offenders (never the last stake); write
     the org records and their history. ``orgs``: the point-read records of at least every org named.
-    Slashing that would leave a stake vector without a compact exact endorsement policy is not applied
-    (``slash_skipped`` says why): a round always closes."""
+
+    What an offender owes is its earlier debt (``slash_owed``) plus this round's penalties, at most its
+    stake. It is taken whole when the stake vector left has a compact exact endorsement policy. If not,
+    each offender's stake drops to the lowest stake level that another active member holds (or zero)
+    and that is not below its stake minus what it owes; the rest stays owed. Such a slash adds no stake
+    class, so a consortium at the policy's limit still slashes, by whole levels and never by more than
+    is owed. Where no offender can drop a level, or the policy still does not compile, all of it stays
+    owed (``slash_deferred`` says why). A round always closes."""
     payout = split(inc.reward_per_round, reward_weights)
     cuts = penalties(inc, list(absent), list(anomalous), list(no_reveal))
     before = {m: orgs[m] for m in sorted(set(payout) | set(cuts)) if m in orgs}
-    after = {m: dict(o) for m, o in before.items()}
-    slashed: dict[str, int] = {}
-    for m in sorted(before):
-        after[m]["balance"] += payout.get(m, 0)
-        cut = min(cuts.get(m, 0), after[m]["stake"])
-        if cut and sum(members.stakes({**orgs, **after}).values()) - cut > 0:
-            after[m]["stake"] -= cut
-            slashed[m] = cut
-    skipped, slashed_policy = None, None
-    if slashed:
+    after = {m: {**o, "balance": o["balance"] + payout.get(m, 0)} for m, o in before.items()}
+    owes: dict[str, int] = {}
+    for m in sorted(cuts):
+        if m in after and cuts[m]:
+            due = min(int(after[m].get("slash_owed", 0)) + cuts[m], after[m]["stake"])
+            if due and sum(members.stakes({**orgs, **after}).values()) - sum(owes.values()) - due > 0:
+                owes[m] = due
+    compiled, deferred = None, None
+    if owes:
+        everyone = members.all_orgs(ctx)
         num, den = members.consortium(ctx)["quorum"]
+        exact = {m: after[m]["stake"] - d for m, d in owes.items()}
         try:
-            slashed_policy = policy.compile_policy(members.stakes({**members.all_orgs(ctx), **after}), num, den)
+            compiled, drop = policy.compile_policy(_with(everyone, after, exact), num, den), exact
         except policy.PolicyError as exc:
-            skipped = str(exc)
-            for m, cut in slashed.items():
-                after[m]["stake"] += cut
-            slashed = {}
-    compiled = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r},
-                                     compiled=slashed_policy)
-    return {"rewards": payout, "slashed": slashed, "slash_skipped": skipped,
-            "policy": policy.summary(compiled),
-            "envelope": bytes.fromhex(compiled["envelope_hex"]) if compiled else None,
+            deferred = str(exc)
+            drop = _levels(everyone, after, owes)
+            if drop:
+                try:
+                    compiled = policy.compile_policy(_with(everyone, after, drop), num, den)
+                except policy.PolicyError as again:
+                    deferred, drop = str(again), {}
+        for m, d in owes.items():
+            stake = drop.get(m, after[m]["stake"])
+            after[m] = {**after[m], "stake": stake, "slash_owed": d - (after[m]["stake"] - stake)}
+    written = members.write_changes(ctx, before, after, "round-settlement", {"job_id": job_id, "round": r},
+                                    compiled=compiled)
+    return {"rewards": payout,
+            "slashed": {m: before[m]["stake"] - after[m]["stake"] for m in owes
+                        if after[m]["stake"] < before[m]["stake"]},
+            "owed": {m: after[m]["slash_owed"] for m in owes if after[m]["slash_owed"]},
+            "slash_deferred": deferred,
+            "policy": policy.summary(written),
+            "envelope": bytes.fromhex(written["envelope_hex"]) if written else None,
             "orgs": {**orgs, **after}}
+
+
+def _with(everyone: Mapping[str, dict], after: Mapping[str, dict], stake: Mapping[str, int]) -> dict[str, int]:
+    """The active stake vector once ``after`` is written and the orgs of ``stake`` hold those stakes."""
+    return members.stakes({**everyone, **after, **{m: {**after[m], "stake": s} for m, s in stake.items()}})
+
+
+def _levels(everyone: Mapping[str, dict], after: Mapping[str, dict], owes: Mapping[str, int]) -> dict[str, int]:
+    """The stake each offender drops to when its whole debt cannot be taken: the lowest level held by an
+    active member that is not an offender (or zero) at or above ``stake - owed``; only the offenders
+    that drop."""
+    held = {0} | {s for m, s in members.stakes({**everyone, **after}).items() if m not in owes and s > 0}
+    out = {}
+    for m, d in sorted(owes.items()):
+        level = min((v for v in held if v >= after[m]["stake"] - d), default=after[m]["stake"])
+        if level < after[m]["stake"]:
+            out[m] = level
+    return out

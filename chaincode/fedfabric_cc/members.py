@@ -17,7 +17,7 @@ from .state import fail
 MAX_AMOUNT = 10**15
 ACTIVE, SUSPENDED = MemberStatus.ACTIVE.value, MemberStatus.SUSPENDED.value
 STATUSES = (ACTIVE, SUSPENDED)
-HISTORY_FIELDS = ("stake", "balance", "status")
+HISTORY_FIELDS = ("stake", "balance", "status", "slash_owed")
 
 
 def amount(value: Any, what: str, allow_zero: bool = True, signed: bool = False) -> int:
@@ -70,7 +70,7 @@ def init_consortium(ctx: Context, orgs: list, quorum: str) -> dict:
             raise fail(f"orgs[{i}].name must be a string of 1..128 characters of text")
         records[msp] = {"msp_id": msp, "name": name, "status": "active",
                         "stake": amount(o.get("stake"), f"orgs[{i}].stake"),
-                        "balance": amount(o.get("balance", 0), f"orgs[{i}].balance"),
+                        "balance": amount(o.get("balance", 0), f"orgs[{i}].balance"), "slash_owed": 0,
                         "joined_at": state.now(ctx), "tx_id": ctx.stub.tx_id, "history_seq": 2}
     if cid.msp_id not in records:
         raise fail(f"init_consortium: caller's MSP {cid.msp_id} is not in the org list", 403)
@@ -123,9 +123,10 @@ def write_changes(ctx: Context, before: dict[str, dict], after: dict[str, dict],
             continue
         seq = b["history_seq"]
         for field in HISTORY_FIELDS:
-            if a[field] != b[field]:
-                delta = 0 if field == "status" else a[field] - b[field]
-                ledger_entry(ctx, msp, field, delta, b[field], a[field], reason, ref or {}, seq)
+            was, now = b.get(field, 0), a.get(field, 0)
+            if now != was:
+                delta = 0 if field == "status" else now - was
+                ledger_entry(ctx, msp, field, delta, was, now, reason, ref or {}, seq)
                 seq += 1
                 weight_moved |= field in ("stake", "status")
         a["history_seq"] = seq
@@ -165,8 +166,10 @@ def transfer_stake(ctx: Context, to_msp: str, value: int) -> dict:
         raise fail(f"transfer_stake: {to_msp} is not a member of the consortium", 404)
     if dest["status"] != "active":
         raise fail(f"transfer_stake: {to_msp} is {dest['status']}, not active")
-    if org["stake"] < value:
-        raise fail(f"transfer_stake: {org['msp_id']} holds {org['stake']} stake, cannot transfer {value}")
+    free = org["stake"] - org.get("slash_owed", 0)
+    if free < value:
+        owes = f", {org['slash_owed']} of it owed to slashing" if org.get("slash_owed") else ""
+        raise fail(f"transfer_stake: {org['msp_id']} holds {org['stake']} stake{owes}, cannot transfer {value}")
     before = {org["msp_id"]: org, to_msp: dest}
     after = {org["msp_id"]: {**org, "stake": org["stake"] - value}, to_msp: {**dest, "stake": dest["stake"] + value}}
     if sum(stakes({**all_orgs(ctx), **after}).values()) <= 0:

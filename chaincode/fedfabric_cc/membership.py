@@ -124,8 +124,8 @@ def _apply(ctx: Context, prop: dict, org: dict | None) -> dict | None:
     msp = prop["msp_id"]
     if prop["action"] == ADD:
         rec = {"msp_id": msp, "name": prop["name"], "status": members.ACTIVE, "stake": 0, "balance": 0,
-               "joined_at": state.now(ctx), "tx_id": ctx.stub.tx_id, "admitted_by": prop["proposal_id"],
-               "history_seq": 1}
+               "slash_owed": 0, "joined_at": state.now(ctx), "tx_id": ctx.stub.tx_id,
+               "admitted_by": prop["proposal_id"], "history_seq": 1}
         state.put(ctx, state.key(ctx, state.ORG, msp), rec)
         members.ledger_entry(ctx, msp, "status", 0, None, members.ACTIVE, "admitted", ref, 0)
         return None

@@ -355,3 +355,27 @@ def test_report_shows_a_broken_lineage_instead_of_failing(world, tmp_path):
     assert "BROKEN" in files.html.read_text()
     with pytest.raises(BadInput, match="job nope not found"):
         audit.report(world.client, "nope", tmp_path / "r2")
+
+
+def test_org_summary_counts_only_stake_as_slashed_and_shows_what_is_owed():
+    """A slash owed at the policy's limit (50 orgs, four stake values) is a history entry of its own
+    (``slash_owed``), not stake lost: the summary shows 60 owed and 0 slashed, then 100 slashed by
+    dropping a level with 20 still owed."""
+    from fabshim.contract import Context
+    from fedfabric_cc import incentives
+    from fedfabric_protocol.spec import Incentives
+    from tests.chaincode import identities as ids
+    from tests.chaincode.harness import Ledger, init
+
+    fifty = [f"Org{i + 1}MSP" for i in range(50)]
+    led = Ledger()
+    init(led, stakes=tuple((100, 200, 300, 400)[i % 4] for i in range(50)), balances=(0,) * 50, orgs=fifty)
+    client = MemClient(led, "Org1MSP")
+    for r in (1, 2):
+        orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
+        with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
+            incentives.settle(Context(led.stub), Incentives(slash_absent=60), "job1", r, orgs, {}, ["Org3MSP"])
+        s = audit.org_summary(client, "Org3MSP")
+        assert (s["stake"], s["slashed"], s["slash_owed"]) == ((300, 0, 60) if r == 1 else (200, 100, 20))
+    assert [(x["round"], x["slash"]) for x in s["rounds"]] == [(1, 0), (2, 100)]
+    assert [b[2] for b in s["stake_history"]] == [300, 200]

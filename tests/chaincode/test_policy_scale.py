@@ -174,21 +174,71 @@ def test_an_approval_whose_change_no_longer_fits_is_refused_and_the_proposal_sta
     assert [led.call(ids.auditor("Org1MSP"), "get_org", m)["stake"] for m in ("Org1MSP", "Org2MSP")] == [90, 200]
 
 
-def test_slashing_that_breaks_compactness_is_skipped_so_the_round_still_closes():
+def _settle(led: Ledger, inc: Incentives, r: int, absent: list[str], paid: str = "Org1MSP") -> dict:
+    orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
+    with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
+        return incentives.settle(Context(led.stub), inc, "job1", r, orgs, {paid: 1}, absent)
+
+
+def _org(led: Ledger, msp: str) -> dict:
+    return led.call(ids.auditor("Org1MSP"), "get_org", msp)
+
+
+def test_a_slash_with_no_compact_policy_is_owed_then_taken_by_whole_levels():
+    """At the limit (four stake values, 50 orgs) a 60 cut of Org3 (300) would add a class: it is owed,
+    its stake and weight stay. The next 60 makes 120 owed: Org3 drops to the next level down (200,
+    held by others), 100 taken and 20 still owed; never more than it owes, and the round closes."""
     led = _fifty(FOUR_CLASSES)
-    inc = Incentives(reward_per_round=100, slash_absent=10)
-    orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
-    with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
-        out = incentives.settle(Context(led.stub), inc, "job1", 1, orgs, {"Org1MSP": 1}, ["Org3MSP"])
-    assert out["slashed"] == {} and "distinct stake classes" in out["slash_skipped"]
-    assert out["orgs"]["Org3MSP"]["stake"] == 300 and out["orgs"]["Org1MSP"]["balance"] == 100
-    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org3MSP")["stake"] == 300
-    # a slash that keeps a compact policy is applied (Org1 100 -> 90: five classes, one of them small)
-    orgs = {o["msp_id"]: o for o in led.call(ids.auditor("Org1MSP"), "list_orgs")}
-    with led.stub.transaction(ids.admin("Org1MSP"), seconds=led.t):
-        out = incentives.settle(Context(led.stub), inc, "job1", 2, orgs, {"Org2MSP": 1}, ["Org1MSP"])
-    assert out["slashed"] == {"Org1MSP": 10} and out["slash_skipped"] is None and out["policy"]
-    assert led.call(ids.auditor("Org1MSP"), "get_org", "Org1MSP")["stake"] == 90
+    inc = Incentives(reward_per_round=100, slash_absent=60)
+    out = _settle(led, inc, 1, ["Org3MSP"])
+    assert out["slashed"] == {} and out["owed"] == {"Org3MSP": 60} and "distinct stake classes" in out["slash_deferred"]
+    assert out["policy"] is None and out["envelope"] is None           # no weight moved: the policy stays
+    org = _org(led, "Org3MSP")
+    assert (org["stake"], org["slash_owed"]) == (300, 60) and _org(led, "Org1MSP")["balance"] == 100
+    out = _settle(led, inc, 2, ["Org3MSP"], paid="Org2MSP")
+    assert out["slashed"] == {"Org3MSP": 100} and out["owed"] == {"Org3MSP": 20} and out["slash_deferred"]
+    assert out["policy"]["classes"] == 4                                  # Org3 joined the 200s: no class added
+    pol = led.call(ids.auditor("Org1MSP"), "get_policy")
+    assert "Org3MSP" in next(c["orgs"] for c in pol["classes"] if c["stake"] == 200)
+    org = _org(led, "Org3MSP")
+    assert (org["stake"], org["slash_owed"]) == (200, 20)
+    history = [(e["field"], e["delta"], e["reason"]) for e in
+               led.call(ids.auditor("Org1MSP"), "org_history", "Org3MSP") if e["reason"] == "round-settlement"]
+    assert sorted(history) == sorted([("slash_owed", 60, "round-settlement"), ("stake", -100, "round-settlement"),
+                                      ("slash_owed", -40, "round-settlement")])
+    report = led.call(ids.auditor("Org1MSP"), "org_report", "Org3MSP")
+    assert report["slashed"] == 100 and report["org"]["slash_owed"] == 20
+
+
+def test_owed_stake_cannot_be_transferred_away():
+    led = _fifty(FOUR_CLASSES)
+    _settle(led, Incentives(slash_absent=60), 1, ["Org3MSP"])
+    led.reject(ids.admin("Org3MSP"), "transfer_stake", "Org4MSP", 250, match="60 of it owed to slashing")
+    assert (_org(led, "Org3MSP")["stake"], _org(led, "Org4MSP")["stake"]) == (300, 400)
+    # what is not owed can move: 100 to Org1 (100 -> 200) leaves Org3 at 200, the classes unchanged
+    led.call(ids.admin("Org3MSP"), "transfer_stake", "Org1MSP", 100)
+    assert (_org(led, "Org3MSP")["stake"], _org(led, "Org3MSP")["slash_owed"]) == (200, 60)
+
+
+def test_a_debt_is_taken_whole_once_the_stake_vector_allows_it():
+    """Owed stake plus a new cut is taken in one piece when that leaves a compact policy (Org3 300 with
+    60 owed and a new 100: 140, a fifth class of one org, fits; 230 would not)."""
+    led = _fifty(FOUR_CLASSES)
+    _settle(led, Incentives(slash_absent=60), 1, ["Org3MSP"])
+    out = _settle(led, Incentives(slash_absent=100), 2, ["Org3MSP"])
+    assert out["slashed"] == {"Org3MSP": 160} and out["owed"] == {} and out["slash_deferred"] is None
+    assert (_org(led, "Org3MSP")["stake"], _org(led, "Org3MSP")["slash_owed"]) == (140, 0)
+    assert {"stake": 140, "orgs": ["Org3MSP"]} in led.call(ids.auditor("Org1MSP"), "get_policy")["classes"]
+
+
+def test_the_lowest_level_drops_to_zero_only_when_it_owes_its_whole_stake():
+    led = _fifty(FOUR_CLASSES)
+    out = _settle(led, Incentives(slash_absent=60), 1, ["Org1MSP", "Org5MSP"])       # both 100: 40 is no level
+    assert out["slashed"] == {} and out["owed"] == {"Org1MSP": 60, "Org5MSP": 60}
+    out = _settle(led, Incentives(slash_absent=60), 2, ["Org1MSP"])                   # owes 120, capped at 100
+    assert out["slashed"] == {"Org1MSP": 100} and out["owed"] == {}
+    assert (_org(led, "Org1MSP")["stake"], _org(led, "Org1MSP")["slash_owed"]) == (0, 0)
+    assert _org(led, "Org5MSP")["slash_owed"] == 60
 
 
 def test_a_stake_change_names_a_large_policy_by_digest_not_by_text():

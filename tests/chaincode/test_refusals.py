@@ -161,7 +161,7 @@ def test_too_few_registrations_fail_the_round_and_open_the_next():
     led.t = T0 + 61
     out = c.start(1)
     assert out["state"] == "failed" and out["outcome"]["reason"] == "only 1 registered by 1800000060, 2 required"
-    assert out["outcome"]["settlement"] == {"rewards": {}, "slashed": {}}
+    assert out["outcome"]["settlement"] == {"rewards": {}, "slashed": {}, "owed": {}, "slash_deferred": None}
     nxt = c.round(2)
     assert nxt["state"] == "registration" and nxt["deadlines"]["register_by"] == T0 + 121
     assert led.last_event.name == "RoundFailed" and led.last_event.json()["next"]["round"] == 2

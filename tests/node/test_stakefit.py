@@ -65,3 +65,13 @@ def test_amounts_the_contract_refuses_anyway_are_left_to_it() -> None:
     assert stakefit.check(EDGE, QUORUM, 0, {"Org1MSP": +1}) is None            # no change
     assert stakefit.check(EDGE, QUORUM, -901, {"Org1MSP": +1}) is None         # burns more than it holds
     assert stakefit.check(EDGE, QUORUM, -5, {"Org1MSP": -1, "Org2MSP": +1}, positive=True) is None
+
+
+def test_stake_owed_to_slashing_is_not_offered_for_transfer() -> None:
+    owing = [{**o, "slash_owed": 300} if o["msp_id"] == "Org1MSP" else o for o in EDGE]   # 900, 300 owed
+    assert stakefit.check(owing, QUORUM, 700, {"Org1MSP": -1, "Org14MSP": +1}, positive=True) is None
+    # 400 (900 -> 500, 500 -> 900) swaps two classes' members and leaves 600 >= 300: taken
+    assert stakefit.check(owing, QUORUM, 400, {"Org1MSP": -1, "Org14MSP": +1}, positive=True) == size_of(
+        stakes_of(EDGE))
+    # a burn by governance is not a transfer: what is owed does not limit it
+    assert stakefit.check(owing, QUORUM, -200, {"Org1MSP": +1}) == size_of({**stakes_of(EDGE), "Org1MSP": 700})

@@ -44,6 +44,7 @@ def _participant(msp: str, p: dict, outcome: dict) -> dict:
         "no_reveal": msp in (outcome.get("no_reveal") or []),
         "reward": int((settlement.get("rewards") or {}).get(msp, 0)),
         "slashed": int((settlement.get("slashed") or {}).get(msp, 0)),
+        "owed": int((settlement.get("owed") or {}).get(msp, 0)),
     }
 
 
@@ -114,6 +115,8 @@ def round_summary(client: Any, job_id: str, round_: int, *,
                                           {p["msp_id"]: p["sample_count"] or 0 for p in rows if p["submitted"]}),
         "rewards": {m: int(v) for m, v in sorted((settlement.get("rewards") or {}).items())},
         "slashed": {m: int(v) for m, v in sorted((settlement.get("slashed") or {}).items())},
+        "owed": {m: int(v) for m, v in sorted((settlement.get("owed") or {}).items())},
+        "slash_deferred": settlement.get("slash_deferred"),
         "timeline": _timeline(rec, rows, find_block),
     }
 
@@ -123,8 +126,9 @@ def org_summary(client: Any, org: str) -> dict:
 
     ``org`` is an MSP id (``Org2MSP``) or the org's name (``org2``). Keys: org (its ledger
     record), msp_id, stake, balance, status, rewards (balance earned in round settlements),
-    slashed (stake lost in them), rounds (one row per (job, round) it registered for: submitted,
-    voted, reward, slash), history (every stake/balance change with before/after, reason, tx) and
+    slashed (stake lost in them), slash_owed (stake it still owes to slashing), rounds (one row per
+    (job, round) it registered for: submitted, voted, reward, slash), history (every change of stake,
+    balance, status and slashing debt with before/after, reason, tx) and
     balance_history / stake_history (``[seq, ts, value]`` after each change, from genesis on).
     """
     msp = resolve_org(client, org)
@@ -139,7 +143,7 @@ def org_summary(client: Any, org: str) -> dict:
             row = per_round.setdefault((ref["job_id"], int(ref["round"])), {"reward": 0, "slash": 0})
             if e["field"] == "balance":
                 row["reward"] += int(e["delta"])
-            else:
+            elif e["field"] == "stake":
                 row["slash"] -= int(e["delta"])
     rows = []
     keys = sorted({(p["job_id"], int(p["round"])) for p in rep.get("participation", [])} | voted | set(per_round))
@@ -156,5 +160,5 @@ def org_summary(client: Any, org: str) -> dict:
     return {"msp_id": msp, "org": rec, "name": rec.get("name"), "status": rec.get("status"),
             "stake": rec.get("stake"), "balance": rec.get("balance"),
             "rewards": rep.get("rewards", 0), "slashed": rep.get("slashed", 0),
-            "rounds": rows, "history": history,
+            "slash_owed": int(rec.get("slash_owed", 0)), "rounds": rows, "history": history,
             "balance_history": series["balance"], "stake_history": series["stake"]}

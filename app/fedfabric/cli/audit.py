@@ -94,8 +94,10 @@ def audit_round(job: Annotated[str, typer.Argument(help="Training job id.", show
                   "yes" if p["submitted"] else ("left out" if p["left_out"] else "no"),
                   "-" if p["sample_count"] is None else str(p["sample_count"]), short(p["update_hash"], 12),
                   ", ".join(p["revealed_for"]) or "-", p["vote"] or "-", metrics_text(p["vote_metrics"]),
-                  str(p["reward"]), str(p["slashed"]))
+                  str(p["reward"]), str(p["slashed"]) + (f" ({p['owed']} owed)" if p["owed"] else ""))
     con.print(t)
+    if s.get("slash_deferred"):
+        con.print(f"slashing owed, not all taken: {s['slash_deferred']}")
     tally = s.get("tally") or {}
     if tally:
         models = {p["vote_result_key"]: p["vote_model_hash"] for p in s["participants"] if p["vote_result_key"]}
@@ -120,7 +122,10 @@ def audit_org(msp: Annotated[str, typer.Argument(metavar="MSP", help="Org MSP id
 
     Participation lists every (job, round) the org registered for: whether it submitted and voted,
     the reward it earned (balance) and the stake it lost (slashing for being absent or anomalous).
-    The history is every stake and balance change with its reason and transaction, from genesis on.
+    Stake it owes to slashing but has not lost yet (the endorsement policy could not take it whole:
+    it goes by whole stake levels) is shown beside its stake and cannot be transferred.
+    The history is every change of stake, balance, status and slashing debt with its reason and
+    transaction, from genesis on.
     """
     with query(org, user, config, run_dir, as_json) as q:
         s = audit.org_summary(q.client, msp)
@@ -129,13 +134,14 @@ def audit_org(msp: Annotated[str, typer.Argument(metavar="MSP", help="Org MSP id
         return
     con = console()
     con.print(f"[bold]{s['msp_id']}[/] ({s['name']}, {s['status']}): stake {s['stake']}, balance {s['balance']} · "
-              f"earned {s['rewards']} in round settlements, {s['slashed']} stake slashed")
+              f"earned {s['rewards']} in round settlements, {s['slashed']} stake slashed"
+              + (f", {s['slash_owed']} still owed" if s["slash_owed"] else ""))
     t = table("Participation", "job", "round", "registered", "submitted", "voted", "reward", "slashed")
     for r in s["rounds"]:
         t.add_row(r["job_id"], str(r["round"]), "yes" if r["registered"] else "no", "yes" if r["submitted"] else "no",
                   "yes" if r["voted"] else "no", str(r["reward"]), str(r["slash"]))
     con.print(t)
-    h = table("Stake and balance history", "#", "time (UTC)", "field", "change", "before", "after", "reason",
+    h = table("Stake, balance and debt history", "#", "time (UTC)", "field", "change", "before", "after", "reason",
               "reference", "transaction")
     for e in s["history"]:
         ref = ", ".join(f"{k}={v}" for k, v in sorted((e.get("ref") or {}).items())) or "-"

@@ -85,10 +85,10 @@ def consortium_show(org: Org = "org1", user: User = "User1", config: Config = No
     with ledger(where(org, config, run_dir), user) as s:
         orgs, policy = s.client.list_orgs(), s.client.get_policy()
     t = Table(title="consortium")
-    for c in ("org", "MSP", "status", "stake", "balance"):
+    for c in ("org", "MSP", "status", "stake", "owed to slashing", "balance"):
         t.add_column(c)
     for o in orgs:
-        t.add_row(o["name"], o["msp_id"], o["status"], str(o["stake"]), str(o["balance"]))
+        t.add_row(o["name"], o["msp_id"], o["status"], str(o["stake"]), str(o.get("slash_owed", 0)), str(o["balance"]))
     con = console()
     con.print(t)
     num, den = policy["threshold"]
