@@ -298,8 +298,10 @@ def _check_status_change(ctx: Context, target: dict, status: str) -> None:
 
 
 def _changed(prop: dict, target: dict, kind: dict) -> dict:
+    """The target's record once the proposal is applied; a burn leaves it owing at most its stake."""
     if kind["field"] == "stake":
-        return {**target, "stake": target["stake"] + prop["delta"]}
+        stake = target["stake"] + prop["delta"]
+        return {**target, "stake": stake, "slash_owed": min(target.get("slash_owed", 0), stake)}
     return {**target, "status": prop["new_status"]}
 
 

@@ -220,6 +220,20 @@ def test_owed_stake_cannot_be_transferred_away():
     assert (_org(led, "Org3MSP")["stake"], _org(led, "Org3MSP")["slash_owed"]) == (200, 60)
 
 
+def test_a_burn_by_governance_leaves_an_org_owing_at_most_its_stake():
+    led = _fifty(FOUR_CLASSES)
+    _settle(led, Incentives(slash_absent=60), 1, ["Org3MSP"])
+    led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p1", "Org3MSP", -200, "a smaller study")
+    led.call(ids.admin(_approve_to_quorum(led, "p1", "Org1MSP")), "approve_stake_adjustment", "p1")
+    assert (_org(led, "Org3MSP")["stake"], _org(led, "Org3MSP")["slash_owed"]) == (100, 60)    # still owed
+    led.call(ids.admin("Org1MSP"), "propose_stake_adjustment", "p2", "Org3MSP", -100, "leaves the studies")
+    led.call(ids.admin(_approve_to_quorum(led, "p2", "Org1MSP")), "approve_stake_adjustment", "p2")
+    assert (_org(led, "Org3MSP")["stake"], _org(led, "Org3MSP")["slash_owed"]) == (0, 0)
+    assert [(e["field"], e["delta"], e["reason"]) for e in led.call(ids.auditor("Org1MSP"), "org_history", "Org3MSP")
+            if e["field"] == "slash_owed"] == [("slash_owed", 60, "round-settlement"),
+                                               ("slash_owed", -60, "adjustment")]
+
+
 def test_a_debt_is_taken_whole_once_the_stake_vector_allows_it():
     """Owed stake plus a new cut is taken in one piece when that leaves a compact policy (Org3 300 with
     60 owed and a new 100: 140, a fifth class of one org, fits; 230 would not)."""
