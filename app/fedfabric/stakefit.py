@@ -43,10 +43,10 @@ def check(orgs: Iterable[Mapping], quorum: tuple[int, int], amount: int, moves: 
     ``orgs`` are ``list_orgs`` records; the change moves each org of ``moves`` by its sign times the
     amount (a transfer: the sender -1, the receiver +1, and ``positive``: only amounts above zero).
     The contract takes an amount that is not zero and leaves no stake negative; a transfer also
-    leaves the sender the stake it owes to slashing. None for an amount it
-    does not take, a change naming a non-member, or one that leaves no active stake (the contract
-    says why). :class:`StakeChangeRefused` with up to :data:`MAX_ALTERNATIVES` fitting amounts when
-    the policy would not fit."""
+    leaves the sender the stake it owes to slashing. None for an amount it does not take, a change
+    naming a non-member, or one that leaves no active stake (the contract says why).
+    :class:`StakeChangeRefused` with up to :data:`MAX_ALTERNATIVES` fitting amounts when the policy
+    would not fit."""
     records = {o["msp_id"]: dict(o) for o in orgs}
     if not moves or any(m not in records for m in moves):
         return None

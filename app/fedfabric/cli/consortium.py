@@ -79,7 +79,7 @@ SHOWN_POLICY_CHARS = 400   # a longer policy text is cut, with its length
 
 @app.command("show")
 def consortium_show(org: Org = "org1", user: User = "User1", config: Config = None, run_dir: RunDir = None) -> None:
-    """Members, stake, balances and the stake-weighted endorsement policy in force."""
+    """Members, stake (and what each owes to slashing), balances and the endorsement policy in force."""
     from rich.table import Table
 
     with ledger(where(org, config, run_dir), user) as s:
@@ -88,7 +88,8 @@ def consortium_show(org: Org = "org1", user: User = "User1", config: Config = No
     for c in ("org", "MSP", "status", "stake", "owed to slashing", "balance"):
         t.add_column(c)
     for o in orgs:
-        t.add_row(o["name"], o["msp_id"], o["status"], str(o["stake"]), str(o.get("slash_owed", 0)), str(o["balance"]))
+        t.add_row(o["name"], o["msp_id"], o["status"], str(o["stake"]), str(o.get("slash_owed", 0)),
+                  str(o["balance"]))
     con = console()
     con.print(t)
     num, den = policy["threshold"]
@@ -111,7 +112,7 @@ def consortium_transfer(to: Annotated[str, typer.Argument(help="MSP id of the re
     Stake weighs approval votes, the round-leader draw and rewards. After the transfer the contract
     recompiles the stake-weighted endorsement policy and sets it on every job and model key. A transfer
     whose stakes would have no exact policy under 64 KiB is not sent; the amounts that would fit are
-    named.
+    named. Stake your org owes to slashing (`consortium show`) stays with it and cannot be moved.
 
     [bold]Exit status.[/] 0 committed · 1 the ledger could not be reached · 2 refused (not an admin, not
     enough stake, unknown org, ...), with the contract's message.
