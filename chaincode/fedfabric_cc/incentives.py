@@ -8,6 +8,8 @@ from fedfabric_protocol.spec import Incentives
 
 from . import members, policy
 
+MAX_LEVEL_TRIES = 4     # offenders whose level drop is compiled alone when the drops together do not fit
+
 
 def split(pool: int, weights: Mapping[str, int]) -> dict[str, int]:
     """Integer shares of ``pool`` proportional to ``weights`` (largest remainder, ties by name)."""
@@ -43,8 +45,8 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
     each offender's stake drops to the lowest stake level that another active member holds (or zero)
     and that is not below its stake minus what it owes; the rest stays owed. Such a slash adds no stake
     class, so a consortium at the policy's limit still slashes, by whole levels and never by more than
-    is owed. Where no offender can drop a level, or the policy still does not compile, all of it stays
-    owed (``slash_deferred`` says why). A round always closes."""
+    is owed. When the drops together do not compile, they are tried one offender at a time, the largest
+    debt first. What is not taken stays owed (``slash_deferred`` says why). A round always closes."""
     payout = split(inc.reward_per_round, reward_weights)
     cuts = penalties(inc, list(absent), list(anomalous), list(no_reveal))
     before = {m: orgs[m] for m in sorted(set(payout) | set(cuts)) if m in orgs}
@@ -64,12 +66,7 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
             compiled, drop = policy.compile_policy(_with(everyone, after, exact), num, den), exact
         except policy.PolicyError as exc:
             deferred = str(exc)
-            drop = _levels(everyone, after, owes)
-            if drop:
-                try:
-                    compiled = policy.compile_policy(_with(everyone, after, drop), num, den)
-                except policy.PolicyError as again:
-                    deferred, drop = str(again), {}
+            compiled, drop = _drop_levels(everyone, after, owes, num, den)
         for m, d in owes.items():
             stake = drop.get(m, after[m]["stake"])
             after[m] = {**after[m], "stake": stake, "slash_owed": d - (after[m]["stake"] - stake)}
@@ -88,6 +85,29 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
 def _with(everyone: Mapping[str, dict], after: Mapping[str, dict], stake: Mapping[str, int]) -> dict[str, int]:
     """The active stake vector once ``after`` is written and the orgs of ``stake`` hold those stakes."""
     return members.stakes({**everyone, **after, **{m: {**after[m], "stake": s} for m, s in stake.items()}})
+
+
+def _drop_levels(everyone: Mapping[str, dict], after: Mapping[str, dict], owes: Mapping[str, int], num: int,
+                 den: int) -> tuple[dict | None, dict[str, int]]:
+    """(compiled policy, stake per offender that drops) for the level drops taken: all of them if their
+    stake vector compiles, else one offender at a time, the largest debt first (at most
+    MAX_LEVEL_TRIES more compiles), each kept when the drops kept so far and it still compile."""
+    drop = _levels(everyone, after, owes)
+    if not drop:
+        return None, {}
+    try:
+        return policy.compile_policy(_with(everyone, after, drop), num, den), drop
+    except policy.PolicyError:
+        if len(drop) == 1:
+            return None, {}
+    compiled, kept = None, {}
+    for m in sorted(drop, key=lambda m: (-owes[m], m))[:MAX_LEVEL_TRIES]:
+        try:
+            compiled = policy.compile_policy(_with(everyone, after, {**kept, m: drop[m]}), num, den)
+        except policy.PolicyError:
+            continue
+        kept[m] = drop[m]
+    return compiled, kept
 
 
 def _levels(everyone: Mapping[str, dict], after: Mapping[str, dict], owes: Mapping[str, int]) -> dict[str, int]:

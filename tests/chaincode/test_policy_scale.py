@@ -210,6 +210,23 @@ def test_a_slash_with_no_compact_policy_is_owed_then_taken_by_whole_levels():
     assert report["slashed"] == 100 and report["org"]["slash_owed"] == 20
 
 
+# seven stake values after 200 rounds of small slashes (found by benchmarks/slash_drift.py): Org1 100 -> 90
+# and Org50 300 -> 290 together leave no compact policy, and neither do their whole cuts
+DRIFTED = (100, 290, 100, 300, 90, 300, 90, 290, 90, 300, 100, 300, 100, 290, 100, 300, 90, 300, 100, 300, 100, 300,
+           100, 300, 80, 300, 100, 290, 90, 300, 90, 280, 100, 300, 100, 300, 90, 300, 90, 300, 100, 290, 100, 300,
+           100, 300, 100, 300, 70, 300)
+
+
+def test_level_drops_that_do_not_fit_together_are_taken_one_at_a_time():
+    led = _fifty(DRIFTED)
+    out = _settle(led, Incentives(slash_absent=10), 1, ["Org1MSP", "Org50MSP"])
+    assert out["slashed"] == {"Org1MSP": 10} and out["owed"] == {"Org50MSP": 10} and out["slash_deferred"]
+    assert [(_org(led, m)["stake"], _org(led, m)["slash_owed"]) for m in ("Org1MSP", "Org50MSP")] == [(90, 0),
+                                                                                                   (300, 10)]
+    with pytest.raises(policy.PolicyError):              # the two drops together, which the contract tried first
+        policy.compile_policy({**dict(zip(FIFTY, DRIFTED)), "Org1MSP": 90, "Org50MSP": 290}, 2, 3)
+
+
 def test_owed_stake_cannot_be_transferred_away():
     led = _fifty(FOUR_CLASSES)
     _settle(led, Incentives(slash_absent=60), 1, ["Org3MSP"])
