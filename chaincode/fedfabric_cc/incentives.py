@@ -52,11 +52,13 @@ def settle(ctx: Context, inc: Incentives, job_id: str, r: int, orgs: Mapping[str
     before = {m: orgs[m] for m in sorted(set(payout) | set(cuts)) if m in orgs}
     after = {m: {**o, "balance": o["balance"] + payout.get(m, 0)} for m, o in before.items()}
     owes: dict[str, int] = {}
+    left = sum(members.stakes({**orgs, **after}).values())     # what the slashes may not take to zero
     for m in sorted(cuts):
         if m in after and cuts[m]:
-            due = min(int(after[m].get("slash_owed", 0)) + cuts[m], after[m]["stake"])
-            if due and sum(members.stakes({**orgs, **after}).values()) - sum(owes.values()) - due > 0:
+            due = min(members.owed(after[m]) + cuts[m], after[m]["stake"])
+            if due and left - due > 0:
                 owes[m] = due
+                left -= due
     compiled, deferred = None, None
     if owes:
         everyone = members.all_orgs(ctx)

@@ -29,6 +29,11 @@ def amount(value: Any, what: str, allow_zero: bool = True, signed: bool = False)
     return value
 
 
+def owed(org: dict) -> int:
+    """Stake an org owes to slashing and has not given up yet (it cannot be transferred away)."""
+    return int(org.get("slash_owed", 0))
+
+
 def all_orgs(ctx: Context) -> dict[str, dict]:
     return {o["msp_id"]: o for _, o in state.scan(ctx, state.ORG)}
 
@@ -166,9 +171,8 @@ def transfer_stake(ctx: Context, to_msp: str, value: int) -> dict:
         raise fail(f"transfer_stake: {to_msp} is not a member of the consortium", 404)
     if dest["status"] != "active":
         raise fail(f"transfer_stake: {to_msp} is {dest['status']}, not active")
-    free = org["stake"] - org.get("slash_owed", 0)
-    if free < value:
-        owes = f", {org['slash_owed']} of it owed to slashing" if org.get("slash_owed") else ""
+    if org["stake"] - owed(org) < value:
+        owes = f", {owed(org)} of it owed to slashing" if owed(org) else ""
         raise fail(f"transfer_stake: {org['msp_id']} holds {org['stake']} stake{owes}, cannot transfer {value}")
     before = {org["msp_id"]: org, to_msp: dest}
     after = {org["msp_id"]: {**org, "stake": org["stake"] - value}, to_msp: {**dest, "stake": dest["stake"] + value}}
@@ -301,7 +305,7 @@ def _changed(prop: dict, target: dict, kind: dict) -> dict:
     """The target's record once the proposal is applied; a burn leaves it owing at most its stake."""
     if kind["field"] == "stake":
         stake = target["stake"] + prop["delta"]
-        return {**target, "stake": stake, "slash_owed": min(target.get("slash_owed", 0), stake)}
+        return {**target, "stake": stake, "slash_owed": min(owed(target), stake)}
     return {**target, "status": prop["new_status"]}
 
 
