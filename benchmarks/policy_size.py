@@ -16,7 +16,6 @@ writes benchmarks/results/policy_size.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -37,6 +36,7 @@ from rich.table import Table  # noqa: E402
 from fedfabric_cc import policy  # noqa: E402
 from fedfabric_protocol.stakerule import stake_classes  # noqa: E402
 from tests.chaincode import policy_reference as reference  # noqa: E402
+from benchmarks.output import write_results  # noqa: E402
 
 console = Console(width=200)
 
@@ -278,9 +278,7 @@ def main() -> int:
                      "envelope_bytes: the SignaturePolicyEnvelope Fabric keeps (chaincode definition and key-level "
                      "policies), limited to limit_bytes; policy_bytes: the same policy as text, not limited"],
            "results": rows, "random_four_values": sample, "grid_four_values": grid}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    console.print(f"wrote {args.out}")
+    write_results(doc, args.out, console)
     return 0
 
 

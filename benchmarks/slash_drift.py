@@ -16,7 +16,6 @@ settlement's compile time. No network. Prints a table and writes benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -37,6 +36,7 @@ from fedfabric_cc import incentives  # noqa: E402
 from fedfabric_protocol.spec import Incentives  # noqa: E402
 from tests.chaincode import identities as ids  # noqa: E402
 from tests.chaincode.harness import Ledger, init  # noqa: E402
+from benchmarks.output import write_results  # noqa: E402
 
 console = Console(width=200)
 ORGS = [f"Org{i + 1}MSP" for i in range(50)]
@@ -109,9 +109,7 @@ def main() -> int:
                      "those, settlements where an offender dropped to a lower stake level held by others",
                      "settle_s: one settle() call, both compiles included"],
            "results": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    console.print(f"wrote {args.out}")
+    write_results(doc, args.out, console)
     return 0
 
 

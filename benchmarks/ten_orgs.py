@@ -20,7 +20,6 @@ benchmarks/results/ten_orgs.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -39,6 +38,7 @@ from fedfabric.network import fabricbin  # noqa: E402
 from fedfabric_cc import policy  # noqa: E402
 from tests.chaincode_live.helpers import Party, invalid_transactions  # noqa: E402
 from tests.e2e.many_orgs import job_file, lifecycle_envelope, many_orgs_network, run_job  # noqa: E402
+from benchmarks.output import write_results  # noqa: E402
 
 console = Console(stderr=True, width=160)
 
@@ -107,9 +107,7 @@ def main() -> int:
                      "registration; rounds 2.. open already collecting",
                      "phases from the nodes' own records (same machine clock): last update committed, last "
                      "ballot committed, finalize committed"]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    console.print(f"wrote {args.out}")
+    write_results(doc, args.out, console)
     return 0 if run.job["status"] == "completed" else 1
 
 
