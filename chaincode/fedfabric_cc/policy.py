@@ -27,8 +27,9 @@ the best nesting needs 75 KB (:func:`_banded`).
 Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) and the
 banded forms the smallest envelope is kept, ties by policy string size then by form: deterministic
 for a given stake vector. Fabric evaluates a gate by trying each rule on the identities not yet
-used and keeping the identities of the rules that passed; an AND here only joins gates over disjoint classes, so that
-greedy evaluation gives the boolean answer (``envelope_satisfied`` follows Fabric's evaluator).
+used and keeping the identities of the rules that passed; an AND here only joins gates over
+disjoint classes, so that greedy evaluation gives the boolean answer (``envelope_satisfied``
+follows Fabric's evaluator).
 
 It is emitted as SignaturePolicyEnvelope bytes -- the policy Fabric keeps and evaluates, both as the
 chaincode definition's validation parameter and as key-level (state-based) endorsement -- which must
