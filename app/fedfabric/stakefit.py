@@ -2,7 +2,7 @@
 policy under the contract's limit, and if not, which nearby amounts would.
 
 The contract refuses a change whose stake vector has no compact exact policy (``fedfabric_cc.policy``:
-orgs of equal stake share one ``OutOf`` gate; four or more distinct stakes apart by uneven steps can
+orgs of equal stake share one ``OutOf`` gate; five or more distinct stakes apart by uneven steps can
 need more than 64 KiB). This module runs the same compiler on the client, so that a command can refuse
 before any transaction and say what would be accepted: the amounts that make a changed org's stake
 equal to a stake another member already holds (joining its class adds no class), nearest first.

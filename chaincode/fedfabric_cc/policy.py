@@ -19,10 +19,14 @@ its own count in class j iff its other orgs hold the remainder, and fails every 
 
 With four classes, banded forms are tried too: split the classes in two pairs; the pair not
 enumerated can only hold certain stakes, so the count vectors of the other pair fall into bands by
-the least of those stakes they leave to it, and the policy is OR over bands of AND(that pair holds the
-band's least stake, the other holds the stake the band leaves). Round stakes (300/400/500/600) make
-wide bands, and each band's remainder is written once instead of once per count vector: 31 KB where
-the best nesting needs 75 KB (:func:`_banded`).
+the least of those stakes they leave to it, and the policy is OR over bands of AND(that pair is at
+least one of the band's minimal vectors, the other holds the stake the band leaves). Round stakes
+(300/400/500/600) make wide bands, each band's remainder written once instead of once per count
+vector: 31 KB where the best nesting needs 75 KB. Bands also go in runs: in a run, a band asks the
+other pair only for what its stake adds to the next band's -- the count vectors holding exactly that
+much, often one -- and in exchange its own side also accepts the vectors of the bands before it in
+the run; the runs are chosen by dynamic programming. Uneven stakes (379/479/552/658) make narrow
+bands with large remainders, and the increments take a 67 KB banded form to 48 KB (:func:`_banded`).
 
 Of the nesting orders (all of them up to 4 classes; largest and smallest stake first beyond) and the
 banded forms the smallest envelope is kept, ties by policy string size then by form: deterministic
@@ -59,7 +63,8 @@ ENVELOPE_REF_BYTES = 4         # the least one SignedBy rule costs in an envelop
 ALL_ORDERS_MAX_CLASSES = 4     # up to this many stake classes every nesting order is tried
 BAND_MAX_CLASSES = 4           # up to this many stake classes the banded forms are tried too
 BAND_MAX_VECTORS = 4096        # count vectors a banded form's side may have
-BAND_MAX_SUMS = 65536          # distinct stakes the other classes may hold together
+BAND_MAX_REST = 65536          # count vectors the other classes of a banded form may have
+BAND_MAX_RUN = 16              # bands in one run of a banded form (longer ones gain nothing seen)
 MAX_VECTORS = 1024             # minimal count vectors listed in the record
 MAX_PATHS = 65536              # nested-form paths read to find them
 ROLE = "peer"
@@ -315,23 +320,33 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
 
     The rest can hold only certain stakes (its achievable sums). A count vector x of ``side`` holding
     S(x) < need leaves the rest to hold need - S(x), that is the least achievable sum ``key`` at or
-    above it; vectors sharing a key are one band. A band asks "rest holds ``key``" AND g, where g is
-    either "side holds ``lo``" (the least S of its vectors; a nested form) or ("any", side, vectors):
-    at least the counts of one of the band's minimal vectors, whichever is smaller. Exact: a winning
-    set's own side vector is in the band of its key, above one of its minimal vectors, and its rest,
-    holding at least need - S(x), holds ``key``; a set passing a band holds lo + key >= need.
-    Where stakes are multiples of a few units (300/400/500/600) many side vectors share a key, and each
-    band's rest is written once instead of once per vector."""
+    above it; vectors sharing a key are one band, and bands of larger keys hold less on the side.
+    Band j asks "side is at least one of its minimal vectors" AND "rest holds K_j" (H_j, a nested
+    form). Bands are taken in runs p..q of increasing keys: in a run, band j < q asks only for what H_j
+    holds beyond H_(j+1) -- the rest holding K_j but less than K_(j+1), at least one of that set's
+    minimal vectors (D_j, often one or two vectors where H_j is ten branches) -- and in exchange its
+    side form also accepts the vectors of bands p..j (their minimal vectors, or "side holds lo_j", the
+    least S of band j, whichever is smaller); band q asks for H_q. Exact: every part holds need
+    (a side form accepts only vectors of key <= K_j, the rest holds K_j). A winning set, side x in band
+    b of run p..q, rest y holding K_b: the first j >= b with y holding less than K_(j+1) (or q) has
+    y in D_j (or H_q), and the side form of part j accepts x, as p <= b <= j. The runs are chosen by
+    dynamic programming over the bands, fewest references; runs of one band are the plain banded form.
+    Where stakes are multiples of a few units (300/400/500/600) many side vectors share a key, and
+    where they do not (379/479/552/658) each band's increment is a vector or two."""
     rest = tuple(j for j in range(len(classes)) if j not in side)
     w = {j: classes[j][0] * den for j in range(len(classes))}
-    sums = {0}
+    n = {j: len(classes[j][1]) for j in range(len(classes))}
+    room = 1
     for j in rest:
-        sums = {v + c * w[j] for v in sums for c in range(len(classes[j][1]) + 1)}
-        if len(sums) > BAND_MAX_SUMS:
-            raise _TooLarge
-    ladder = sorted(sums)
+        room *= n[j] + 1
+    if room > BAND_MAX_REST:
+        raise _TooLarge
+    by_sum: dict[int, list[tuple[int, ...]]] = {}    # stake the rest holds -> its count vectors holding it
+    for y in product(*(range(n[j] + 1) for j in rest)):
+        by_sum.setdefault(sum(c * w[j] for j, c in zip(rest, y)), []).append(y)
+    ladder = sorted(by_sum)
     keys: dict[tuple[int, ...], int] = {}
-    for counts in product(*(range(len(classes[j][1]) + 1) for j in side)):
+    for counts in product(*(range(n[j] + 1) for j in side)):
         held = sum(c * w[j] for j, c in zip(side, counts))
         at = bisect_left(ladder, need - held)
         if at < len(ladder):
@@ -341,6 +356,11 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
         # minimal in its band iff no one-org-less vector is in the same band (the key only grows as S falls)
         if all(keys.get(counts[:i] + (c - 1,) + counts[i + 1:]) != key for i, c in enumerate(counts) if c):
             bands.setdefault(key, []).append(counts)
+    K = sorted(bands)
+    # every part costs an OutOf over a class of each pair, but the one whose side is nothing (the
+    # largest key) and the one whose rest is nothing (key 0): too many bands cannot fit
+    if (len(K) - 2) * (min(n[j] for j in side) + min(n[j] for j in rest)) > refs:
+        raise _TooLarge
     nests = [[_nester(classes, o, den, refs) for o in _orders_of(js)] for js in (side, rest)]
 
     def smallest(which: int, r: int) -> tuple[object, int]:
@@ -350,22 +370,59 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
                 found.append(nest(r))
             except _TooLarge:
                 continue
-        if not found:
-            raise _TooLarge
-        return min(found, key=lambda f: f[1])
+        return min(found, key=lambda f: f[1]) if found else (_TOO_BIG, refs + 1)
 
-    parts, size = [], 0
-    for key in sorted(bands):
-        vectors = tuple(sorted(bands[key]))
-        lo = min(sum(c * w[j] for j, c in zip(side, v)) for v in vectors)
-        listed = sum(len(classes[j][1]) for v in vectors for j, c in zip(side, v) if c)
-        g = min(smallest(0, lo), (("any", side, vectors), listed), key=lambda f: f[1])
-        s = smallest(1, key)
-        size += g[1] + s[1]
-        if size > refs:
-            raise _TooLarge
-        parts.append((g[0], s[0]))
+    def listed(js: tuple[int, ...], low: Sequence[tuple[int, ...]]) -> tuple[object, int]:
+        """("any", js, low): at least the counts of one of the (minimal) vectors ``low``."""
+        low = tuple(sorted(low))
+        if not any(low[0]):
+            return True, 0
+        return ("any", js, low), sum(n[j] for v in low for j, c in zip(js, v) if c)
+
+    lo = [min(sum(c * w[j] for j, c in zip(side, v)) for v in bands[k]) for k in K]
+    whole = [smallest(1, k) if k > 0 else (True, 0) for k in K]                         # H_j
+    rise = []                                                                           # D_j
+    for j in range(len(K) - 1):
+        sums = ladder[bisect_left(ladder, K[j]):bisect_left(ladder, K[j + 1])]
+        rise.append(min(listed(rest, _minimal(y for v in sums for y in by_sum[v])), whole[j], key=lambda f: f[1]))
+    nested_side = [smallest(0, v) for v in lo]
+    # best[q]: (references, start of the last run, its side forms) of bands 0..q-1 in runs, None while
+    # none fits; forward over each run's start p, runs of at most BAND_MAX_RUN bands
+    best: list[tuple[int, int, list] | None] = [(0, 0, [])] + [None] * len(K)
+    for p in range(len(K)):
+        if best[p] is None:
+            continue                                  # no run ending at p - 1 fits
+        acc: list[tuple[int, ...]] = []
+        size, forms = best[p][0], []
+        for j in range(p, min(len(K), p + BAND_MAX_RUN)):
+            # band j holds less than the bands before it: its vectors are minimal, and only drop theirs
+            low = bands[K[j]]
+            acc = low + [u for u in acc if not any(all(a <= b for a, b in zip(v, u)) for v in low)]
+            forms.append(min(listed(side, acc), nested_side[j], key=lambda f: f[1]))
+            size += forms[-1][1]
+            if size > refs:
+                break                                 # no longer run from p fits
+            if best[j + 1] is None or size + whole[j][1] < best[j + 1][0]:
+                best[j + 1] = (size + whole[j][1], p, list(forms))
+            if j + 1 < len(K):
+                size += rise[j][1]
+    if best[-1] is None or best[-1][0] > refs:
+        raise _TooLarge
+    size, parts, q = best[-1][0], [], len(K)
+    while q:
+        _, p, forms = best[q]
+        parts[:0] = [(forms[j - p][0], (rise[j] if j < q - 1 else whole[j])[0]) for j in range(p, q)]
+        q = p
     return ("band", tuple(parts)), size
+
+
+def _minimal(vectors: Iterable[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+    """The minimal ones of count vectors (none at least another)."""
+    low: list[tuple[int, ...]] = []
+    for v in sorted(set(vectors), key=lambda v: (sum(v), v)):
+        if not any(all(a <= b for a, b in zip(m, v)) for m in low):
+            low.append(v)
+    return low
 
 
 def _expand(root: object, classes: list[tuple[int, tuple[str, ...]]], limit_refs: int) -> Term:

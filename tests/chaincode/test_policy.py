@@ -1,8 +1,9 @@
 """The compiled stake policy is exactly the stake rule, under Fabric's own evaluation, and stays compact."""
 import random
 import re
-from itertools import combinations, islice, permutations
+from itertools import combinations, islice, permutations, product
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -242,8 +243,9 @@ def test_fifty_orgs_with_few_distinct_stakes_fit(counts, values):
 
 @pytest.mark.parametrize("stakes,match", [
     ({m: 100 * (i + 1) for i, m in enumerate(names(20))}, "20 staked orgs in 20 distinct stake classes"),
-    # four values apart by uneven steps: the smallest exact form found is a 76 KB envelope
-    ({m: (379, 479, 552, 658)[i % 4] for i, m in enumerate(names(50))}, "50 staked orgs in 4 distinct stake classes"),
+    # five values apart by uneven steps: no banded forms beyond four classes, every nesting is over 64 KB
+    ({m: (379, 479, 552, 658, 701)[i % 5] for i, m in enumerate(names(50))},
+     "50 staked orgs in 5 distinct stake classes"),
     ({m: 1 + i for i, m in enumerate(names(256))}, "256 staked orgs"),
 ])
 def test_no_compact_form_is_refused_clearly(stakes, match):
@@ -306,6 +308,64 @@ def test_every_banded_form_is_exactly_the_stake_rule(seed):
             assert policy.envelope_satisfied(env, signers) == stakerule.wins(stakes, num, den, s), (side, s)
         vectors, complete = policy._minimal_count_vectors(classes, num, den, root)
         assert complete and vectors == want, side
+
+
+def _holds(root, grid: np.ndarray) -> np.ndarray:
+    """Which rows of ``grid`` (a count of orgs per class) the compiled form accepts, read as booleans."""
+    memo: dict[int, np.ndarray] = {}
+
+    def ev(x) -> np.ndarray:
+        if x is True or x is None:
+            return np.full(len(grid), bool(x))
+        if id(x) in memo:
+            return memo[id(x)]
+        if x[0] == "k":
+            out = grid[:, list(x[1])].sum(axis=1) >= x[2]
+        elif x[0] == "any":
+            out = np.zeros(len(grid), bool)
+            for v in x[2]:
+                out |= (grid[:, list(x[1])] >= np.array(v)).all(axis=1)
+        elif x[0] == "band":
+            out = np.zeros(len(grid), bool)
+            for g, s in x[1]:
+                out |= ev(g) & ev(s)
+        else:
+            out = ev(x[3]) if x[3] is not None else np.zeros(len(grid), bool)
+            for c, sub in x[2]:
+                out = out | ((grid[:, x[1]] >= c) & ev(sub))
+        memo[id(x)] = out
+        return out
+
+    return ev(root)
+
+
+@pytest.mark.parametrize("values,counts", [
+    # the four-value mixes a plain banded form (one band a part) left over 64 KB: 67,041, 65,817, 65,763,
+    # 66,621 and 70,127 bytes at best; runs of bands that ask only for each band's increment fit
+    ((379, 479, 552, 658), (13, 13, 12, 12)),
+    ((409, 639, 761, 900), (13, 13, 12, 12)),
+    ((400, 500, 700, 900), (13, 13, 12, 12)),
+    ((500, 700, 800, 900), (12, 12, 13, 13)),
+])
+def test_four_uneven_stakes_fit_in_runs_of_bands_exactly(values, counts):
+    """Exact on every count vector of the four classes (14^4 of them: every set of orgs is one of
+    them, orgs of a class being interchangeable in the policy), the envelope is that form, and Fabric's
+    evaluation agrees on sets around the threshold in random order."""
+    orgs = iter(names(50))
+    stakes = {next(orgs): v for v, c in zip(values, counts) for _ in range(c)}
+    term, classes, root = policy.compact_policy(stakes, 2, 3)
+    env = policy.to_envelope(term)
+    assert len(env) <= 50_000 and root[0] == "band"
+    assert any(isinstance(s, tuple) and s[0] == "any" for _, s in root[1])   # some part asks for an increment
+    grid = np.array(list(product(*(range(len(o) + 1) for _, o in classes))))
+    wins = 3 * (grid @ np.array([s for s, _ in classes])) >= 2 * sum(stakes.values())
+    assert (_holds(root, grid) == wins).all() and 0 < wins.sum() < len(grid)
+    assert policy._minimal_count_vectors(classes, 2, 3, root) == (brute_vectors(stakes, 2, 3), True)
+    rnd = random.Random(7)
+    members = sorted(stakes)
+    for _ in range(25):
+        s = rnd.sample(members, rnd.randint(29, 37))
+        assert policy.envelope_satisfied(env, s) == stakerule.wins(stakes, 2, 3, s)
 
 
 def test_stakes_in_round_units_are_compiled_by_bands():

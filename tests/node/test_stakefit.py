@@ -1,6 +1,6 @@
 """fedfabric.stakefit: a stake change is checked with the contract's own compiler before it is sent,
-and a refusal names amounts that fit. 50 orgs in four stake classes 400/500/700/900 sit at the edge
-of the 64 KiB envelope: 12/13/12/13 orgs fit (63,525 bytes), 13/13/12/12 do not."""
+and a refusal names amounts that fit. 50 orgs in four stake classes 400/500/700/900 (12/13/12/13 orgs)
+fit in 48 KB; a change that makes a fifth stake class leaves no envelope under 64 KiB."""
 from __future__ import annotations
 
 import pytest
@@ -36,12 +36,14 @@ def test_a_change_that_fits_is_sized_like_the_contract_sizes_it() -> None:
 
 def test_a_refused_change_names_the_fitting_amounts_nearest_first() -> None:
     with pytest.raises(stakefit.StakeChangeRefused) as err:
-        stakefit.check(EDGE, QUORUM, -500, {"Org1MSP": +1})    # 900 -> 400: 13/13/12/12
+        stakefit.check(EDGE, QUORUM, -450, {"Org1MSP": +1})    # 900 -> 450: a fifth class
     assert "no exact endorsement policy of at most 65536 bytes" in str(err.value)
+    assert "5 distinct stake classes" in str(err.value)
     with pytest.raises(policy.PolicyError):                                     # the contract refuses it too
-        policy.compile_policy({**stakes_of(EDGE), "Org1MSP": 400}, *QUORUM)
-    # joining 500 (-400) is nearest, then 700 (-200); staying at 900 (0) is no change
+        policy.compile_policy({**stakes_of(EDGE), "Org1MSP": 450}, *QUORUM)
+    # joining 500 (-400) or 400 (-500) is nearest, then 700 (-200); staying at 900 (0) is no change
     assert [(a.amount, a.joins, a.envelope_bytes) for a in err.value.alternatives] == [
+        (-500, 400, size_of({**stakes_of(EDGE), "Org1MSP": 400})),
         (-400, 500, size_of({**stakes_of(EDGE), "Org1MSP": 500})),
         (-200, 700, size_of({**stakes_of(EDGE), "Org1MSP": 700}))]
 

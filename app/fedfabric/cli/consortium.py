@@ -139,7 +139,7 @@ def consortium_propose(
     leader and carries no weight in votes or the endorsement policy.
 
     A stake change is first checked here with the contract's own compiler: when the stake vector it
-    leaves has no exact endorsement policy under 64 KiB (several distinct stakes, apart by uneven
+    leaves has no exact endorsement policy under 64 KiB (five or more distinct stakes, apart by uneven
     steps), nothing is sent, and the changes that would fit -- giving the org a stake other members
     hold -- are named, nearest first.
 
