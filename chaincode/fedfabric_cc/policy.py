@@ -384,10 +384,11 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
     rise = []                                                                           # D_j
     for j in range(len(K) - 1):
         sums = ladder[bisect_left(ladder, K[j]):bisect_left(ladder, K[j + 1])]
-        rise.append(min(listed(rest, _minimal(y for v in sums for y in by_sum[v])), whole[j], key=lambda f: f[1]))
+        increment = _minimal(y for v in sums for y in by_sum[v])
+        rise.append(min(listed(rest, increment), whole[j], key=lambda f: f[1]))
     nested_side = [smallest(0, v) for v in lo]
-    # best[q]: (references, start of the last run, its side forms) of bands 0..q-1 in runs, None while
-    # none fits; forward over each run's start p, runs of at most BAND_MAX_RUN bands
+    # best[q]: (references, start p of the last run, the side forms of runs from p) of bands 0..q-1 in
+    # runs, None while none fits; forward over each run's start p, runs of at most BAND_MAX_RUN bands
     best: list[tuple[int, int, list] | None] = [(0, 0, [])] + [None] * len(K)
     for p in range(len(K)):
         if best[p] is None:
@@ -397,13 +398,13 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
         for j in range(p, min(len(K), p + BAND_MAX_RUN)):
             # band j holds less than the bands before it: its vectors are minimal, and only drop theirs
             low = bands[K[j]]
-            acc = low + [u for u in acc if not any(all(a <= b for a, b in zip(v, u)) for v in low)]
+            acc = low + [u for u in acc if not any(_at_least(u, v) for v in low)]
             forms.append(min(listed(side, acc), nested_side[j], key=lambda f: f[1]))
             size += forms[-1][1]
             if size > refs:
                 break                                 # no longer run from p fits
             if best[j + 1] is None or size + whole[j][1] < best[j + 1][0]:
-                best[j + 1] = (size + whole[j][1], p, list(forms))
+                best[j + 1] = (size + whole[j][1], p, forms)   # its first j - p + 1 are this run's
             if j + 1 < len(K):
                 size += rise[j][1]
     if best[-1] is None or best[-1][0] > refs:
@@ -416,11 +417,16 @@ def _banded(classes: list[tuple[int, tuple[str, ...]]], side: tuple[int, ...], n
     return ("band", tuple(parts)), size
 
 
-def _minimal(vectors: Iterable[tuple[int, ...]]) -> tuple[tuple[int, ...], ...]:
+def _at_least(u: tuple[int, ...], v: tuple[int, ...]) -> bool:
+    """Does count vector ``u`` hold at least the counts of ``v``?"""
+    return all(a >= b for a, b in zip(u, v))
+
+
+def _minimal(vectors: Iterable[tuple[int, ...]]) -> list[tuple[int, ...]]:
     """The minimal ones of count vectors (none at least another)."""
     low: list[tuple[int, ...]] = []
     for v in sorted(set(vectors), key=lambda v: (sum(v), v)):
-        if not any(all(a <= b for a, b in zip(m, v)) for m in low):
+        if not any(_at_least(v, m) for m in low):
             low.append(v)
     return low
 
